@@ -1,0 +1,87 @@
+/// A network ready for evaluation: stem, residual blocks 1...L, head, with every batch
+/// norm folded into the convolution before it where the topology allows.
+public struct Network: Sendable {
+    public let architecture: Architecture
+    let stem: Convolution
+    let stemReLU: Bool
+    let blocks: [ResidualBlock]
+    let finalNorm: ChannelAffine?
+    /// Head weights (classes x features) and bias.
+    let headWeight: [Float]
+    let headBias: [Float]
+
+    /// Number of residual blocks L.
+    public var blockCount: Int { blocks.count }
+
+    /// Builds the evaluation form of a loaded, verified checkpoint.
+    public init(checkpoint: Checkpoint) {
+        let arch = checkpoint.architecture
+        let t = checkpoint.tensors
+        func tensor(_ key: String) -> [Float] {
+            guard let value = t[key] else { preconditionFailure("verified checkpoint lacks \(key)") }
+            return value.scalars
+        }
+        func conv(_ name: String, out: Int, in cin: Int, kernel: Int, stride: Int) -> Convolution {
+            Convolution(outChannels: out, inChannels: cin, kernel: kernel, stride: stride, padding: kernel / 2,
+                        weight: tensor("\(name).weight"),
+                        bias: arch.convBias ? tensor("\(name).bias") : [Float](repeating: 0, count: out))
+        }
+        func norm(_ name: String) -> ChannelAffine {
+            ChannelAffine(weight: tensor("\(name).weight"), bias: tensor("\(name).bias"),
+                          runningMean: tensor("\(name).running_mean"), runningVar: tensor("\(name).running_var"),
+                          eps: arch.bnEps)
+        }
+        let preact = arch.block == .preact
+        architecture = arch
+        let stemConv = conv("conv1", out: arch.stemWidth, in: arch.inChannels, kernel: 3, stride: 1)
+        stem = preact ? stemConv : stemConv.folding(norm("bn1"))
+        stemReLU = !preact
+        blocks = arch.blocks.map { spec in
+            let p = spec.keyPrefix
+            let c1 = conv(p + "conv1", out: spec.outChannels, in: spec.inChannels, kernel: 3, stride: spec.stride)
+            let c2 = conv(p + "conv2", out: spec.outChannels, in: spec.outChannels, kernel: 3, stride: 1)
+            let shortcut: ShortcutPath
+            switch spec.shortcut {
+            case .identity:
+                shortcut = .identity
+            case .projection:
+                shortcut = .projection(conv(p + "shortcut.0", out: spec.outChannels, in: spec.inChannels, kernel: 1,
+                                            stride: spec.stride).folding(norm(p + "shortcut.1")))
+            case .zeroPadded:
+                let extra = spec.outChannels - spec.inChannels
+                let before = arch.channelPadding == .both ? extra / 2 : 0
+                shortcut = .zeroPadded(stride: spec.stride, averagePool: arch.shortcut == .averagePoolThenPad,
+                                       padBefore: before, padAfter: extra - before)
+            }
+            if preact {
+                return ResidualBlock(spec: spec, preNorm: norm(p + "bn1"), conv1: c1.folding(norm(p + "bn2")),
+                                     conv2: c2, shortcut: shortcut, reluAfterAdd: false)
+            }
+            return ResidualBlock(spec: spec, preNorm: nil, conv1: c1.folding(norm(p + "bn1")),
+                                 conv2: c2.folding(norm(p + "bn2")), shortcut: shortcut, reluAfterAdd: true)
+        }
+        finalNorm = preact ? norm("bn_final") : nil
+        headWeight = tensor("fc.weight")
+        headBias = tensor("fc.bias")
+    }
+
+    /// The activation shape (channels, height, width) after the stem and after each block,
+    /// for an input of the given size.
+    /// - Throws: ``EvaluationError`` when a block cannot take that size (an average-pool
+    ///   shortcut needs sides divisible by its stride, as in PyTorch's `avg_pool2d`).
+    public func activationShapes(height: Int, width: Int) throws -> [(channels: Int, height: Int, width: Int)] {
+        var shapes = [(channels: stem.outChannels, height: height, width: width)]
+        var (h, w) = (height, width)
+        for block in blocks {
+            if case .zeroPadded(let stride, true, _, _) = block.shortcut, h % stride != 0 || w % stride != 0 {
+                throw EvaluationError.inputSize(
+                    "block \(block.spec.index) (\(block.spec.keyPrefix.dropLast())) has an average-pool shortcut with stride \(stride), "
+                    + "which needs a \(h)x\(w) input to divide evenly; give images whose sides are multiples of the total stride")
+            }
+            h = block.conv1.outputSize(h)
+            w = block.conv1.outputSize(w)
+            shapes.append((block.spec.outChannels, h, w))
+        }
+        return shapes
+    }
+}

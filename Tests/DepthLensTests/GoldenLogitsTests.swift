@@ -1,0 +1,70 @@
+import XCTest
+@testable import DepthLens
+
+/// The evaluator's logits equal PyTorch's (tools/make_golden.py) on the same weights, for
+/// every architecture variant and every gate pattern: max |difference| <= 1e-4 and the
+/// same argmax.
+final class GoldenLogitsTests: XCTestCase {
+    static let variants = ["official", "port-subsample", "projection", "preact-projection", "preact-avgpool"]
+
+    func testEveryVariantAndGatePatternMatchesPyTorch() throws {
+        var checked = 0
+        for variant in Self.variants {
+            let checkpoint = try Checkpoint.load(from: Fixtures.path("golden/\(variant).ckpt.h5"))
+            let evaluator = Evaluator(network: Network(checkpoint: checkpoint), threads: 2)
+            let cases = try HDF5File.open(Fixtures.path("golden/\(variant).cases.h5")).root
+            let images = try cases.dataset("images")
+            let shape = images.shape
+            let batch = ImageBatch(count: shape[0], channels: shape[1], height: shape[2], width: shape[3],
+                                   pixels: try images.readFloats())
+            let group = try cases.group("cases")
+            let names = try group.memberNames()
+            XCTAssertGreaterThanOrEqual(names.count, 10, variant)
+            for name in names {
+                let golden = try group.group(name)
+                let expected = try golden.dataset("logits").readFloats()
+                var gates = Gates.allOn
+                if golden.contains("gates") {
+                    let g = try golden.dataset("gates")
+                    let values = try g.readFloats()
+                    if g.shape.count == 1 {
+                        gates = .shared(values)
+                    } else {
+                        let L = g.shape[1]
+                        gates = .perExample((0..<g.shape[0]).map { Array(values[($0 * L)..<(($0 + 1) * L)]) })
+                    }
+                }
+                let logits = try evaluator.logits(batch, gates: gates)
+                assertLogits(logits, match: expected, classes: checkpoint.architecture.numClasses,
+                             "\(variant)/\(name)")
+                checked += 1
+            }
+        }
+        XCTAssertGreaterThanOrEqual(checked, 50)
+    }
+
+    func testOneThreadAndManyThreadsGiveIdenticalLogits() throws {
+        let checkpoint = try Checkpoint.load(from: Fixtures.path("golden/projection.ckpt.h5"))
+        let network = Network(checkpoint: checkpoint)
+        let images = try HDF5File.open(Fixtures.path("golden/projection.cases.h5")).root.dataset("images")
+        let batch = ImageBatch(count: images.shape[0], channels: images.shape[1], height: images.shape[2],
+                               width: images.shape[3], pixels: try images.readFloats())
+        let one = try Evaluator(network: network, threads: 1).logits(batch)
+        let four = try Evaluator(network: network, threads: 4).logits(batch)
+        XCTAssertEqual(one, four)
+    }
+}
+
+func assertLogits(_ logits: Tensor, match expected: [Float], classes: Int, _ label: String,
+                  tolerance: Float = 1e-4, file: StaticString = #filePath, line: UInt = #line) {
+    XCTAssertEqual(logits.scalars.count, expected.count, label, file: file, line: line)
+    guard logits.scalars.count == expected.count else { return }
+    let worst = zip(logits.scalars, expected).map { abs($0 - $1) }.max() ?? 0
+    XCTAssertLessThanOrEqual(worst, tolerance, "\(label): max |logit difference| \(worst)", file: file, line: line)
+    for n in 0..<(expected.count / classes) {
+        let row = n * classes..<(n + 1) * classes
+        let mine = row.max { logits.scalars[$0] < logits.scalars[$1] }
+        let theirs = row.max { expected[$0] < expected[$1] }
+        XCTAssertEqual(mine, theirs, "\(label): argmax of example \(n)", file: file, line: line)
+    }
+}

@@ -1,0 +1,1 @@
+"""Reference PyTorch side of DepthLens: model definitions, exporter, data loading."""

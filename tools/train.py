@@ -1,0 +1,205 @@
+#!/usr/bin/env python3
+"""Trains the bundled Fashion-MNIST ResNets on the CPU and exports them to data/.
+
+Three recipes (issue 3, shared/docs/stochastic-depth.md):
+  sd54        stochastic depth as in Huang et al. 2016: 54 blocks (3 stages of 18),
+              linear decay to p_L = 0.5, one gate per block per mini-batch, expectation
+              rule at test time; official topology (conv bias, option A average pooling).
+  baseline54  the same topology and recipe with every block always on.
+  timm27      27 blocks, drop path the timm way: per-example gates, inverted scaling,
+              drop rates linspace(0, 0.2, L); identity at test time.
+
+Training saves its full state after every epoch under --state-dir and resumes from it,
+so it can be stopped and restarted at will:
+
+    nohup python3 tools/train.py --model sd54 > train-sd54.log 2>&1 &
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from depthlens_ref.data import FASHION_CLASSES, fashion_mnist  # noqa: E402
+from depthlens_ref.export import provenance, write_checkpoint  # noqa: E402
+from depthlens_ref.model import CifarResNet, default_architecture  # noqa: E402
+
+MEAN, STD = 0.2860, 0.3530  # Fashion-MNIST training-set pixel statistics (x / 255)
+
+
+def recipe(name: str, widths) -> tuple[dict, dict]:
+    stages = lambda n: [{"blocks": n, "width": w, "stride": s} for w, s in zip(widths, (1, 2, 2))]
+    if name in ("sd54", "baseline54"):
+        arch = default_architecture(stem_width=widths[0], stages=stages(18),
+                                    shortcut="A_avgpool", channel_padding="end", conv_bias=True)
+        L = 54
+        if name == "sd54":
+            p = [1 - (l / L) * 0.5 for l in range(1, L + 1)]
+            training = {"schedule": {"name": "linear", "params": {"pL": 0.5}},
+                        "gate_granularity": "batch", "test_time_rule": "expectation"}
+        else:
+            p = [1.0] * L
+            training = {"schedule": {"name": "constant", "params": {"p": 1.0}},
+                        "gate_granularity": "batch", "test_time_rule": "expectation"}
+    elif name == "timm27":
+        arch = default_architecture(stem_width=widths[0], stages=stages(9),
+                                    shortcut="A_subsample", channel_padding="both", conv_bias=False)
+        L = 27
+        r = 0.2
+        p = [1 - r * (l - 1) / (L - 1) for l in range(1, L + 1)]
+        training = {"schedule": {"name": "linear-from-zero", "params": {"r": r}},
+                    "gate_granularity": "sample", "test_time_rule": "inverted"}
+    else:
+        raise SystemExit(f"unknown model {name!r}")
+    training["survival_probabilities"] = p
+    return arch, training
+
+
+def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
+    """Random crop with zero padding and random horizontal flip, per example."""
+    n, c, h, w = x.shape
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=gen)
+    flip = torch.rand(n, generator=gen) < 0.5
+    out = torch.empty_like(x)
+    for i in range(n):
+        crop = padded[i, :, dy[i]:dy[i] + h, dx[i]:dx[i] + w]
+        out[i] = crop.flip(-1) if flip[i] else crop
+    return out
+
+
+def train_forward(model: CifarResNet, x: torch.Tensor, p, granularity: str, gen: torch.Generator):
+    """Forward pass with training-time stochastic depth."""
+    if granularity == "batch":
+        # Paper: one Bernoulli gate per block for the whole mini-batch, no rescaling.
+        keep = (torch.rand(len(p), generator=gen) < torch.tensor(p)).float()
+        return model(x, keep)
+    # timm drop_path: per-example gates, kept residuals scaled by 1/p (inverted).
+    n = x.shape[0]
+    pt = torch.tensor(p)
+    keep = (torch.rand(n, len(p), generator=gen) < pt).float() / pt
+    return model(x, keep)
+
+
+def evaluate(model: CifarResNet, images, labels, gates, batch=500):
+    model.eval()
+    correct, nll = 0, 0.0
+    with torch.no_grad():
+        for i in range(0, len(images), batch):
+            x = images[i:i + batch]
+            y = labels[i:i + batch]
+            logits = model(x, gates)
+            correct += int((logits.argmax(1) == y).sum())
+            nll += float(F.cross_entropy(logits, y, reduction="sum"))
+    return correct, nll / len(images)
+
+
+def to_tensor(images: np.ndarray) -> torch.Tensor:
+    return ((torch.from_numpy(images.astype(np.float32)) / 255.0 - MEAN) / STD).unsqueeze(1)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", required=True, choices=["sd54", "baseline54", "timm27"])
+    ap.add_argument("--epochs", type=int, default=12)
+    ap.add_argument("--widths", default="8,16,32")
+    ap.add_argument("--batch-size", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=0.1)
+    ap.add_argument("--seed", type=int, default=31415)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--state-dir", default=os.path.expanduser("~/.cache/depthlens-train"))
+    ap.add_argument("--out", default=None, help="checkpoint path (default data/fmnist-MODEL.h5)")
+    args = ap.parse_args()
+
+    torch.set_num_threads(args.threads)
+    widths = [int(w) for w in args.widths.split(",")]
+    arch, training = recipe(args.model, widths)
+    p = training["survival_probabilities"]
+    os.makedirs(args.state_dir, exist_ok=True)
+    state_path = os.path.join(args.state_dir, f"{args.model}.pt")
+
+    torch.manual_seed(args.seed)
+    model = CifarResNet(arch)
+    opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
+    gen = torch.Generator().manual_seed(args.seed)
+    start_epoch, elapsed, history = 0, 0.0, []
+    if os.path.exists(state_path):
+        st = torch.load(state_path, weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["optimizer"])
+        gen.set_state(st["generator"])
+        start_epoch, elapsed, history = st["epoch"], st["elapsed"], st["history"]
+        print(f"resuming {args.model} at epoch {start_epoch + 1} ({elapsed:.0f}s trained so far)", flush=True)
+
+    train_x, train_y = fashion_mnist("train")
+    test_x, test_y = fashion_mnist("test")
+    train_x, train_y = to_tensor(train_x), torch.from_numpy(train_y.astype(np.int64))
+    test_x, test_y = to_tensor(test_x), torch.from_numpy(test_y.astype(np.int64))
+    test_gates = torch.tensor(p) if training["test_time_rule"] == "expectation" else None
+
+    for epoch in range(start_epoch, args.epochs):
+        # The paper's step schedule: lr, lr/10 at 50%, lr/100 at 75% of the epochs.
+        lr = args.lr * (1.0 if epoch < 0.5 * args.epochs else 0.1 if epoch < 0.75 * args.epochs else 0.01)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        model.train()
+        t0 = time.time()
+        order = torch.randperm(len(train_x), generator=gen)
+        total_loss = 0.0
+        for i in range(0, len(order), args.batch_size):
+            idx = order[i:i + args.batch_size]
+            x = augment(train_x[idx], gen)
+            logits = train_forward(model, x, p, training["gate_granularity"], gen)
+            loss = F.cross_entropy(logits, train_y[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            total_loss += float(loss) * len(idx)
+        elapsed += time.time() - t0
+        correct, nll = evaluate(model, test_x, test_y, test_gates)
+        history.append({"epoch": epoch + 1, "lr": lr, "train_loss": total_loss / len(order),
+                        "test_correct": correct, "test_nll": nll, "seconds": elapsed})
+        print(f"{args.model} epoch {epoch + 1}/{args.epochs} lr {lr:g} train_loss {total_loss / len(order):.4f} "
+              f"test_acc {correct / len(test_x):.4f} test_nll {nll:.4f} time {elapsed:.0f}s", flush=True)
+        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
+                    "epoch": epoch + 1, "elapsed": elapsed, "history": history}, state_path + ".tmp")
+        os.replace(state_path + ".tmp", state_path)
+
+    correct, nll = evaluate(model, test_x, test_y, test_gates)
+    command = "python3 tools/train.py " + " ".join(sys.argv[1:])
+    training.update({
+        "dataset": "fashion-mnist",
+        "class_names": FASHION_CLASSES,
+        "normalization": {"mean": [MEAN], "std": [STD]},
+        "input_size": [28, 28],
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "optimizer": {"name": "sgd", "lr": args.lr, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4,
+                      "lr_schedule": "step x0.1 at 50% and 75% of epochs"},
+        "augmentation": "random crop 28 with zero padding 2, horizontal flip",
+        "seed": args.seed,
+        "test_correct": correct,
+        "test_count": len(test_x),
+        "test_accuracy": correct / len(test_x),
+        "test_nll": nll,
+        "train_seconds": round(elapsed, 1),
+        "train_threads": args.threads,
+        "command": command,
+        "history": history,
+    })
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", f"fmnist-{args.model}.h5")
+    write_checkpoint(out, arch, model.state_dict(), training, provenance("tools/train.py"))
+    print(f"exported {out}: test accuracy {correct / len(test_x):.4f} ({correct}/{len(test_x)}), nll {nll:.4f}",
+          flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+/// Images from an HDF5 dataset of shape (N, C, H, W) or (N, H, W), taken as the
+/// network's input exactly as stored (already normalised, as a framework's test loader
+/// would yield them), with optional integer labels of shape (N).
+public struct HDF5ImageSource: ImageSource {
+    public let path: String
+    public let count: Int
+    public let channels: Int
+    public let height: Int
+    public let width: Int
+    private let images: HDF5Dataset
+    private let labelData: HDF5Dataset?
+
+    public var name: String { "\(path): \(images.path)" }
+
+    /// Opens `imagesDataset` (and `labelsDataset`, when the file has it) in `path`.
+    /// - Throws: ``HDF5Error`` or ``DataSetError`` naming the file and dataset.
+    public init(path: String, imagesDataset: String = "images", labelsDataset: String? = "labels") throws {
+        self.path = path
+        let root = try HDF5File.open(path).root
+        let images = try root.dataset(imagesDataset)
+        self.images = images
+        let shape = images.shape
+        let fail = { (message: String) in DataSetError(source: "\(path): \(images.path)", message: message) }
+        guard images.elementType.isNumeric else { throw fail("has \(images.elementType) elements; expected numbers") }
+        switch shape.count {
+        case 4, 3: break
+        default: throw fail("has shape \(shape); expected (N, C, H, W) or (N, H, W)")
+        }
+        let dims = shape.count == 4 ? shape : [shape[0], 1, shape[1], shape[2]]
+        guard dims[1] > 0, dims[2] > 0, dims[3] > 0 else { throw fail("has an empty image shape \(shape)") }
+        (count, channels, height, width) = (dims[0], dims[1], dims[2], dims[3])
+        if let labelsDataset, root.contains(labelsDataset) {
+            let labels = try root.dataset(labelsDataset)
+            guard labels.shape == [count] else {
+                throw DataSetError(source: "\(path): \(labels.path)",
+                                   message: "has shape \(labels.shape) but there are \(count) images; expected (\(count))")
+            }
+            labelData = labels
+        } else {
+            labelData = nil
+        }
+    }
+
+    public func pixels(_ range: Range<Int>) throws -> [Float] {
+        let values = try images.readFloats(rows: range)
+        if let bad = values.firstIndex(where: { !$0.isFinite }) {
+            let perImage = channels * height * width
+            throw DataSetError(source: name, message: "image \(range.lowerBound + bad / perImage) contains \(values[bad])")
+        }
+        return values
+    }
+
+    public func labels(_ range: Range<Int>) throws -> [Int]? {
+        guard let labelData else { return nil }
+        return try labelData.readFloats(rows: range).map { Int($0) }
+    }
+}

@@ -1,0 +1,86 @@
+import ArgumentParser
+import DepthLens
+import Foundation
+
+struct Inspect: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Show a checkpoint's architecture, blocks, training metadata and tensors.")
+
+    @Argument(help: "A DepthLens checkpoint (.h5, format v1).")
+    var checkpoint: String
+
+    @Flag(help: "Leave out the tensor table.")
+    var noTensors = false
+
+    func run() throws {
+        let ckpt = try Checkpoint.load(from: checkpoint)
+        print(render(ckpt, tensors: !noTensors), terminator: "")
+    }
+
+    func render(_ ckpt: Checkpoint, tensors: Bool) -> String {
+        let arch = ckpt.architecture
+        var out = "Checkpoint   \(ckpt.path) (format v\(Checkpoint.formatVersion))\n"
+        let shortcut: String = switch arch.shortcut {
+        case .averagePoolThenPad: "option A (average pooling, zero channels at the \(arch.channelPadding.rawValue))"
+        case .subsampleThenPad: "option A (strided subsampling, zero channels at the \(arch.channelPadding.rawValue))"
+        case .projection: "option B (1x1 convolution + batch norm)"
+        }
+        out += "Architecture \(arch.family), \(arch.block == .basic ? "basic (post-activation)" : "pre-activation") blocks, "
+            + "\(arch.blockCount) blocks in \(arch.stages.count) stages\n"
+        out += "Shortcuts    \(shortcut)\n"
+        out += "Input        \(arch.inChannels) channel(s); stem width \(arch.stemWidth); \(arch.numClasses) classes\n"
+        out += "Convolutions \(arch.convBias ? "with" : "without") bias; batch-norm eps \(arch.bnEps)\n"
+        out += "Parameters   \(arch.parameterCount.formatted())\n"
+        out += "\nStages\n"
+        for (s, stage) in arch.stages.enumerated() {
+            out += "  stage \(s + 1): \(stage.blocks) blocks, width \(stage.width), stride \(stage.stride)\n"
+        }
+        let p = ckpt.training?.survivalProbabilities
+        out += "\nBlocks\n"
+        out += "  " + pad("l", 4) + pad("stage", 7) + pad("key", 14) + pad("channels", 11) + pad("stride", 8) + pad("shortcut", 10)
+            + (p != nil ? "p_l" : "") + "\n"
+        for spec in arch.blocks {
+            out += "  " + pad("\(spec.index)", 4) + pad("\(spec.stage)", 7) + pad(String(spec.keyPrefix.dropLast()), 14)
+                + pad("\(spec.inChannels)->\(spec.outChannels)", 11) + pad("\(spec.stride)", 8)
+                + pad(spec.shortcut.rawValue, 10) + (p.map { String(format: "%.4f", $0[spec.index - 1]) } ?? "") + "\n"
+        }
+        if let p {
+            out += "  expected number of active blocks: \(String(format: "%.3f", p.reduce(0, +))) of \(p.count)\n"
+        }
+        out += "\nTraining\n"
+        if let t = ckpt.training {
+            if let s = t.schedule {
+                let params = s.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ",")
+                out += "  schedule: \(s.name)\(params.isEmpty ? "" : ":" + params)\n"
+            }
+            if let g = t.gateGranularity { out += "  gates during training: per \(g.rawValue)\n" }
+            if let r = t.testTimeRule { out += "  test-time rule: \(r.rawValue)\n" }
+            if let n = t.normalization { out += "  normalisation: mean \(n.mean), std \(n.std)\n" }
+            if let d = t.dataset { out += "  data set: \(d)\n" }
+            if let size = t.inputSize { out += "  input size: \(size[0])x\(size[1])\n" }
+            if let names = t.classNames { out += "  classes: \(names.joined(separator: ", "))\n" }
+            for (key, value) in t.extras.sorted(by: { $0.key < $1.key }) where key != "history" {
+                out += "  \(key): \(value)\n"
+            }
+        } else {
+            out += "  (not recorded)\n"
+        }
+        if !ckpt.provenance.isEmpty {
+            out += "\nProvenance\n"
+            for (key, value) in ckpt.provenance.sorted(by: { $0.key < $1.key }) { out += "  \(key): \(value)\n" }
+        }
+        if tensors {
+            let table = arch.expectedTensors
+            out += "\nTensors (\(table.count))\n"
+            let width = (table.map(\.key.count).max() ?? 10) + 2
+            for (key, shape) in table {
+                out += "  " + pad(key, width) + "(" + shape.map(String.init).joined(separator: ", ") + ")\n"
+            }
+        }
+        return out
+    }
+}
+
+func pad(_ text: String, _ width: Int) -> String {
+    text.count >= width ? text + " " : text + String(repeating: " ", count: width - text.count)
+}

@@ -1,0 +1,74 @@
+import ArgumentParser
+import DepthLens
+
+extension TrainingMetadata.TestTimeRule: ExpressibleByArgument {}
+
+/// One deterministic gate configuration, from flags.
+struct GateOptions: ParsableArguments {
+    @Option(name: .long, help: "Form the deterministic network of a test-time rule: expectation (residual scaled by p_l) or inverted (identity).")
+    var rule: TrainingMetadata.TestTimeRule?
+
+    @Option(name: .long, help: ArgumentHelp("Blocks to drop, numbered from 1: a comma list with ranges, such as 3,7,10-12.", valueName: "blocks"))
+    var drop: String?
+
+    @Option(name: .long, help: ArgumentHelp("An explicit gate per block, comma-separated: 0 off, 1 on, other values scale the residual.", valueName: "g1,g2,..."))
+    var gates: String?
+
+    func validate() throws {
+        if gates != nil && rule != nil { throw ValidationError("Give --gates or --rule, not both.") }
+        _ = try dropList()
+        _ = try explicitGates()
+    }
+
+    func dropList() throws -> [Int] {
+        guard let drop else { return [] }
+        return try parseBlockList(drop, flag: "--drop")
+    }
+
+    func explicitGates() throws -> [Float]? {
+        guard let gates else { return nil }
+        return try gates.split(separator: ",", omittingEmptySubsequences: false).enumerated().map { index, field in
+            let text = field.trimmingCharacters(in: .whitespaces)
+            guard let value = Float(text), value.isFinite else {
+                throw ValidationError("--gates: entry \(index + 1) ('\(text)') is not a finite number.")
+            }
+            return value
+        }
+    }
+
+    var configuration: GateConfiguration {
+        get throws { GateConfiguration(rule: rule, drop: try dropList(), explicit: try explicitGates()) }
+    }
+}
+
+/// Parses "3,7,10-12" into [3, 7, 10, 11, 12].
+func parseBlockList(_ text: String, flag: String) throws -> [Int] {
+    var blocks: [Int] = []
+    for field in text.split(separator: ",", omittingEmptySubsequences: false) {
+        let item = field.trimmingCharacters(in: .whitespaces)
+        let bounds = item.split(separator: "-", omittingEmptySubsequences: false).map { Int($0) }
+        switch bounds.count {
+        case 1 where bounds[0] != nil:
+            blocks.append(bounds[0]!)
+        case 2 where bounds[0] != nil && bounds[1] != nil && bounds[0]! <= bounds[1]!:
+            blocks.append(contentsOf: bounds[0]!...bounds[1]!)
+        default:
+            throw ValidationError("\(flag): '\(item)' is not a block number or a range like 3-5.")
+        }
+    }
+    return blocks
+}
+
+/// How the work is split.
+struct RuntimeOptions: ParsableArguments {
+    @Option(help: "Images per batch.")
+    var batchSize: Int = 256
+
+    @Option(help: "Worker threads (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive.") }
+        if let threads, threads <= 0 { throw ValidationError("--threads must be positive.") }
+    }
+}

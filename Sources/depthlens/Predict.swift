@@ -1,0 +1,79 @@
+import ArgumentParser
+import DepthLens
+import Foundation
+
+struct Predict: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write per-example logits and predicted classes for one gate configuration.",
+        discussion: """
+            The images come from an HDF5 dataset of shape (N, C, H, W) or (N, H, W), taken as the network's \
+            input as stored (already normalised). All blocks are on unless --rule, --drop or --gates say \
+            otherwise. The output is CSV (example, label when known, predicted, logit_0...) or, for a path \
+            ending in .h5, HDF5 datasets `logits` (N, classes), `predicted` (N) and `gates` (L).
+            """)
+
+    @Argument(help: "A DepthLens checkpoint (.h5, format v1).")
+    var checkpoint: String
+
+    @Option(help: "HDF5 file with the input images.")
+    var data: String
+
+    @Option(help: "Name of the images dataset in --data.")
+    var imagesDataset = "images"
+
+    @Option(help: "Name of the labels dataset in --data (used when present).")
+    var labelsDataset = "labels"
+
+    @OptionGroup var gates: GateOptions
+    @OptionGroup var runtime: RuntimeOptions
+
+    @Option(name: .shortAndLong, help: "Output file (.csv or .h5); CSV on standard output when omitted.")
+    var output: String?
+
+    func validate() throws {
+        if let output, !(output.hasSuffix(".csv") || output.hasSuffix(".h5") || output.hasSuffix(".hdf5")) {
+            throw ValidationError("--output must end in .csv, .h5 or .hdf5, found '\(output)'.")
+        }
+    }
+
+    func run() throws {
+        let ckpt = try Checkpoint.load(from: checkpoint)
+        let gateVector = try gates.configuration.resolve(for: ckpt)
+        let source = try HDF5ImageSource(path: data, imagesDataset: imagesDataset, labelsDataset: labelsDataset)
+        let evaluator = Evaluator(network: Network(checkpoint: ckpt), threads: runtime.threads)
+        let classes = ckpt.architecture.numClasses
+        var logits: [Float] = []
+        var labels: [Int]? = []
+        logits.reserveCapacity(source.count * classes)
+        for start in stride(from: 0, to: source.count, by: runtime.batchSize) {
+            let range = start..<min(source.count, start + runtime.batchSize)
+            logits += try evaluator.logits(try source.batch(range), gates: .shared(gateVector)).scalars
+            if let batchLabels = try source.labels(range) { labels? += batchLabels } else { labels = nil }
+        }
+        let predicted = (0..<source.count).map { n in
+            (0..<classes).max { logits[n * classes + $0] < logits[n * classes + $1] } ?? 0
+        }
+        if let output, !output.hasSuffix(".csv") {
+            try AtomicFile.write(to: output) { temporary in
+                let root = try HDF5File.create(temporary).root
+                try root.write(logits, shape: [source.count, classes], as: "logits")
+                try root.write(predicted.map(Int64.init), shape: [source.count], as: "predicted")
+                try root.write(gateVector, shape: [gateVector.count], as: "gates")
+                try root.setAttribute("checkpoint", string: ckpt.path)
+                try root.setAttribute("data", string: source.name)
+            }
+            return
+        }
+        var table = CSVTable(header: ["example"] + (labels != nil ? ["label"] : []) + ["predicted"]
+            + (0..<classes).map { "logit_\($0)" })
+        for n in 0..<source.count {
+            table.append(["\(n)"] + (labels.map { ["\($0[n])"] } ?? []) + ["\(predicted[n])"]
+                + (0..<classes).map { CSVTable.number(logits[n * classes + $0]) })
+        }
+        if let output {
+            try AtomicFile.write(Data(table.text.utf8), to: output)
+        } else {
+            print(table.text, terminator: "")
+        }
+    }
+}

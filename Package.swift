@@ -18,9 +18,16 @@ let package = Package(
             pkgConfig: "hdf5",
             providers: [.apt(["libhdf5-dev"])]
         ),
+        // zlib from Debian's zlib1g-dev, for gzipped IDX files.
+        .systemLibrary(
+            name: "CZlib",
+            path: "Sources/CZlib",
+            pkgConfig: "zlib",
+            providers: [.apt(["zlib1g-dev"])]
+        ),
         .target(
             name: "DepthLens",
-            dependencies: ["CHDF5"],
+            dependencies: ["CHDF5", "CZlib"],
             path: "Sources/DepthLens"
         ),
         .executableTarget(

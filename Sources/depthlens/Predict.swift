@@ -6,23 +6,16 @@ struct Predict: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Write per-example logits and predicted classes for one gate configuration.",
         discussion: """
-            The images come from an HDF5 dataset of shape (N, C, H, W) or (N, H, W), taken as the network's \
-            input as stored (already normalised). All blocks are on unless --rule, --drop or --gates say \
-            otherwise. The output is CSV (example, label when known, predicted, logit_0...) or, for a path \
+            Images come from HDF5 (float images are taken as the network's input as stored, already \
+            normalised; integer images are 8-bit pixels and get the checkpoint's normalisation), IDX or CIFAR \
+            files. All blocks are on unless --rule, --drop or --gates say otherwise. The output is CSV (example, label when known, predicted, logit_0...) or, for a path \
             ending in .h5, HDF5 datasets `logits` (N, classes), `predicted` (N) and `gates` (L).
             """)
 
     @Argument(help: "A DepthLens checkpoint (.h5, format v1).")
     var checkpoint: String
 
-    @Option(help: "HDF5 file with the input images.")
-    var data: String
-
-    @Option(help: "Name of the images dataset in --data.")
-    var imagesDataset = "images"
-
-    @Option(help: "Name of the labels dataset in --data (used when present).")
-    var labelsDataset = "labels"
+    @OptionGroup var dataOptions: DataOptions
 
     @OptionGroup var gates: GateOptions
     @OptionGroup var runtime: RuntimeOptions
@@ -39,7 +32,7 @@ struct Predict: ParsableCommand {
     func run() throws {
         let ckpt = try Checkpoint.load(from: checkpoint)
         let gateVector = try gates.configuration.resolve(for: ckpt)
-        let source = try HDF5ImageSource(path: data, imagesDataset: imagesDataset, labelsDataset: labelsDataset)
+        let source = try dataOptions.open(for: ckpt)
         let evaluator = Evaluator(network: Network(checkpoint: ckpt), threads: runtime.threads)
         let classes = ckpt.architecture.numClasses
         var logits: [Float] = []

@@ -1,5 +1,5 @@
 import XCTest
-@testable import DepthLens
+import DepthLens
 
 /// Loading verifies every tensor and every metadata field, and a bad file gets a message
 /// that names the key or attribute and, for shapes, both shapes.

@@ -1,5 +1,5 @@
 import XCTest
-@testable import DepthLens
+import DepthLens
 
 /// A gate configuration from the command line resolves against a checkpoint.
 final class GateConfigurationTests: XCTestCase {

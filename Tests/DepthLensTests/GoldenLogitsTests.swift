@@ -1,5 +1,5 @@
 import XCTest
-@testable import DepthLens
+import DepthLens
 
 /// The evaluator's logits equal PyTorch's (tools/make_golden.py) on the same weights, for
 /// every architecture variant and every gate pattern: max |difference| <= 1e-4 and the

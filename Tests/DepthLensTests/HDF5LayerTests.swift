@@ -1,5 +1,5 @@
 import XCTest
-@testable import DepthLens
+import DepthLens
 
 /// The HDF5 layer reads what h5py writes, writes what it reads, and turns every failure
 /// into an error naming the file and the object.

@@ -91,7 +91,7 @@ final class InspectAndPredictTests: XCTestCase {
         let missing = try CLI.run(["predict", ckpt, "--data", CLI.fixture("golden/official.cases.h5"), "--images-dataset", "pics"])
         XCTAssertTrue(missing.stderr.contains("/pics: no such object"), missing.stderr)
         let size = try CLI.run(["predict", ckpt, "--data", CLI.fixture("golden/projection.cases.h5")])
-        XCTAssertTrue(size.stderr.contains("images do not fit the network: images have 3 channel(s), the network takes 1"), size.stderr)
+        XCTAssertTrue(size.stderr.contains("projection.cases.h5: /images: images have 3 channel(s), but \(ckpt) takes 1"), size.stderr)
         let folder = try CLI.run(["predict", ckpt, "--data", CLI.fixture("golden/official.cases.h5"), "-o", "/nonexistent/out.csv"])
         XCTAssertEqual(folder.status, 1)
         XCTAssertTrue(folder.stderr.contains("/nonexistent/out.csv: the folder /nonexistent does not exist"), folder.stderr)

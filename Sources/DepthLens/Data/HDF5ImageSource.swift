@@ -1,6 +1,7 @@
-/// Images from an HDF5 dataset of shape (N, C, H, W) or (N, H, W), taken as the
-/// network's input exactly as stored (already normalised, as a framework's test loader
-/// would yield them), with optional integer labels of shape (N).
+/// Images from an HDF5 dataset of shape (N, C, H, W) or (N, H, W), with optional integer
+/// labels of shape (N). Float images are the network's input exactly as stored (already
+/// normalised, as a framework's test loader yields them); integer images are 8-bit
+/// pixels, scaled to [0, 1] and normalised like IDX and CIFAR files.
 public struct HDF5ImageSource: ImageSource {
     public let path: String
     public let count: Int
@@ -9,12 +10,15 @@ public struct HDF5ImageSource: ImageSource {
     public let width: Int
     private let images: HDF5Dataset
     private let labelData: HDF5Dataset?
+    /// Applied to integer images only.
+    public let normalization: InputNormalization?
 
     public var name: String { "\(path): \(images.path)" }
 
     /// Opens `imagesDataset` (and `labelsDataset`, when the file has it) in `path`.
     /// - Throws: ``HDF5Error`` or ``DataSetError`` naming the file and dataset.
-    public init(path: String, imagesDataset: String = "images", labelsDataset: String? = "labels") throws {
+    public init(path: String, imagesDataset: String = "images", labelsDataset: String? = "labels",
+                normalization: InputNormalization? = nil) throws {
         self.path = path
         let root = try HDF5File.open(path).root
         let images = try root.dataset(imagesDataset)
@@ -29,6 +33,14 @@ public struct HDF5ImageSource: ImageSource {
         let dims = shape.count == 4 ? shape : [shape[0], 1, shape[1], shape[2]]
         guard dims[1] > 0, dims[2] > 0, dims[3] > 0 else { throw fail("has an empty image shape \(shape)") }
         (count, channels, height, width) = (dims[0], dims[1], dims[2], dims[3])
+        switch images.elementType {
+        case .signedInteger, .unsignedInteger:
+            let norm = normalization ?? .identity(channels: dims[1])
+            try norm.validate(channels: dims[1])
+            self.normalization = norm
+        default:
+            self.normalization = nil
+        }
         if let labelsDataset, root.contains(labelsDataset) {
             let labels = try root.dataset(labelsDataset)
             guard labels.shape == [count] else {
@@ -42,7 +54,14 @@ public struct HDF5ImageSource: ImageSource {
     }
 
     public func pixels(_ range: Range<Int>) throws -> [Float] {
-        let values = try images.readFloats(rows: range)
+        var values = try images.readFloats(rows: range)
+        if let normalization {
+            let plane = height * width
+            for i in 0..<values.count {
+                let c = (i / plane) % channels
+                values[i] = (values[i] / 255 - normalization.mean[c]) / normalization.std[c]
+            }
+        }
         if let bad = values.firstIndex(where: { !$0.isFinite }) {
             let perImage = channels * height * width
             throw DataSetError(source: name, message: "image \(range.lowerBound + bad / perImage) contains \(values[bad])")

@@ -1,0 +1,78 @@
+import ArgumentParser
+import DepthLens
+import Foundation
+
+/// Which images to read, from flags.
+struct DataOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Images: HDF5, IDX (gzipped or not), or CIFAR binary batches (comma-separated .bin files). Default: the data set the checkpoint records, when installed.", valueName: "path"))
+    var data: String?
+
+    @Option(help: ArgumentHelp("IDX labels file (default: the images file name with images-idx3 -> labels-idx1).", valueName: "path"))
+    var labels: String?
+
+    @Option(help: "Images dataset inside an HDF5 file.")
+    var imagesDataset = "images"
+
+    @Option(help: "Labels dataset inside an HDF5 file.")
+    var labelsDataset = "labels"
+
+    @Option(help: ArgumentHelp("Normalisation mean per channel, comma-separated (default: the checkpoint's).", valueName: "m1,m2,..."))
+    var mean: String?
+
+    @Option(help: ArgumentHelp("Normalisation std per channel, comma-separated (default: the checkpoint's).", valueName: "s1,s2,..."))
+    var std: String?
+
+    @Option(help: "Skip this many images first.")
+    var offset = 0
+
+    @Option(help: "Use at most this many images.")
+    var limit: Int?
+
+    func validate() throws {
+        guard offset >= 0 else { throw ValidationError("--offset must be zero or positive.") }
+        if let limit, limit <= 0 { throw ValidationError("--limit must be positive.") }
+        if (mean == nil) != (std == nil) { throw ValidationError("Give --mean and --std together.") }
+        _ = try numbers(mean, flag: "--mean")
+        _ = try numbers(std, flag: "--std")
+    }
+
+    private func numbers(_ text: String?, flag: String) throws -> [Float]? {
+        guard let text else { return nil }
+        return try text.split(separator: ",", omittingEmptySubsequences: false).map {
+            guard let value = Float($0.trimmingCharacters(in: .whitespaces)), value.isFinite else {
+                throw ValidationError("\(flag): '\($0)' is not a number.")
+            }
+            return value
+        }
+    }
+
+    /// Opens the images for `checkpoint`.
+    func open(for checkpoint: Checkpoint) throws -> any ImageSource {
+        var request: DataSetRequest
+        if let data {
+            request = DataSetRequest(path: data)
+        } else if let fallback = DataSetRequest.defaultTestSet(for: checkpoint) {
+            guard FileManager.default.fileExists(atPath: fallback.path) else {
+                throw CLIError("the Fashion-MNIST test set is not installed at \(fallback.path); install it with `apt-get install dataset-fashion-mnist`, or give --data")
+            }
+            request = fallback
+        } else {
+            throw CLIError("\(checkpoint.path) does not record a data set DepthLens knows how to find; give --data")
+        }
+        request.labelsPath = labels
+        request.imagesDataset = imagesDataset
+        request.labelsDataset = labelsDataset
+        if let mean = try numbers(mean, flag: "--mean"), let std = try numbers(std, flag: "--std") {
+            request.normalization = InputNormalization(mean: mean, std: std)
+        }
+        request.offset = offset
+        request.limit = limit
+        return try request.open(for: checkpoint)
+    }
+}
+
+/// A runtime failure of the command line itself, printed once as `Error: message`.
+struct CLIError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}

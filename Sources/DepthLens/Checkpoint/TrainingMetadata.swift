@@ -25,12 +25,22 @@ public struct TrainingMetadata: Equatable, Sendable {
     public struct Schedule: Codable, Equatable, Sendable {
         public var name: String
         public var params: [String: Double]
+
+        public init(name: String, params: [String: Double]) {
+            self.name = name
+            self.params = params
+        }
     }
 
     /// Per-channel input normalisation: x' = (x - mean) / std, on pixels scaled to [0, 1].
     public struct Normalization: Codable, Equatable, Sendable {
         public var mean: [Double]
         public var std: [Double]
+
+        public init(mean: [Double], std: [Double]) {
+            self.mean = mean
+            self.std = std
+        }
     }
 
     public var schedule: Schedule?

@@ -4,7 +4,13 @@ import PackageDescription
 let package = Package(
     name: "DepthLens",
     products: [
+        // The core: checkpoints, evaluation, and the plugin API (what a plugin depends on).
         .library(name: "DepthLens", targets: ["DepthLens"]),
+        // Built-in schedules and metrics.
+        .library(name: "DepthLensBuiltins", targets: ["DepthLensSchedules", "DepthLensMetrics"]),
+        // The command line as a library: a package with its own plugins builds its own
+        // `depthlens`-style executable by calling `DepthLensMain.run(registering:)`.
+        .library(name: "DepthLensCLI", targets: ["DepthLensCLI"]),
         .executable(name: "depthlens", targets: ["depthlens"]),
     ],
     dependencies: [
@@ -30,12 +36,28 @@ let package = Package(
             dependencies: ["CHDF5", "CZlib"],
             path: "Sources/DepthLens"
         ),
-        .executableTarget(
-            name: "depthlens",
+        // Built-in plugins: they use only DepthLens' public API, as a user's plugin would.
+        .target(
+            name: "DepthLensSchedules",
+            dependencies: ["DepthLens"],
+            path: "Plugins/Schedules"
+        ),
+        .target(
+            name: "DepthLensMetrics",
+            dependencies: ["DepthLens"],
+            path: "Plugins/Metrics"
+        ),
+        .target(
+            name: "DepthLensCLI",
             dependencies: [
-                "DepthLens",
+                "DepthLens", "DepthLensSchedules", "DepthLensMetrics",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
+            path: "Sources/DepthLensCLI"
+        ),
+        .executableTarget(
+            name: "depthlens",
+            dependencies: ["DepthLensCLI"],
             path: "Sources/depthlens"
         ),
         .testTarget(
@@ -44,8 +66,18 @@ let package = Package(
             path: "Tests/DepthLensTests"
         ),
         .testTarget(
+            name: "DepthLensSchedulesTests",
+            dependencies: ["DepthLens", "DepthLensSchedules"],
+            path: "Tests/DepthLensSchedulesTests"
+        ),
+        .testTarget(
+            name: "DepthLensMetricsTests",
+            dependencies: ["DepthLens", "DepthLensMetrics"],
+            path: "Tests/DepthLensMetricsTests"
+        ),
+        .testTarget(
             name: "depthlensCLITests",
-            dependencies: ["depthlens"],
+            dependencies: ["depthlens", "DepthLens"],
             path: "Tests/depthlensCLITests"
         ),
     ]

@@ -1,7 +1,22 @@
 import ArgumentParser
 import DepthLens
+import DepthLensMetrics
+import DepthLensSchedules
+import Foundation
 
-@main
+/// Entry point of a `depthlens` executable.
+public enum DepthLensMain {
+    /// Registers the built-in schedules and metrics, then whatever `register` adds (a
+    /// package's own plugins), and runs the command line on the process arguments.
+    public static func run(registering register: (PluginRegistry) -> Void = { _ in }) -> Never {
+        BuiltinSchedules.register(in: .shared)
+        BuiltinMetrics.register(in: .shared)
+        register(.shared)
+        DepthLensCommand.main()
+        exit(0)
+    }
+}
+
 struct DepthLensCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "depthlens",

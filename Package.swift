@@ -12,6 +12,9 @@ let package = Package(
         // `depthlens`-style executable by calling `DepthLensMain.run(registering:)`.
         .library(name: "DepthLensCLI", targets: ["DepthLensCLI"]),
         .executable(name: "depthlens", targets: ["depthlens"]),
+        // For run-time plugins (`--plugin lib.so`): the C ABI and a Swift helper over it.
+        // A plugin library links this, never the DepthLens library itself.
+        .library(name: "DepthLensPluginKit", targets: ["DepthLensPluginKit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -31,9 +34,19 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // The C ABI of run-time plugins (a header shipped in the package).
+        .target(
+            name: "CDepthLensPlugin",
+            path: "Sources/CDepthLensPlugin"
+        ),
+        .target(
+            name: "DepthLensPluginKit",
+            dependencies: ["CDepthLensPlugin"],
+            path: "Sources/DepthLensPluginKit"
+        ),
         .target(
             name: "DepthLens",
-            dependencies: ["CHDF5", "CZlib"],
+            dependencies: ["CHDF5", "CZlib", "CDepthLensPlugin"],
             path: "Sources/DepthLens"
         ),
         // Built-in plugins: they use only DepthLens' public API, as a user's plugin would.

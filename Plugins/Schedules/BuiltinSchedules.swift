@@ -3,7 +3,13 @@ import DepthLens
 /// The schedules DepthLens ships.
 public enum BuiltinSchedules {
     /// Every built-in schedule.
-    public static let all: [ScheduleDescriptor] = []
+    public static let all: [ScheduleDescriptor] = [
+        ConstantSchedule.descriptor,
+        LinearSchedule.descriptor,
+        LinearFromZeroSchedule.descriptor,
+        LinearEfficientNetSchedule.descriptor,
+        CustomSchedule.descriptor,
+    ]
 
     /// Registers every built-in schedule.
     public static func register(in registry: PluginRegistry) {

@@ -109,6 +109,13 @@ public protocol MetricAccumulator: AnyObject {
     func add(_ batch: PredictionBatch)
     /// The metric's values over every batch so far.
     func results() -> [MetricResult]
+    /// Why the metric could not take a batch, if it could not (a loaded plugin's error);
+    /// analyses check it and stop with this message. Nil by default.
+    var failure: String? { get }
+}
+
+extension MetricAccumulator {
+    public var failure: String? { nil }
 }
 
 /// What a metric is a function of.

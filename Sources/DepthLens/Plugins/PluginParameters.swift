@@ -30,7 +30,8 @@ public struct PluginParameter: Sendable, Equatable {
 /// The arguments of one spec, checked against the plugin's declared parameters.
 public struct PluginArguments: Sendable {
     public let spec: String
-    private let values: [String: String]
+    /// Every argument, defaults filled in, by parameter name.
+    public let values: [String: String]
     private let declared: [String: PluginParameter]
 
     /// Checks that every argument is declared and every required parameter given.

@@ -1,0 +1,91 @@
+import ArgumentParser
+import DepthLens
+
+struct PluginsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "plugins",
+        abstract: "List every survival schedule and metric, with parameters, defaults and origin.")
+
+    @OptionGroup var plugins: PluginOptions
+
+    func run() throws {
+        try plugins.load()
+        print(pluginCatalogue(PluginRegistry.shared), terminator: "")
+    }
+}
+
+/// The text `depthlens plugins` prints, also used in `--help` of `--schedule`.
+func pluginCatalogue(_ registry: PluginRegistry) -> String {
+    func parameters(_ list: [PluginParameter]) -> String {
+        list.map { "      \(pad($0.synopsis, 38))\($0.help)\n" }.joined()
+    }
+    var out = "Schedules (--schedule NAME or NAME:key=value,...)\n"
+    for s in registry.schedules {
+        out += "  \(pad(s.name, 22))\(s.summary) [\(s.origin)]\n" + parameters(s.parameters)
+    }
+    out += "  Every schedule also takes:\n" + parameters(ScheduleOptions.parameters)
+    out += "\nMetrics (--metric NAME or NAME:key=value,...)\n"
+    for m in registry.metrics {
+        out += "  \(pad(m.name, 22))\(m.summary) [\(m.scope.rawValue); \(m.origin)]\n" + parameters(m.parameters)
+    }
+    return out
+}
+
+struct ScheduleCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "schedule",
+        abstract: "Print the survival probability p_l of every block under a schedule, and the expected number of active blocks.",
+        discussion: "Schedules: " + PluginRegistry.shared.schedules.map(\.name).joined(separator: ", ")
+            + ". See `depthlens plugins` for their parameters.")
+
+    @Argument(help: ArgumentHelp("A schedule: NAME or NAME:key=value,... such as linear:pL=0.5 or custom:file=probs.csv.", valueName: "name-or-spec"))
+    var spec: String
+
+    @Option(help: "The checkpoint whose blocks the schedule is applied to.")
+    var checkpoint: String
+
+    @Flag(help: "Print JSON.")
+    var json = false
+
+    @OptionGroup var plugins: PluginOptions
+
+    func run() throws {
+        try plugins.load()
+        let ckpt = try Checkpoint.load(from: checkpoint)
+        let p = try PluginRegistry.shared.survivalProbabilities(spec, for: ckpt.architecture)
+        let blocks = ckpt.architecture.blocks
+        let expected = p.reduce(0, +)
+        let variance = p.reduce(0) { $0 + $1 * (1 - $1) }
+        if json {
+            let rows = zip(blocks, p).map { block, value in
+                "{\"block\": \(block.index), \"stage\": \(block.stage), \"shortcut\": \"\(block.shortcut.rawValue)\", \"p\": \(value)}"
+            }
+            print("{\"schedule\": \"\(spec)\", \"checkpoint\": \"\(ckpt.path)\", \"expected_active_blocks\": \(expected), "
+                + "\"variance_active_blocks\": \(variance), \"blocks\": [\n  " + rows.joined(separator: ",\n  ") + "\n]}")
+            return
+        }
+        print("Schedule    \(spec)")
+        print("Checkpoint  \(ckpt.path) (\(blocks.count) blocks)")
+        print("")
+        print(pad("block", 7) + pad("stage", 7) + pad("key", 14) + pad("shortcut", 10) + "p_l")
+        for (block, value) in zip(blocks, p) {
+            print(pad("\(block.index)", 7) + pad("\(block.stage)", 7) + pad(String(block.keyPrefix.dropLast()), 14)
+                + pad(block.shortcut.rawValue, 10) + String(format: "%.6f", value))
+        }
+        print("")
+        print(String(format: "Expected number of active blocks: %.4f of %d (standard deviation %.4f)",
+                     expected, blocks.count, variance.squareRoot()))
+    }
+}
+
+/// `--plugin` shared libraries to load before anything else.
+struct PluginOptions: ParsableArguments {
+    @Option(name: .customLong("plugin"), help: ArgumentHelp("A shared library of schedules and metrics (C ABI, see docs/plugins.md); repeatable.", valueName: "lib.so"))
+    var libraries: [String] = []
+
+    func load() throws {
+        for path in libraries {
+            try SharedLibraryPlugins.load(path, into: .shared)
+        }
+    }
+}

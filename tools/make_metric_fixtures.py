@@ -10,7 +10,7 @@ This script is an independent implementation: it reads no DepthLens code. It fol
 definitions in docs/stochastic-depth.md ("Ensemble metric definitions") and the
 conventions stated in the Swift doc comments:
   - argmax ties: the first maximal class (np.argmax);
-  - top-k: the label counts if fewer than k classes have strictly greater probability;
+  - top-k: ties broken by class index, as argmax: the label counts when (classes with greater p) + (classes with equal p and a smaller index) < k;
   - equal-width calibration bins: bin b covers (b/B, (b+1)/B], confidence 0 in bin 0;
   - equal-mass bins: stable ascending sort by confidence, then np.array_split;
   - AURC: stable descending sort by confidence (ties keep data-set order).
@@ -172,8 +172,11 @@ def make_case(rng, name, M, N, C, labels_rule="mixed"):
 # ---------------------------------------------------------------------------------------
 
 def topk_accuracy(p, y, k):
-    greater = (p > p[np.arange(len(y)), y][:, None]).sum(axis=1)
-    return float(np.mean(greater < k))
+    # Rank of the label with ties broken by class index, as argmax breaks them.
+    label_p = p[np.arange(len(y)), y][:, None]
+    index = np.arange(p.shape[1])[None, :]
+    rank = (p > label_p).sum(axis=1) + ((p == label_p) & (index < y[:, None])).sum(axis=1)
+    return float(np.mean(rank < k))
 
 
 def brier(p, y):

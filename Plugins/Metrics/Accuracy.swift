@@ -4,15 +4,16 @@ import DepthLens
 /// one-member batch, that member): the fraction of examples whose label is among the k
 /// most probable classes.
 ///
-/// Ties: the label counts as within the top k when fewer than k classes have a strictly
-/// greater probability. A label tied with the most probable class therefore counts as
-/// correct even for k = 1, where `argmax` (first maximal class) may name another class;
-/// `calibration` and `aurc` use `argmax == label` instead.
+/// Ties are broken by class index, as `argmax` breaks them: the label's rank is the
+/// number of classes with a greater probability plus the number with an equal one and a
+/// smaller index, and it counts when that rank is below k. For k = 1 this is exactly
+/// `argmax == label` (the first maximal class), the rule `calibration`, `aurc` and
+/// `depthlens eval` use.
 ///
 /// Result: `accuracy` for k = 1, otherwise `top{k}_accuracy`.
 enum AccuracyMetric {
     static let descriptor = MetricDescriptor(
-        name: "accuracy", summary: "top-k accuracy of the predictive distribution (ties count for the label)",
+        name: "accuracy", summary: "top-k accuracy of the predictive distribution (ties broken by class index, as argmax)",
         scope: .member,
         parameters: [PluginParameter("k", .integer, default: "1", help: "how many of the most probable classes may hold the label (1...C)")],
         origin: .builtIn
@@ -27,9 +28,11 @@ enum AccuracyMetric {
             var hits = 0
             for (i, label) in batch.labels.enumerated() {
                 let labelProbability = p[i * C + label]
-                var greater = 0
-                for c in 0..<C where p[i * C + c] > labelProbability { greater += 1 }
-                if greater < k { hits += 1 }
+                var rank = 0
+                for c in 0..<C where p[i * C + c] > labelProbability || (p[i * C + c] == labelProbability && c < label) {
+                    rank += 1
+                }
+                if rank < k { hits += 1 }
             }
             return [Double(hits)]
         }

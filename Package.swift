@@ -73,6 +73,16 @@ let package = Package(
             dependencies: ["DepthLensCLI"],
             path: "Sources/depthlens"
         ),
+        // `swift package scaffold-plugin --kind schedule|metric --name NAME`: writes a
+        // working schedule or metric and its test, to start a plugin from.
+        .plugin(
+            name: "ScaffoldPlugin",
+            capability: .command(
+                intent: .custom(verb: "scaffold-plugin", description: "Write a new survival schedule or metric plugin and its test from a template"),
+                permissions: [.writeToPackageDirectory(reason: "writes the new plugin's source and test files into the package")]
+            ),
+            path: "Plugins/ScaffoldPlugin"
+        ),
         .testTarget(
             name: "DepthLensTests",
             dependencies: ["DepthLens"],

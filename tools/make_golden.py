@@ -87,6 +87,19 @@ def cases_for(model: CifarResNet, gen: torch.Generator, n: int):
     return cases
 
 
+def reorder_case(model: CifarResNet, gen: torch.Generator):
+    """A permutation of the identity-shortcut blocks within each stage (1-based order)."""
+    order = list(range(1, model.num_blocks + 1))
+    start = 0
+    for stage in model.arch["stages"]:
+        ids = [i for i in range(start, start + stage["blocks"]) if model.blocks_list[i].identity_shortcut]
+        perm = torch.randperm(len(ids), generator=gen).tolist()
+        for i, j in zip(ids, perm):
+            order[i] = ids[j] + 1
+        start += stage["blocks"]
+    return order
+
+
 def main() -> None:
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
@@ -111,6 +124,16 @@ def main() -> None:
                     g.create_dataset("logits", data=logits.numpy().astype(np.float32))
                     if gates is not None:
                         g.create_dataset("gates", data=gates.numpy().astype(np.float32))
+                # Blocks run in another order (Veit et al.): gates follow positions.
+                order = reorder_case(model, gen)
+                original = model.blocks_list
+                model.blocks_list = [original[i - 1] for i in order]
+                p = torch.tensor([0.9 if i % 2 else 0.6 for i in range(model.num_blocks)])
+                g = group.create_group("reordered")
+                g.create_dataset("logits", data=model(images, p).numpy().astype(np.float32))
+                g.create_dataset("gates", data=p.numpy().astype(np.float32))
+                g.create_dataset("order", data=np.array(order, dtype=np.int64))
+                model.blocks_list = original
         print(f"{name}: {model.num_blocks} blocks, {len(cases_for(model, gen, n))} cases")
 
 

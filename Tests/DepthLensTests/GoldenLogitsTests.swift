@@ -11,7 +11,8 @@ final class GoldenLogitsTests: XCTestCase {
         var checked = 0
         for variant in Self.variants {
             let checkpoint = try Checkpoint.load(from: Fixtures.path("golden/\(variant).ckpt.h5"))
-            let evaluator = Evaluator(network: Network(checkpoint: checkpoint), threads: 2)
+            let network = Network(checkpoint: checkpoint)
+            var evaluator = Evaluator(network: network, threads: 2)
             let cases = try HDF5File.open(Fixtures.path("golden/\(variant).cases.h5")).root
             let images = try cases.dataset("images")
             let shape = images.shape
@@ -34,13 +35,30 @@ final class GoldenLogitsTests: XCTestCase {
                         gates = .perExample((0..<g.shape[0]).map { Array(values[($0 * L)..<(($0 + 1) * L)]) })
                     }
                 }
+                if golden.contains("order") {
+                    let order = try golden.dataset("order").readIntegers().map { Int($0) }
+                    evaluator = Evaluator(network: try network.reordered(order), threads: 2)
+                } else {
+                    evaluator = Evaluator(network: network, threads: 2)
+                }
                 let logits = try evaluator.logits(batch, gates: gates)
                 assertLogits(logits, match: expected, classes: checkpoint.architecture.numClasses,
                              "\(variant)/\(name)")
                 checked += 1
             }
         }
-        XCTAssertGreaterThanOrEqual(checked, 50)
+        XCTAssertGreaterThanOrEqual(checked, 55)
+    }
+
+    func testReorderingRejectsBlocksThatChangeShapeOrStage() throws {
+        let network = Network(checkpoint: try Checkpoint.load(from: Fixtures.path("golden/port-subsample.ckpt.h5")))
+        XCTAssertEqual(network.swappableGroups, [[1, 2, 3], [5], [7]])
+        XCTAssertThrowsError(try network.reordered([1, 2, 4, 3, 5, 6, 7])) {
+            XCTAssertTrue("\($0)".contains("block 4 cannot run in position 3"), "\($0)")
+        }
+        XCTAssertThrowsError(try network.reordered([1, 2, 3])) {
+            XCTAssertTrue("\($0)".contains("permutation of 1...7"), "\($0)")
+        }
     }
 
     func testOneThreadAndManyThreadsGiveIdenticalLogits() throws {

@@ -45,6 +45,15 @@ public struct Evaluator: Sendable {
         return Tensor(shape: [batch.count, classes], scalars: output)
     }
 
+    /// Logits of several gate configurations (one shared gate vector each) on the same
+    /// batch: `result[i]` is `logits(batch, gates: .shared(configurations[i]))`.
+    ///
+    /// Analyses evaluate many sub-networks of one batch through this entry point, so that
+    /// the engine can share work between configurations that agree on their first blocks.
+    public func logits(_ batch: ImageBatch, configurations: [[Float]]) throws -> [Tensor] {
+        try configurations.map { try logits(batch, gates: .shared($0)) }
+    }
+
     /// One image through stem, blocks and head.
     private func forward(image: UnsafePointer<Float>, height: Int, width: Int, example: Int, gates: Gates,
                          workspace ws: inout Workspace, logits: UnsafeMutablePointer<Float>) {

@@ -4,7 +4,7 @@ public struct Network: Sendable {
     public let architecture: Architecture
     let stem: Convolution
     let stemReLU: Bool
-    let blocks: [ResidualBlock]
+    private(set) var blocks: [ResidualBlock]
     let finalNorm: ChannelAffine?
     /// Head weights (classes x features) and bias.
     let headWeight: [Float]
@@ -63,6 +63,35 @@ public struct Network: Sendable {
         finalNorm = preact ? norm("bn_final") : nil
         headWeight = tensor("fc.weight")
         headBias = tensor("fc.bias")
+    }
+
+    /// The same network with its blocks run in another order: block `order[i]` (1-based)
+    /// runs in position i + 1. Only blocks whose input and output shapes are equal (an
+    /// identity shortcut) may move, and only within their stage (Veit et al. 2016).
+    /// Gates given to the reordered network are indexed by position: gate i applies to
+    /// the block that runs i-th.
+    /// - Throws: ``EvaluationError/gates(_:)`` when `order` is not a permutation of 1...L or
+    ///   moves a block that changes shape or crosses a stage.
+    public func reordered(_ order: [Int]) throws -> Network {
+        guard order.count == blocks.count, Set(order) == Set(1...blocks.count) else {
+            throw EvaluationError.gates("a block order must be a permutation of 1...\(blocks.count)")
+        }
+        for (position, index) in order.enumerated() where index != position + 1 {
+            let moved = blocks[index - 1].spec, place = blocks[position].spec
+            guard moved.shortcut == .identity, place.shortcut == .identity, moved.stage == place.stage else {
+                throw EvaluationError.gates("block \(index) cannot run in position \(position + 1): only identity-shortcut blocks move, within their stage")
+            }
+        }
+        var copy = self
+        copy.blocks = order.map { blocks[$0 - 1] }
+        return copy
+    }
+
+    /// Groups of blocks (1-based) that may be swapped with each other: the identity-shortcut
+    /// blocks of each stage.
+    public var swappableGroups: [[Int]] {
+        Dictionary(grouping: blocks.map(\.spec).filter { $0.shortcut == .identity }, by: \.stage)
+            .sorted { $0.key < $1.key }.map { $0.value.map(\.index) }
     }
 
     /// The activation shape (channels, height, width) after the stem and after each block,

@@ -99,6 +99,11 @@ let package = Package(
             path: "Tests/DepthLensMetricsTests"
         ),
         .testTarget(
+            name: "DepthLensAnalysisTests",
+            dependencies: ["DepthLens", "DepthLensMetrics"],
+            path: "Tests/DepthLensAnalysisTests"
+        ),
+        .testTarget(
             name: "depthlensCLITests",
             dependencies: ["depthlens", "DepthLens"],
             path: "Tests/depthlensCLITests"

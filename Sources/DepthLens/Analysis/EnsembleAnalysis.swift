@@ -1,0 +1,98 @@
+/// `ensemble`: a Monte Carlo ensemble of M sub-networks drawn from the schedule, its
+/// metrics as it grows (M = 1, 2, 4, ..., M), beside the deterministic network.
+public enum EnsembleAnalysis {
+    /// When gates are drawn.
+    public enum Granularity: String, Sendable, CaseIterable {
+        /// One mask per member for the whole pass: M fixed sub-networks.
+        case pass
+        /// A fresh mask per member for every batch of `batchSize` images (as the paper
+        /// trains). Depends on the batch size by definition.
+        case batch
+        /// A fresh mask per member for every example (timm's drop path).
+        case sample
+    }
+
+    /// 1, 2, 4, ... up to `members`, always ending at `members`.
+    public static func sizes(upTo members: Int) -> [Int] {
+        var sizes: [Int] = []
+        var s = 1
+        while s < members { sizes.append(s); s *= 2 }
+        sizes.append(members)
+        return sizes
+    }
+
+    public static func run(_ context: AnalysisContext, members: Int, granularity: Granularity) throws -> ResultTable {
+        guard members >= 1 else { throw EvaluationError.gates("an ensemble needs at least one member, found \(members)") }
+        try context.validateMetrics()
+        let labels = try context.allLabels()
+        let classes = context.checkpoint.architecture.numClasses
+        let sizes = Self.sizes(upTo: members)
+        let growing = try sizes.map { _ in try context.accumulators(scopes: [.member, .ensemble]) }
+        let deterministic = try context.accumulators(scopes: [.member])
+        let growingFeeders = growing.map { ChunkedFeeder(classes: classes, accumulators: $0) }
+        let deterministicFeeder = ChunkedFeeder(classes: classes, accumulators: deterministic)
+        let L = context.blockCount
+        let passMasks = (0..<members).map { m -> [Float] in
+            var generator = SeededGenerator.stream(seed: context.seed, m)
+            return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
+        }
+        var table = context.table()
+        if granularity == .pass {
+            for (m, gates) in passMasks.enumerated() { table.recordMask("member-\(m)", gates: gates) }
+        }
+        let full = [Float](repeating: 1, count: L)
+        let total = context.source.count
+        for (batchIndex, start) in stride(from: 0, to: total, by: context.batchSize).enumerated() {
+            let range = start..<min(total, start + context.batchSize)
+            let batch = try context.source.batch(range)
+            var memberLogits: [[Float]] = []
+            switch granularity {
+            case .pass:
+                let all = try context.evaluator.logits(batch, configurations: passMasks + [context.deterministicGates, full])
+                memberLogits = all.prefix(members).map(\.scalars)
+                deterministicFeeder.append(labels: Array(labels[range]), members: [all[members].scalars], reference: all[members + 1].scalars)
+                for (i, size) in sizes.enumerated() {
+                    growingFeeders[i].append(labels: Array(labels[range]), members: Array(memberLogits.prefix(size)), reference: all[members + 1].scalars)
+                }
+                context.progress?(range.upperBound, total)
+                continue
+            case .batch:
+                let masks = (0..<members).map { m -> [Float] in
+                    var generator = SeededGenerator.stream(seed: context.seed, 10_000_000 + batchIndex * members + m)
+                    return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
+                }
+                memberLogits = try context.evaluator.logits(batch, configurations: masks).map(\.scalars)
+            case .sample:
+                for m in 0..<members {
+                    // Keyed by example index, so the draw does not depend on the batch size.
+                    let vectors = range.map { n -> [Float] in
+                        var generator = SeededGenerator.stream(seed: context.seed, 20_000_000 + n * members + m)
+                        return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
+                    }
+                    memberLogits.append(try context.evaluator.logits(batch, gates: .perExample(vectors)).scalars)
+                }
+            }
+            let fixed = try context.evaluator.logits(batch, configurations: [context.deterministicGates, full]).map(\.scalars)
+            deterministicFeeder.append(labels: Array(labels[range]), members: [fixed[0]], reference: fixed[1])
+            for (i, size) in sizes.enumerated() {
+                growingFeeders[i].append(labels: Array(labels[range]), members: Array(memberLogits.prefix(size)), reference: fixed[1])
+            }
+            context.progress?(range.upperBound, total)
+        }
+        deterministicFeeder.finish()
+        growingFeeders.forEach { $0.finish() }
+        let name = context.rule == .expectation ? "deterministic-expectation" : "deterministic-inverted"
+        table.recordMask(name, gates: context.deterministicGates)
+        for value in try results(of: deterministic) {
+            table.append(ResultRow(analysis: "ensemble", configuration: name, member: "deterministic", metric: value.name,
+                                   value: value.value, mask: name))
+        }
+        for (i, size) in sizes.enumerated() {
+            for value in try results(of: growing[i]) {
+                table.append(ResultRow(analysis: "ensemble", configuration: "\(granularity.rawValue)-M-\(size)", member: "ensemble",
+                                       k: Double(size), metric: value.name, value: value.value))
+            }
+        }
+        return table
+    }
+}

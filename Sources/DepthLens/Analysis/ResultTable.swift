@@ -1,0 +1,97 @@
+import Foundation
+
+/// One tidy result: one number about one member of one configuration of one analysis.
+public struct ResultRow: Sendable, Equatable {
+    public var analysis: String
+    /// The configuration (such as `drop-block-7`, `k-5-trial-2`, `M-8`), unique within the analysis.
+    public var configuration: String
+    /// The member inside the configuration (`ensemble`, `deterministic`, or a number).
+    public var member: String
+    /// The analysis' x variable where it has one: blocks removed, active blocks, members, tau.
+    public var k: Double?
+    public var metric: String
+    public var value: Double
+    /// Key of the gate mask in the companion masks file, or empty.
+    public var mask: String
+
+    public init(analysis: String, configuration: String, member: String = "", k: Double? = nil,
+                metric: String, value: Double, mask: String = "") {
+        self.analysis = analysis
+        self.configuration = configuration
+        self.member = member
+        self.k = k
+        self.metric = metric
+        self.value = value
+        self.mask = mask
+    }
+}
+
+/// Rows of an analysis plus the gate masks they refer to, written as tidy CSV.
+///
+/// `results.csv` columns: analysis, checkpoint, schedule, configuration, member, k,
+/// metric, value, mask, seed. `masks.csv` columns: mask, order, gates (the gate of every
+/// block, space-separated, in position order; order is the block order when reordered).
+public struct ResultTable: Sendable {
+    public var checkpoint: String
+    public var schedule: String
+    public var seed: UInt64
+    public private(set) var rows: [ResultRow] = []
+    /// Gate vectors (and block orders) by mask key, in insertion order.
+    public private(set) var masks: [(key: String, gates: [Float], order: [Int]?)] = []
+    private var maskKeys: Set<String> = []
+
+    public init(checkpoint: String, schedule: String, seed: UInt64) {
+        self.checkpoint = checkpoint
+        self.schedule = schedule
+        self.seed = seed
+    }
+
+    public mutating func append(_ row: ResultRow) { rows.append(row) }
+    public mutating func append(contentsOf more: [ResultRow]) { rows += more }
+
+    /// Records a mask once under `key`.
+    public mutating func recordMask(_ key: String, gates: [Float], order: [Int]? = nil) {
+        guard maskKeys.insert(key).inserted else { return }
+        masks.append((key, gates, order))
+    }
+
+    public mutating func merge(_ other: ResultTable) {
+        rows += other.rows
+        for mask in other.masks { recordMask(mask.key, gates: mask.gates, order: mask.order) }
+    }
+
+    public static let header = ["analysis", "checkpoint", "schedule", "configuration", "member", "k", "metric", "value", "mask", "seed"]
+
+    /// The results as CSV text (numbers in shortest round-trip form; NaN as `NaN`).
+    public var resultsCSV: String {
+        var table = CSVTable(header: Self.header)
+        for row in rows {
+            table.append([row.analysis, checkpoint, schedule, row.configuration, row.member,
+                          row.k.map(Self.format) ?? "", row.metric, Self.format(row.value), row.mask, "\(seed)"])
+        }
+        return table.text
+    }
+
+    /// The masks as CSV text.
+    public var masksCSV: String {
+        var table = CSVTable(header: ["mask", "order", "gates"])
+        for mask in masks {
+            table.append([mask.key, mask.order.map { $0.map(String.init).joined(separator: " ") } ?? "",
+                          mask.gates.map { "\($0)" }.joined(separator: " ")])
+        }
+        return table.text
+    }
+
+    static func format(_ value: Double) -> String {
+        if value.isNaN { return "NaN" }
+        if value.isInfinite { return value > 0 ? "Inf" : "-Inf" }
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        return "\(value)"
+    }
+
+    /// Writes `results.csv` and `masks.csv` (when there are masks) into `folder`, atomically.
+    public func write(to folder: String, prefix: String = "") throws {
+        try AtomicFile.write(Data(resultsCSV.utf8), to: "\(folder)/\(prefix)results.csv")
+        if !masks.isEmpty { try AtomicFile.write(Data(masksCSV.utf8), to: "\(folder)/\(prefix)masks.csv") }
+    }
+}

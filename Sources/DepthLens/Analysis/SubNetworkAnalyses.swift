@@ -1,0 +1,224 @@
+/// Analyses of fixed sub-networks: each configuration is one gate vector for the whole
+/// pass, evaluated with member-scope metrics (MemberEvaluation).
+
+/// `sample`: N sub-networks drawn from the schedule, one mask each for the whole pass;
+/// per member its number of active blocks and its metrics.
+public enum SampleAnalysis {
+    public static func run(_ context: AnalysisContext, members count: Int) throws -> ResultTable {
+        var table = context.table()
+        var configurations: [[Float]] = []
+        var active: [Int] = []
+        for m in 0..<count {
+            var generator = SeededGenerator.stream(seed: context.seed, m)
+            let keep = MaskSampling.bernoulli(context.survival, using: &generator)
+            configurations.append(context.sampledGates(keep))
+            active.append(keep.filter { $0 }.count)
+        }
+        let results = try MemberEvaluation.run(context, configurations: configurations)
+        for (m, values) in results.enumerated() {
+            let mask = "sample-\(m)"
+            table.recordMask(mask, gates: configurations[m])
+            table.append(ResultRow(analysis: "sample", configuration: mask, member: "\(m)", k: Double(active[m]),
+                                   metric: "active_blocks", value: Double(active[m]), mask: mask))
+            for value in values {
+                table.append(ResultRow(analysis: "sample", configuration: mask, member: "\(m)", k: Double(active[m]),
+                                       metric: value.name, value: value.value, mask: mask))
+            }
+        }
+        return table
+    }
+}
+
+/// `lesion`: blocks deleted from the deterministic network (Veit et al. 2016): each block
+/// alone; k random blocks for k = 0...K with T trials each; explicit keep or drop lists;
+/// and pruning to a depth d by a rule (LayerDrop, Fan et al. 2019).
+public enum LesionAnalysis {
+    /// A lesion: which blocks (1-based) to delete, under a name.
+    public struct Lesion: Sendable, Equatable {
+        public var name: String
+        public var dropped: [Int]
+        public var k: Double?
+
+        public init(name: String, dropped: [Int], k: Double? = nil) {
+            self.name = name
+            self.dropped = dropped
+            self.k = k
+        }
+    }
+
+    /// The full network and each block deleted alone (k = the block number).
+    public static func singleBlocks(count: Int) -> [Lesion] {
+        [Lesion(name: "none", dropped: [], k: 0)] + (1...count).map { Lesion(name: "drop-\($0)", dropped: [$0], k: Double($0)) }
+    }
+
+    /// For k = 0...maxK, `trials` draws of k distinct blocks (k = blocks removed).
+    public static func randomBlocks(count: Int, maxK: Int, trials: Int, seed: UInt64) -> [Lesion] {
+        var lesions: [Lesion] = []
+        for k in 0...min(maxK, count) {
+            for t in 0..<(k == 0 ? 1 : trials) {
+                var generator = SeededGenerator.stream(seed: seed, 1_000_000 + k * 10_000 + t)
+                let keep = MaskSampling.exactly(count - k, of: count, using: &generator)
+                let dropped = keep.enumerated().filter { !$0.element }.map { $0.offset + 1 }
+                lesions.append(Lesion(name: "k-\(k)-trial-\(t)", dropped: dropped, k: Double(k)))
+            }
+        }
+        return lesions
+    }
+
+    /// Keep `depth` blocks by a rule: `every-other` keeps blocks 1, 3, 5, ... (depth ignored),
+    /// `evenly-spaced` keeps `depth` blocks spread over the network (LayerDrop's rule),
+    /// always keeping blocks whose shortcut is not the identity when `keepDownsampling`.
+    public static func prune(blocks: [BlockSpec], depth: Int, rule: String, keepDownsampling: Bool = true) throws -> Lesion {
+        let count = blocks.count
+        var keep = Set<Int>()
+        switch rule {
+        case "every-other":
+            keep = Set(stride(from: 1, through: count, by: 2))
+        case "evenly-spaced":
+            guard (0...count).contains(depth) else {
+                throw EvaluationError.gates("prune depth \(depth) is outside 0...\(count)")
+            }
+            if depth > 0 {
+                for i in 0..<depth { keep.insert(Int((Double(i) + 0.5) * Double(count) / Double(depth)) + 1) }
+            }
+        default:
+            throw EvaluationError.gates("unknown prune rule '\(rule)' (every-other, evenly-spaced, greedy)")
+        }
+        if keepDownsampling { for b in blocks where b.shortcut != .identity { keep.insert(b.index) } }
+        let dropped = (1...count).filter { !keep.contains($0) }
+        return Lesion(name: "prune-\(rule)-\(count - dropped.count)", dropped: dropped, k: Double(count - dropped.count))
+    }
+
+    /// Evaluates lesions of the deterministic network.
+    public static func run(_ context: AnalysisContext, lesions: [Lesion], analysis: String = "lesion") throws -> ResultTable {
+        var table = context.table()
+        let base = context.deterministicGates
+        let configurations = try lesions.map { lesion -> [Float] in
+            var gates = base
+            for block in lesion.dropped {
+                guard (1...context.blockCount).contains(block) else {
+                    throw EvaluationError.gates("block \(block) does not exist; the network has blocks 1...\(context.blockCount)")
+                }
+                gates[block - 1] = 0
+            }
+            return gates
+        }
+        let results = try MemberEvaluation.run(context, configurations: configurations)
+        for (i, lesion) in lesions.enumerated() {
+            table.recordMask(lesion.name, gates: configurations[i])
+            table.append(ResultRow(analysis: analysis, configuration: lesion.name, member: "deterministic", k: lesion.k,
+                                   metric: "active_blocks", value: Double(context.blockCount - Set(lesion.dropped).count),
+                                   mask: lesion.name))
+            for value in results[i] {
+                table.append(ResultRow(analysis: analysis, configuration: lesion.name, member: "deterministic", k: lesion.k,
+                                       metric: value.name, value: value.value, mask: lesion.name))
+            }
+        }
+        return table
+    }
+}
+
+/// `depth`: metrics against the exact number of active blocks; for each depth d,
+/// `trials` sub-networks drawn uniformly among those with exactly d blocks on, gated as
+/// during training (kept blocks 1, or 1/p_l for an inverted-trained network).
+public enum DepthAnalysis {
+    public static func run(_ context: AnalysisContext, depths: [Int], trials: Int) throws -> ResultTable {
+        var table = context.table()
+        var configurations: [[Float]] = []
+        var names: [(String, Int)] = []
+        for d in depths {
+            guard (0...context.blockCount).contains(d) else {
+                throw EvaluationError.gates("depth \(d) is outside 0...\(context.blockCount)")
+            }
+            for t in 0..<trials {
+                var generator = SeededGenerator.stream(seed: context.seed, 2_000_000 + d * 10_000 + t)
+                configurations.append(context.sampledGates(MaskSampling.exactly(d, of: context.blockCount, using: &generator)))
+                names.append(("depth-\(d)-trial-\(t)", d))
+            }
+        }
+        let results = try MemberEvaluation.run(context, configurations: configurations)
+        for (i, (name, d)) in names.enumerated() {
+            table.recordMask(name, gates: configurations[i])
+            for value in results[i] {
+                table.append(ResultRow(analysis: "depth", configuration: name, member: "\(i % trials)", k: Double(d),
+                                       metric: value.name, value: value.value, mask: name))
+            }
+        }
+        return table
+    }
+}
+
+/// `reorder`: random swaps of shape-compatible blocks within a stage (Veit et al. 2016);
+/// metrics against Kendall's tau between the new order and the original one.
+public enum ReorderAnalysis {
+    /// Kendall's tau between a permutation of 1...n and the identity.
+    public static func kendallTau(_ order: [Int]) -> Double {
+        let n = order.count
+        guard n > 1 else { return 1 }
+        var concordant = 0, discordant = 0
+        for i in 0..<n { for j in (i + 1)..<n { if order[i] < order[j] { concordant += 1 } else { discordant += 1 } } }
+        return Double(concordant - discordant) / Double(n * (n - 1) / 2)
+    }
+
+    public static func run(_ context: AnalysisContext, swaps: [Int], trials: Int) throws -> ResultTable {
+        var table = context.table()
+        let network = context.evaluator.network
+        let groups = network.swappableGroups.filter { $0.count > 1 }
+        guard !groups.isEmpty else {
+            throw EvaluationError.gates("no stage has two blocks with identity shortcuts; nothing can be reordered")
+        }
+        var networks: [Network] = []
+        var configurations: [[Float]] = []
+        var described: [(name: String, tau: Double, order: [Int])] = []
+        let base = context.deterministicGates
+        for s in swaps {
+            for t in 0..<(s == 0 ? 1 : trials) {
+                var generator = SeededGenerator.stream(seed: context.seed, 3_000_000 + s * 10_000 + t)
+                var order = Array(1...context.blockCount)
+                for _ in 0..<s {
+                    let group = groups[Int(generator.next() % UInt64(groups.count))]
+                    let a = Int(generator.next() % UInt64(group.count))
+                    var b = Int(generator.next() % UInt64(group.count - 1))
+                    if b >= a { b += 1 }
+                    // Swap the blocks currently sitting at these two positions of the group.
+                    order.swapAt(group[a] - 1, group[b] - 1)
+                }
+                networks.append(try network.reordered(order))
+                configurations.append(order.map { base[$0 - 1] })  // gates follow the blocks
+                described.append(("swaps-\(s)-trial-\(t)", kendallTau(order), order))
+            }
+        }
+        let results = try MemberEvaluation.run(context, configurations: configurations, networks: networks)
+        for (i, d) in described.enumerated() {
+            table.recordMask(d.name, gates: configurations[i], order: d.order)
+            table.append(ResultRow(analysis: "reorder", configuration: d.name, member: "deterministic", k: d.tau,
+                                   metric: "kendall_tau", value: d.tau, mask: d.name))
+            for value in results[i] {
+                table.append(ResultRow(analysis: "reorder", configuration: d.name, member: "deterministic", k: d.tau,
+                                       metric: value.name, value: value.value, mask: d.name))
+            }
+        }
+        return table
+    }
+}
+
+/// `paths`: the distribution of the number of active blocks; needs no network.
+public enum PathsAnalysis {
+    public static func run(survival p: [Double], checkpoint: String, schedule: String) -> ResultTable {
+        var table = ResultTable(checkpoint: checkpoint, schedule: schedule, seed: 0)
+        let schedulePMF = PathDistribution.poissonBinomial(p)
+        let binomial = PathDistribution.unrolledBinomial(blocks: p.count)
+        for k in 0...p.count {
+            table.append(ResultRow(analysis: "paths", configuration: "schedule", member: "", k: Double(k),
+                                   metric: "probability", value: schedulePMF[k]))
+            table.append(ResultRow(analysis: "paths", configuration: "unrolled-binomial", member: "", k: Double(k),
+                                   metric: "probability", value: binomial[k]))
+        }
+        let (mean, variance) = PathDistribution.moments(p)
+        table.append(ResultRow(analysis: "paths", configuration: "schedule", metric: "mean_active_blocks", value: mean))
+        table.append(ResultRow(analysis: "paths", configuration: "schedule", metric: "variance_active_blocks", value: variance))
+        table.append(ResultRow(analysis: "paths", configuration: "unrolled-binomial", metric: "mean_active_blocks", value: Double(p.count) / 2))
+        table.append(ResultRow(analysis: "paths", configuration: "unrolled-binomial", metric: "variance_active_blocks", value: Double(p.count) / 4))
+        return table
+    }
+}

@@ -1,0 +1,87 @@
+/// The standard plot of each analysis, drawn from its result table.
+public enum AnalysisPlots {
+    /// Plots for `table`, by file name (without folder).
+    public static func plots(for table: ResultTable) -> [(file: String, plot: LinePlot)] {
+        guard let analysis = table.rows.first?.analysis else { return [] }
+        func points(_ metric: String, where keep: (ResultRow) -> Bool = { _ in true }, error: Bool = false) -> [(x: Double, y: Double)] {
+            table.rows.filter { $0.metric == metric && $0.k != nil && keep($0) }.map { ($0.k!, error ? 1 - $0.value : $0.value) }
+        }
+        func value(_ configuration: String, _ metric: String) -> Double? {
+            table.rows.first { $0.configuration == configuration && $0.metric == metric }?.value
+        }
+        func banded(_ name: String, _ pts: [(x: Double, y: Double)]) -> LinePlot.Series {
+            let summary = meanAndDeviation(pts)
+            return LinePlot.Series(name: name, points: summary.map { ($0.x, $0.mean) },
+                                   band: summary.map { ($0.x, $0.low, $0.high) })
+        }
+        switch analysis {
+        case "lesion":
+            var plots: [(String, LinePlot)] = []
+            let full = value("none", "accuracy").map { ("no block deleted", 1 - $0) }
+            let single = points("accuracy", where: { $0.configuration.hasPrefix("drop-") }, error: true)
+            if !single.isEmpty {
+                plots.append(("lesion-single-block.svg", LinePlot(
+                    title: "Deleting one block (Veit et al. 2016)", xLabel: "deleted block l", yLabel: "test error",
+                    series: [.init(name: "one block deleted", points: single.sorted { $0.x < $1.x })], reference: full)))
+            }
+            let random = points("accuracy", where: { $0.configuration.hasPrefix("k-") }, error: true)
+            if !random.isEmpty {
+                plots.append(("lesion-k-blocks.svg", LinePlot(
+                    title: "Deleting k random blocks", xLabel: "blocks deleted k", yLabel: "test error",
+                    series: [banded("mean over trials", random)])))
+            }
+            let pruned = points("accuracy", where: { $0.configuration.hasPrefix("prune-") }, error: true)
+            if !pruned.isEmpty {
+                plots.append(("lesion-prune.svg", LinePlot(
+                    title: "Pruned to a fixed depth", xLabel: "blocks kept", yLabel: "test error",
+                    series: [.init(name: "pruned", points: pruned.sorted { $0.x < $1.x }, markersOnly: true)], reference: full)))
+            }
+            return plots
+        case "depth":
+            return [("depth.svg", LinePlot(title: "Error against the number of active blocks", xLabel: "active blocks",
+                                           yLabel: "test error", series: [banded("sub-networks of that depth", points("accuracy", error: true))]))]
+        case "sample":
+            return [("sample.svg", LinePlot(title: "Sub-networks drawn from the schedule", xLabel: "active blocks",
+                                            yLabel: "test error",
+                                            series: [.init(name: "one sub-network", points: points("accuracy", error: true), markersOnly: true)]))]
+        case "reorder":
+            return [("reorder.svg", LinePlot(title: "Reordered blocks", xLabel: "Kendall tau to the original order",
+                                             yLabel: "test error",
+                                             series: [.init(name: "one order", points: points("accuracy", error: true), markersOnly: true)]))]
+        case "ensemble":
+            let deterministic = table.rows.first { $0.member == "deterministic" }?.configuration
+            var plots: [(String, LinePlot)] = []
+            for (metric, label, error) in [("accuracy", "test error", true), ("nll", "negative log-likelihood", false), ("ece", "expected calibration error", false)] {
+                let pts = points(metric, where: { $0.member == "ensemble" }, error: error).sorted { $0.x < $1.x }
+                guard !pts.isEmpty else { continue }
+                let reference = deterministic.flatMap { value($0, metric) }.map { ("deterministic network", error ? 1 - $0 : $0) }
+                plots.append(("ensemble-\(metric).svg", LinePlot(title: "Monte Carlo ensemble of sub-networks", xLabel: "members M",
+                                                                 yLabel: label, series: [.init(name: "ensemble of M", points: pts)],
+                                                                 reference: reference)))
+            }
+            return plots
+        case "paths":
+            let series = ["schedule", "unrolled-binomial"].map { name in
+                LinePlot.Series(name: name == "schedule" ? "under the schedule (Poisson-binomial)" : "unrolled paths, Binomial(L, 1/2)",
+                                points: points("probability", where: { $0.configuration == name }))
+            }
+            return [("paths.svg", LinePlot(title: "Number of active blocks", xLabel: "active blocks k", yLabel: "probability", series: series))]
+        default:
+            return []
+        }
+    }
+
+    /// Writes the results CSV, the masks CSV and every plot of `table` into `folder`,
+    /// named after the analysis. Returns the files written.
+    @discardableResult
+    public static func writeAll(_ table: ResultTable, to folder: String) throws -> [String] {
+        let name = table.rows.first?.analysis ?? "results"
+        try table.write(to: folder, prefix: "\(name)-")
+        var files = ["\(folder)/\(name)-results.csv"] + (table.masks.isEmpty ? [] : ["\(folder)/\(name)-masks.csv"])
+        for (file, plot) in plots(for: table) {
+            try plot.write(to: "\(folder)/\(file)")
+            files.append("\(folder)/\(file)")
+        }
+        return files
+    }
+}

@@ -1,0 +1,194 @@
+import ArgumentParser
+import DepthLens
+import Foundation
+
+/// Writes an analysis' files and prints its summary.
+func finish(_ table: ResultTable, options: AnalysisOptions, folder: String) throws {
+    let files = try AnalysisPlots.writeAll(table, to: folder)
+    printSummary(table, metrics: ["active_blocks", "accuracy", "nll", "ece", "brier", "agreement", "kendall_tau",
+                                  "probability", "mutual_information", "disagreement"], json: options.json)
+    if !options.json {
+        print("\nWrote " + files.joined(separator: ", "))
+    }
+}
+
+struct Sample: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Draw N sub-networks from the schedule (one mask each for the whole pass); each one's active blocks and metrics.")
+
+    @OptionGroup var options: AnalysisOptions
+
+    @Option(help: "Sub-networks to draw.")
+    var members = 32
+
+    func validate() throws { guard members >= 1 else { throw ValidationError("--members must be at least 1.") } }
+
+    func run() throws {
+        let context = try options.context(analysis: "sample")
+        let folder = try options.folder(default: "sample")
+        try finish(try SampleAnalysis.run(context, members: members), options: options, folder: folder)
+    }
+}
+
+struct Ensemble: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "A Monte Carlo ensemble of M sub-networks; its metrics as it grows (1, 2, 4, ..., M) beside the deterministic network.")
+
+    @OptionGroup var options: AnalysisOptions
+
+    @Option(help: "Members M.")
+    var members = 16
+
+    @Option(help: "When gates are drawn: pass (M fixed sub-networks), batch (per member per batch), sample (per member per example).")
+    var granularity: EnsembleAnalysis.Granularity = .pass
+
+    func validate() throws { guard members >= 1 else { throw ValidationError("--members must be at least 1.") } }
+
+    func run() throws {
+        let context = try options.context(analysis: "ensemble", ensemble: true)
+        let folder = try options.folder(default: "ensemble")
+        try finish(try EnsembleAnalysis.run(context, members: members, granularity: granularity), options: options, folder: folder)
+    }
+}
+
+struct Lesion: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Delete blocks from the deterministic network: each alone, k at random, explicit lists, or pruning to a depth.",
+        discussion: "With no selection flag, runs --single and --random-k 10.")
+
+    @OptionGroup var options: AnalysisOptions
+
+    @Flag(help: "Delete each block alone (and evaluate the full network).")
+    var single = false
+
+    @Option(help: "Delete k random blocks for k = 0...K.")
+    var randomK: Int?
+
+    @Option(help: "Trials per k for --random-k.")
+    var trials = 5
+
+    @Option(help: ArgumentHelp("Delete exactly these blocks (a comma list with ranges); repeatable.", valueName: "blocks"))
+    var drop: [String] = []
+
+    @Option(help: ArgumentHelp("Keep only these blocks, deleting the rest; repeatable.", valueName: "blocks"))
+    var keep: [String] = []
+
+    @Option(help: ArgumentHelp("Prune to this many blocks (with --prune-rule).", valueName: "d"))
+    var pruneDepth: [Int] = []
+
+    @Option(help: "Pruning rule: every-other or evenly-spaced (downsampling blocks are always kept).")
+    var pruneRule = "evenly-spaced"
+
+    func validate() throws {
+        if let randomK, randomK < 0 { throw ValidationError("--random-k must be zero or more.") }
+        guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
+        for list in drop { _ = try parseBlockList(list, flag: "--drop") }
+        for list in keep { _ = try parseBlockList(list, flag: "--keep") }
+    }
+
+    func run() throws {
+        let context = try options.context(analysis: "lesion")
+        let count = context.blockCount
+        var lesions: [LesionAnalysis.Lesion] = []
+        let selected = single || randomK != nil || !drop.isEmpty || !keep.isEmpty || !pruneDepth.isEmpty
+        if single || !selected { lesions += LesionAnalysis.singleBlocks(count: count) }
+        if let k = randomK ?? (selected ? nil : 10) {
+            lesions += LesionAnalysis.randomBlocks(count: count, maxK: k, trials: trials, seed: options.seed)
+        }
+        for list in drop {
+            let blocks = try parseBlockList(list, flag: "--drop")
+            lesions.append(.init(name: "drop-list-\(list)", dropped: blocks, k: Double(Set(blocks).count)))
+        }
+        for list in keep {
+            let kept = Set(try parseBlockList(list, flag: "--keep"))
+            if let bad = kept.first(where: { !(1...count).contains($0) }) {
+                throw CLIError("--keep: block \(bad) does not exist; the network has blocks 1...\(count)")
+            }
+            lesions.append(.init(name: "keep-list-\(list)", dropped: (1...count).filter { !kept.contains($0) }, k: Double(count - kept.count)))
+        }
+        for depth in pruneDepth {
+            lesions.append(try LesionAnalysis.prune(blocks: context.checkpoint.architecture.blocks, depth: depth, rule: pruneRule))
+        }
+        // Identical lesions (the same blocks) are evaluated once.
+        var seen = Set<String>()
+        lesions = lesions.filter { seen.insert($0.name).inserted }
+        let folder = try options.folder(default: "lesion")
+        try finish(try LesionAnalysis.run(context, lesions: lesions), options: options, folder: folder)
+    }
+}
+
+struct Depth: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Error against the exact number of active blocks (sub-networks drawn uniformly among those of each depth).")
+
+    @OptionGroup var options: AnalysisOptions
+
+    @Option(help: "Depths to evaluate: a comma list with ranges (default: about 12 evenly spaced from 0 to L).")
+    var depths: String?
+
+    @Option(help: "Sub-networks per depth.")
+    var trials = 3
+
+    func validate() throws {
+        guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
+        if let depths { _ = try parseBlockList(depths, flag: "--depths") }
+    }
+
+    func run() throws {
+        let context = try options.context(analysis: "depth")
+        let count = context.blockCount
+        let chosen: [Int]
+        if let depths {
+            chosen = try parseBlockList(depths, flag: "--depths")
+        } else {
+            chosen = evenlySpacedDepths(count: count, steps: 12)
+        }
+        let folder = try options.folder(default: "depth")
+        try finish(try DepthAnalysis.run(context, depths: chosen, trials: trials), options: options, folder: folder)
+    }
+}
+
+struct Reorder: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Swap shape-compatible blocks within stages at random; error against Kendall's tau (Veit et al. 2016).")
+
+    @OptionGroup var options: AnalysisOptions
+
+    @Option(help: "Numbers of random swaps, comma-separated.")
+    var swaps = "0,1,2,4,8,16"
+
+    @Option(help: "Orders per number of swaps.")
+    var trials = 3
+
+    func run() throws {
+        let counts = try parseBlockList(swaps, flag: "--swaps")
+        guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
+        let context = try options.context(analysis: "reorder")
+        let folder = try options.folder(default: "reorder")
+        try finish(try ReorderAnalysis.run(context, swaps: counts, trials: trials), options: options, folder: folder)
+    }
+}
+
+struct Paths: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The distribution of the number of active blocks under a schedule (exact Poisson-binomial), and the unrolled Binomial(L, 1/2) view. Needs no data.")
+
+    @OptionGroup var options: AnalysisOptions
+
+    func run() throws {
+        let context = try options.context(analysis: "paths", needsData: false)
+        let folder = try options.folder(default: "paths")
+        let table = PathsAnalysis.run(survival: context.survival, checkpoint: context.checkpoint.path, schedule: context.scheduleName)
+        try finish(table, options: options, folder: folder)
+    }
+}
+
+/// About `steps` + 1 depths from 0 to `count`, evenly spaced, without repeats.
+func evenlySpacedDepths(count: Int, steps: Int) -> [Int] {
+    var depths = Set<Int>()
+    for i in 0...steps {
+        let fraction = Double(i) / Double(steps)
+        depths.insert(Int((fraction * Double(count)).rounded()))
+    }
+    return depths.sorted()
+}

@@ -1,0 +1,133 @@
+import ArgumentParser
+import DepthLens
+import Foundation
+
+extension EnsembleAnalysis.Granularity: ExpressibleByArgument {}
+
+/// Flags every analysis shares: checkpoint, data, schedule, rule, metrics, seed, output.
+struct AnalysisOptions: ParsableArguments {
+    @Argument(help: "A DepthLens checkpoint (.h5, format v1).")
+    var checkpoint: String
+
+    @OptionGroup var data: DataOptions
+    @OptionGroup var runtime: RuntimeOptions
+    @OptionGroup var plugins: PluginOptions
+
+    @Option(help: ArgumentHelp("Survival schedule: NAME or NAME:key=value,... (default: the probabilities the checkpoint records). Built in: constant, linear, linear-from-zero, linear-efficientnet, custom; see `depthlens plugins`.", valueName: "spec"))
+    var schedule: String?
+
+    @Option(help: "Test-time rule: the deterministic network, and how kept blocks are scaled when sampling (default: the checkpoint's).")
+    var rule: TrainingMetadata.TestTimeRule?
+
+    @Option(name: .customLong("metric"), help: ArgumentHelp("A metric spec; repeatable (default: accuracy, nll, brier, calibration, plus the ensemble metrics where they apply). See `depthlens plugins`.", valueName: "spec"))
+    var metrics: [String] = []
+
+    @Option(help: "Seed of every random draw: the same seed gives the same gates.")
+    var seed: UInt64 = 0
+
+    @Option(name: .shortAndLong, help: ArgumentHelp("Folder for the CSV files and SVG plots (created if missing).", valueName: "dir"))
+    var output: String?
+
+    @Flag(help: "Print a JSON summary instead of the table.")
+    var json = false
+
+    @Flag(help: "No progress line.")
+    var quiet = false
+
+    static let memberMetrics = ["accuracy", "nll", "brier", "calibration", "agreement"]
+    static let ensembleMetrics = ["gibbs_nll", "member_brier", "entropy", "uncertainty", "diversity"]
+
+    /// Loads the checkpoint and plugins, resolves schedule, rule and data.
+    func context(analysis: String, ensemble: Bool = false, needsData: Bool = true) throws -> AnalysisContext {
+        try plugins.load()
+        let ckpt = try Checkpoint.load(from: checkpoint)
+        let registry = PluginRegistry.shared
+        let survival: [Double]
+        let scheduleName: String
+        if let schedule {
+            survival = try registry.survivalProbabilities(schedule, for: ckpt.architecture)
+            scheduleName = schedule
+        } else if let recorded = ckpt.training?.survivalProbabilities {
+            survival = recorded
+            scheduleName = ckpt.training?.schedule.map { s in
+                s.name + (s.params.isEmpty ? "" : ":" + s.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))
+            } ?? "recorded"
+        } else {
+            throw CLIError("\(ckpt.path) records no survival probabilities; give --schedule (such as linear:pL=0.5)")
+        }
+        let chosenRule = rule ?? ckpt.training?.testTimeRule ?? .expectation
+        let chosenMetrics = metrics.isEmpty ? Self.memberMetrics + (ensemble ? Self.ensembleMetrics : []) : metrics
+        let source: any ImageSource = needsData ? try data.open(for: ckpt) : EmptySource()
+        let progress = ProgressLine(analysis, quiet: quiet)
+        var context = AnalysisContext(
+            checkpoint: ckpt, evaluator: Evaluator(network: Network(checkpoint: ckpt), threads: runtime.threads),
+            source: source, batchSize: runtime.batchSize, survival: survival, scheduleName: scheduleName, rule: chosenRule,
+            metrics: chosenMetrics, registry: registry, seed: seed)
+        context.progress = { progress.update(done: $0, total: $1) }
+        try context.validateMetrics()
+        return context
+    }
+
+    /// The output folder, created when missing.
+    func folder(default name: String) throws -> String {
+        let path = output ?? "results/\(name)"
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        } catch {
+            throw CLIError("cannot create the output folder \(path): \(error.localizedDescription)")
+        }
+        return path
+    }
+}
+
+/// A source with no images, for analyses that need no data.
+struct EmptySource: ImageSource {
+    var count: Int { 0 }
+    var channels: Int { 0 }
+    var height: Int { 0 }
+    var width: Int { 0 }
+    var name: String { "(no data)" }
+    func pixels(_ range: Range<Int>) throws -> [Float] { [] }
+    func labels(_ range: Range<Int>) throws -> [Int]? { [] }
+}
+
+/// Prints a table: one line per (configuration, member), one column per metric.
+func printSummary(_ table: ResultTable, metrics wanted: [String]? = nil, limit: Int = 60, json: Bool) {
+    var order: [String] = []
+    var byKey: [String: (configuration: String, member: String, k: Double?, values: [String: Double])] = [:]
+    var metricNames: [String] = []
+    for row in table.rows {
+        let key = row.configuration + "\u{1}" + row.member + "\u{1}" + (row.k.map { "\($0)" } ?? "")
+        if byKey[key] == nil {
+            order.append(key)
+            byKey[key] = (row.configuration, row.member, row.k, [:])
+        }
+        byKey[key]!.values[row.metric] = row.value
+        if !metricNames.contains(row.metric) { metricNames.append(row.metric) }
+    }
+    let columns = wanted.map { w in metricNames.filter { w.contains($0) } } ?? metricNames
+    if json {
+        let entries = order.map { key -> [String: Any] in
+            let e = byKey[key]!
+            var object: [String: Any] = ["configuration": e.configuration, "member": e.member,
+                                         "metrics": e.values.mapValues { $0.isFinite ? $0 as Any : NSNull() }]
+            if let k = e.k { object["k"] = k }
+            return object
+        }
+        let document: [String: Any] = ["checkpoint": table.checkpoint, "schedule": table.schedule,
+                                       "seed": table.seed, "results": entries]
+        if let data = try? JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]) {
+            print(String(decoding: data, as: UTF8.self))
+        }
+        return
+    }
+    let width = max(14, (order.map { byKey[$0]!.configuration.count }.max() ?? 0) + 2)
+    print(pad("configuration", width) + pad("member", 15) + pad("k", 8) + columns.map { pad($0, 12) }.joined())
+    for key in order.prefix(limit) {
+        let e = byKey[key]!
+        let k = e.k.map { $0 == $0.rounded() ? String(Int($0)) : String(format: "%.3f", $0) } ?? ""
+        print(pad(e.configuration, width) + pad(e.member, 15) + pad(k, 8)
+            + columns.map { pad(e.values[$0].map { String(format: "%.4f", $0) } ?? "", 12) }.joined())
+    }
+    if order.count > limit { print("... \(order.count - limit) more rows in the CSV") }
+}

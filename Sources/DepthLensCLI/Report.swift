@@ -1,0 +1,121 @@
+import ArgumentParser
+import DepthLens
+import Foundation
+
+struct Report: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "The standard study in one results folder: eval, single and k-block lesions, ensemble, depth and paths, with CSVs, SVG plots and summary.md.",
+        discussion: """
+            On the bundled defaults: `depthlens report data/fmnist-sd54.h5` evaluates the installed Fashion-MNIST \
+            test set. Unless --limit says otherwise, the first 2,000 test images are used, so that the study \
+            finishes in minutes on two cores; --limit 10000 uses them all.
+            """)
+
+    @OptionGroup var options: AnalysisOptions
+
+    @Option(help: "Largest number of random blocks deleted in the k-block lesion.")
+    var maxK = 10
+
+    @Option(help: "Trials per k and per depth.")
+    var trials = 3
+
+    @Option(help: "Ensemble members.")
+    var members = 8
+
+    func run() throws {
+        var limited = options
+        if limited.data.limit == nil { limited.data.limit = 2000 }
+        let started = Date()
+        let context = try limited.context(analysis: "report", ensemble: true)
+        let folder = try limited.folder(default: "report")
+        let count = context.blockCount
+        var timings: [(String, Double)] = []
+        func timed<T>(_ name: String, _ body: () throws -> T) rethrows -> T {
+            let t0 = Date()
+            let result = try body()
+            timings.append((name, Date().timeIntervalSince(t0)))
+            if !limited.quiet { FileHandle.standardError.write(Data("report: \(name) done in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s\n".utf8)) }
+            return result
+        }
+        var memberContext = context
+        memberContext.metrics = AnalysisOptions.memberMetrics
+        let lesionTable = try timed("lesion") {
+            try LesionAnalysis.run(memberContext, lesions: LesionAnalysis.singleBlocks(count: count)
+                + LesionAnalysis.randomBlocks(count: count, maxK: maxK, trials: trials, seed: limited.seed).filter { $0.k != 0 })
+        }
+        let ensembleTable = try timed("ensemble") { try EnsembleAnalysis.run(context, members: members, granularity: .pass) }
+        let depths = evenlySpacedDepths(count: count, steps: 8)
+        let depthTable = try timed("depth") { try DepthAnalysis.run(memberContext, depths: depths, trials: trials) }
+        let pathsTable = PathsAnalysis.run(survival: context.survival, checkpoint: context.checkpoint.path, schedule: context.scheduleName)
+        var files: [String] = []
+        for table in [lesionTable, ensembleTable, depthTable, pathsTable] {
+            files += try AnalysisPlots.writeAll(table, to: folder)
+        }
+        let seconds = Date().timeIntervalSince(started)
+        let summary = ReportSummary.markdown(context: context, lesion: lesionTable, ensemble: ensembleTable, depth: depthTable,
+                                             paths: pathsTable, seconds: seconds, timings: timings)
+        try AtomicFile.write(Data(summary.utf8), to: "\(folder)/summary.md")
+        files.append("\(folder)/summary.md")
+        if limited.json {
+            printSummary(ensembleTable, json: true)
+        } else {
+            print(summary)
+            print("Wrote \(files.count) files to \(folder)/")
+        }
+    }
+}
+
+/// The headline numbers of a report, as Markdown.
+enum ReportSummary {
+    static func markdown(context: AnalysisContext, lesion: ResultTable, ensemble: ResultTable, depth: ResultTable,
+                         paths: ResultTable, seconds: Double, timings: [(String, Double)]) -> String {
+        func value(_ table: ResultTable, _ configuration: String, _ metric: String) -> Double? {
+            table.rows.first { $0.configuration == configuration && $0.metric == metric }?.value
+        }
+        func pct(_ v: Double?) -> String { v.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a" }
+        func num(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "n/a" }
+        let ckpt = context.checkpoint
+        let blocks = ckpt.architecture.blocks
+        let deterministic = ensemble.rows.first { $0.member == "deterministic" }?.configuration ?? ""
+        var out = "# DepthLens report\n\n"
+        out += "- checkpoint: `\(ckpt.path)` (\(blocks.count) blocks, \(ckpt.architecture.block.rawValue) blocks)\n"
+        out += "- data: `\(context.source.name)`, \(context.source.count) images\n"
+        out += "- schedule: `\(context.scheduleName)`; test-time rule: \(context.rule.rawValue); seed \(context.seed)\n"
+        out += String(format: "- run time: %.1f s (%@)\n\n", seconds, timings.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", "))
+        out += "## Deterministic network\n\n| network | error | NLL | ECE |\n|---|---|---|---|\n"
+        out += "| \(context.rule.rawValue) rule | \(pct(value(ensemble, deterministic, "accuracy").map { 1 - $0 })) | \(num(value(ensemble, deterministic, "nll"))) | \(num(value(ensemble, deterministic, "ece"))) |\n"
+        out += "\n"
+        let singles = blocks.compactMap { b in value(lesion, "drop-\(b.index)", "accuracy").map { (b, 1 - $0) } }
+        if !singles.isEmpty {
+            let identity = singles.filter { $0.0.shortcut == .identity }.map(\.1)
+            let downsampling = singles.filter { $0.0.shortcut != .identity }.map(\.1)
+            let worst = singles.max { $0.1 < $1.1 }!
+            out += "## Deleting one block (Veit et al. 2016)\n\n"
+            out += "- mean error with one identity-shortcut block deleted: \(pct(identity.isEmpty ? nil : identity.reduce(0, +) / Double(identity.count)))\n"
+            out += "- mean error with one downsampling block deleted: \(pct(downsampling.isEmpty ? nil : downsampling.reduce(0, +) / Double(downsampling.count)))\n"
+            out += "- most harmful: block \(worst.0.index) (`\(worst.0.keyPrefix.dropLast())`, \(worst.0.shortcut.rawValue)), error \(pct(worst.1))\n\n"
+        }
+        let kRows = meanAndDeviation(lesion.rows.filter { $0.configuration.hasPrefix("k-") && $0.metric == "accuracy" }.map { ($0.k!, 1 - $0.value) })
+        if !kRows.isEmpty {
+            out += "## Deleting k random blocks\n\n| k | mean error | sd |\n|---|---|---|\n"
+            for r in kRows { out += "| \(Int(r.x)) | \(pct(r.mean)) | \(pct(r.high - r.mean)) |\n" }
+            out += "\n"
+        }
+        let members = ensemble.rows.filter { $0.member == "ensemble" }.compactMap(\.k).max() ?? 0
+        let last = ensemble.rows.first { $0.member == "ensemble" && $0.k == members }?.configuration ?? ""
+        out += "## Monte Carlo ensemble of \(Int(members)) sub-networks\n\n| | error | NLL | ECE | mutual information | disagreement |\n|---|---|---|---|---|---|\n"
+        out += "| ensemble | \(pct(value(ensemble, last, "accuracy").map { 1 - $0 })) | \(num(value(ensemble, last, "nll"))) | \(num(value(ensemble, last, "ece"))) | \(num(value(ensemble, last, "mutual_information"))) | \(num(value(ensemble, last, "disagreement"))) |\n"
+        out += "| one member | \(pct(value(ensemble, ensemble.rows.first { $0.k == 1 }?.configuration ?? "", "accuracy").map { 1 - $0 })) | \(num(value(ensemble, ensemble.rows.first { $0.k == 1 }?.configuration ?? "", "nll"))) | \(num(value(ensemble, ensemble.rows.first { $0.k == 1 }?.configuration ?? "", "ece"))) | | |\n\n"
+        let depthRows = meanAndDeviation(depth.rows.filter { $0.metric == "accuracy" }.map { ($0.k!, 1 - $0.value) })
+        if !depthRows.isEmpty {
+            out += "## Error against the number of active blocks\n\n| active blocks | mean error |\n|---|---|\n"
+            for r in depthRows { out += "| \(Int(r.x)) | \(pct(r.mean)) |\n" }
+            out += "\n"
+        }
+        out += "## Paths\n\n"
+        out += "- expected active blocks under the schedule: \(num(value(paths, "schedule", "mean_active_blocks"))) (variance \(num(value(paths, "schedule", "variance_active_blocks"))))\n"
+        out += "- unrolled view (Binomial(L, 1/2)): mean \(num(value(paths, "unrolled-binomial", "mean_active_blocks")))\n\n"
+        out += "Files: `lesion-results.csv`, `ensemble-results.csv`, `depth-results.csv`, `paths-results.csv` (tidy; columns in docs/results-csv.md), the `*-masks.csv` gate masks, and the SVG plots.\n"
+        return out
+    }
+}

@@ -1,0 +1,122 @@
+import DepthLens
+import DepthLensMetrics
+import Foundation
+import XCTest
+
+/// Every analysis reproduces values computed independently in PyTorch and numpy/scipy
+/// (tools/make_analysis_fixtures.py), with the same seeded gate masks.
+final class AnalysisTests: XCTestCase {
+    static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("Fixtures")
+
+    struct Expected: Decodable {
+        var analysis: String
+        var configuration: String
+        var k: Int?
+        var metric: String
+        var value: Double
+    }
+
+    static let expected: [Expected] = {
+        let data = try! Data(contentsOf: fixtures.appendingPathComponent("analyses/expected.json"))
+        return try! JSONDecoder().decode([Expected].self, from: data)
+    }()
+
+    func context(_ variant: String, batchSize: Int = 16, threads: Int = 2) throws -> AnalysisContext {
+        let checkpoint = try Checkpoint.load(from: Self.fixtures.appendingPathComponent("golden/\(variant).ckpt.h5").path)
+        let source = try DataSetRequest(path: Self.fixtures.appendingPathComponent("analyses/\(variant)-labelled.h5").path)
+            .open(for: checkpoint)
+        let registry = PluginRegistry()
+        BuiltinMetrics.register(in: registry)
+        return AnalysisContext(checkpoint: checkpoint, evaluator: Evaluator(network: Network(checkpoint: checkpoint), threads: threads),
+                               source: source, batchSize: batchSize, survival: checkpoint.training!.survivalProbabilities!,
+                               scheduleName: "linear:pL=0.5", rule: .expectation, metrics: ["accuracy", "nll"],
+                               registry: registry, seed: 7)
+    }
+
+    func assertMatches(_ table: ResultTable, analysis: String, file: StaticString = #filePath, line: UInt = #line) {
+        let wanted = Self.expected.filter { $0.analysis == analysis }
+        XCTAssertGreaterThan(wanted.count, 5, file: file, line: line)
+        for e in wanted {
+            let row = table.rows.first { $0.configuration == e.configuration && $0.metric == e.metric && (e.k == nil || $0.k == Double(e.k!)) }
+            guard let row else {
+                XCTFail("\(analysis): no row for \(e.configuration) \(e.metric)", file: file, line: line)
+                continue
+            }
+            XCTAssertEqual(row.value, e.value, accuracy: 1e-5, "\(analysis) \(e.configuration) \(e.metric)", file: file, line: line)
+        }
+    }
+
+    func testLesionSingleAndRandomBlocks() throws {
+        let context = try self.context("official")
+        let lesions = LesionAnalysis.singleBlocks(count: 6) + LesionAnalysis.randomBlocks(count: 6, maxK: 3, trials: 2, seed: 7)
+        let table = try LesionAnalysis.run(context, lesions: lesions)
+        assertMatches(table, analysis: "lesion")
+        // Lesions really change the outputs: the fixture is not degenerate.
+        let likelihoods = Set(table.rows.filter { $0.metric == "nll" }.map(\.value))
+        XCTAssertGreaterThan(likelihoods.count, 10)
+    }
+
+    func testSampleDepthAndEnsemble() throws {
+        let context = try self.context("official")
+        assertMatches(try SampleAnalysis.run(context, members: 4), analysis: "sample")
+        assertMatches(try DepthAnalysis.run(context, depths: [0, 3, 6], trials: 2), analysis: "depth")
+        assertMatches(try EnsembleAnalysis.run(context, members: 4, granularity: .pass), analysis: "ensemble")
+    }
+
+    func testReorderAgainstKendallTau() throws {
+        assertMatches(try ReorderAnalysis.run(try context("port-subsample"), swaps: [0, 1, 3], trials: 2), analysis: "reorder")
+    }
+
+    func testPathsAreExact() throws {
+        let p = try Checkpoint.load(from: Self.fixtures.appendingPathComponent("golden/official.ckpt.h5").path).training!.survivalProbabilities!
+        let table = PathsAnalysis.run(survival: p, checkpoint: "x", schedule: "linear")
+        for e in Self.expected where e.analysis == "paths" {
+            let row = table.rows.first { $0.configuration == e.configuration && $0.k == Double(e.k!) && $0.metric == "probability" }
+            XCTAssertEqual(row?.value ?? .nan, e.value, accuracy: 1e-12, "\(e.configuration) k=\(e.k!)")
+        }
+        XCTAssertEqual(PathDistribution.poissonBinomial(p).reduce(0, +), 1, accuracy: 1e-12)
+        XCTAssertEqual(PathDistribution.unrolledBinomial(blocks: 110).reduce(0, +), 1, accuracy: 1e-9, "no overflow at large L")
+    }
+
+    func testSameSeedGivesIdenticalCSVForAnyBatchSizeAndThreadCount() throws {
+        let a = try EnsembleAnalysis.run(try context("official", batchSize: 5, threads: 1), members: 3, granularity: .sample)
+        let b = try EnsembleAnalysis.run(try context("official", batchSize: 48, threads: 3), members: 3, granularity: .sample)
+        XCTAssertEqual(a.resultsCSV, b.resultsCSV)
+        let c = try SampleAnalysis.run(try context("official", batchSize: 7, threads: 1), members: 5)
+        let d = try SampleAnalysis.run(try context("official", batchSize: 16, threads: 2), members: 5)
+        XCTAssertEqual(c.resultsCSV, d.resultsCSV)
+        XCTAssertEqual(c.masksCSV, d.masksCSV)
+        var other = try context("official")
+        other.seed = 8
+        XCTAssertNotEqual(try SampleAnalysis.run(other, members: 5).masksCSV, c.masksCSV, "another seed draws other masks")
+    }
+
+    func testResultsCSVIsTidyAndEveryRowTracesToAMask() throws {
+        let table = try SampleAnalysis.run(try context("official"), members: 3)
+        let lines = table.resultsCSV.split(separator: "\n")
+        XCTAssertEqual(lines.first, "analysis,checkpoint,schedule,configuration,member,k,metric,value,mask,seed")
+        XCTAssertTrue(lines.dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == 10 })
+        let masks = Set(table.masks.map(\.key))
+        XCTAssertTrue(table.rows.allSatisfy { masks.contains($0.mask) })
+        XCTAssertTrue(table.masksCSV.hasPrefix("mask,order,gates\nsample-0,,"))
+    }
+
+    func testBadAnalysisInputsAreNamed() throws {
+        let context = try self.context("official")
+        XCTAssertThrowsError(try LesionAnalysis.run(context, lesions: [.init(name: "x", dropped: [9])])) {
+            XCTAssertTrue("\($0)".contains("block 9 does not exist"), "\($0)")
+        }
+        XCTAssertThrowsError(try DepthAnalysis.run(context, depths: [7], trials: 1)) {
+            XCTAssertTrue("\($0)".contains("depth 7 is outside 0...6"), "\($0)")
+        }
+        XCTAssertThrowsError(try EnsembleAnalysis.run(context, members: 0, granularity: .pass)) {
+            XCTAssertTrue("\($0)".contains("at least one member"), "\($0)")
+        }
+        var badMetric = context
+        badMetric.metrics = ["acuracy"]
+        XCTAssertThrowsError(try SampleAnalysis.run(badMetric, members: 2)) {
+            XCTAssertTrue("\($0)".contains("unknown metric"), "\($0)")
+        }
+    }
+}

@@ -34,6 +34,13 @@ let package = Package(
             pkgConfig: "zlib",
             providers: [.apt(["zlib1g-dev"])]
         ),
+        // oneDNN from Debian's libdnnl-dev (no pkg-config file there): the fast engine's
+        // convolutions.
+        .systemLibrary(
+            name: "CDNNL",
+            path: "Sources/CDNNL",
+            providers: [.apt(["libdnnl-dev"])]
+        ),
         // The C ABI of run-time plugins (a header shipped in the package).
         .target(
             name: "CDepthLensPlugin",
@@ -46,7 +53,7 @@ let package = Package(
         ),
         .target(
             name: "DepthLens",
-            dependencies: ["CHDF5", "CZlib", "CDepthLensPlugin"],
+            dependencies: ["CHDF5", "CZlib", "CDNNL", "CDepthLensPlugin"],
             path: "Sources/DepthLens"
         ),
         // Built-in plugins: they use only DepthLens' public API, as a user's plugin would.

@@ -26,6 +26,6 @@ struct DepthLensCommand: ParsableCommand {
             DepthLens format v1 (docs/checkpoint-format.md); tools/export_pytorch.py writes them from PyTorch.
             """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Eval.self, Predict.self, Sample.self, Ensemble.self, Lesion.self, Depth.self, Reorder.self, Paths.self, Report.self, ScheduleCommand.self, PluginsCommand.self]
+        subcommands: [Inspect.self, Eval.self, Predict.self, Sample.self, Ensemble.self, Lesion.self, Depth.self, Reorder.self, Paths.self, Report.self, ScheduleCommand.self, PluginsCommand.self, Bench.self]
     )
 }

@@ -1,155 +1,95 @@
-import Dispatch
 import Foundation
 
 /// Evaluates a ``Network`` on batches of images under any pattern of active, dropped
-/// and scaled blocks, using several threads (one slice of the batch each).
+/// and scaled blocks.
+///
+/// Two engines compute the same logits (to 1e-4): ``Backend/fast`` (the default) runs
+/// fused oneDNN convolutions on the whole batch and shares work between gate
+/// configurations; ``Backend/reference`` runs the plain Swift kernels one image at a
+/// time and is what the fast engine is tested against.
 public struct Evaluator: Sendable {
-    public let network: Network
-    /// Worker threads a batch is split across.
-    public let threads: Int
+    /// Which engine computes the logits.
+    public enum Backend: String, Sendable, CaseIterable {
+        /// Plain Swift kernels, one image at a time: the correctness baseline.
+        case reference
+        /// Fused oneDNN convolutions on blocked activations, with prefix sharing between
+        /// configurations (falls back to the reference when oneDNN cannot start).
+        case fast
+    }
 
-    /// - Parameter threads: defaults to the number of active processors.
-    public init(network: Network, threads: Int? = nil) {
+    public let network: Network
+    /// Threads a batch is computed on.
+    public let threads: Int
+    public let backend: Backend
+
+    /// - Parameters:
+    ///   - threads: defaults to the number of active processors.
+    ///   - backend: defaults to ``Backend/fast``, or to the value of the environment
+    ///     variable `DEPTHLENS_BACKEND` (`reference` or `fast`) when it is set.
+    public init(network: Network, threads: Int? = nil, backend: Backend? = nil) {
         self.network = network
         self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.backend = backend ?? Self.defaultBackend
+    }
+
+    /// Whether oneDNN started, so that ``Backend/fast`` really runs the fused engine
+    /// (otherwise it falls back to the reference kernels).
+    public static var isFastEngineAvailable: Bool { DNNL.shared != nil }
+
+    /// ``Backend/fast`` unless `DEPTHLENS_BACKEND` names another backend.
+    public static var defaultBackend: Backend {
+        ProcessInfo.processInfo.environment["DEPTHLENS_BACKEND"].flatMap(Backend.init(rawValue:)) ?? .fast
     }
 
     /// Logits for every image of `batch`: a tensor of shape (N, classes).
     /// - Throws: ``EvaluationError`` when the images or the gates do not fit the network.
     public func logits(_ batch: ImageBatch, gates: Gates = .allOn) throws -> Tensor {
-        let arch = network.architecture
-        guard batch.channels == arch.inChannels else {
-            throw EvaluationError.inputSize("images have \(batch.channels) channel(s), the network takes \(arch.inChannels)")
-        }
-        let shapes = try network.activationShapes(height: batch.height, width: batch.width)
+        try validate(batch)
         try gates.validate(blockCount: network.blockCount, count: batch.count)
-        let classes = arch.numClasses
-        var output = [Float](repeating: 0, count: batch.count * classes)
+        let classes = network.architecture.numClasses
         if batch.count == 0 { return Tensor(shape: [0, classes], scalars: []) }
-        let largest = shapes.map { $0.channels * $0.height * $0.width }.max() ?? 0
-        let workers = min(threads, batch.count)
-        output.withUnsafeMutableBufferPointer { out in
-            batch.pixels.withUnsafeBufferPointer { pixels in
-                let shared = SharedBuffers(pixels: pixels, logits: out)
-                DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                    let range = slice(worker, of: workers, count: batch.count)
-                    var workspace = Workspace(capacity: largest)
-                    for n in range {
-                        forward(image: shared.pixels.baseAddress! + n * batch.imageSize, height: batch.height,
-                                width: batch.width, example: n, gates: gates, workspace: &workspace,
-                                logits: shared.logits.baseAddress! + n * classes)
-                    }
-                }
-            }
-        }
-        return Tensor(shape: [batch.count, classes], scalars: output)
+        return Tensor(shape: [batch.count, classes], scalars: engine.logits(batch, gates: gates))
     }
 
     /// Logits of several gate configurations (one shared gate vector each) on the same
     /// batch: `result[i]` is `logits(batch, gates: .shared(configurations[i]))`.
     ///
-    /// Analyses evaluate many sub-networks of one batch through this entry point, so that
-    /// the engine can share work between configurations that agree on their first blocks.
+    /// Analyses evaluate many sub-networks of one batch through this entry point: the
+    /// fast engine evaluates the configurations in prefix order, so configurations that
+    /// agree on their first blocks share that work.
+    /// - Complexity: memory for about log2(configurations.count) + 2 cached activations
+    ///   of one chunk of the batch.
     public func logits(_ batch: ImageBatch, configurations: [[Float]]) throws -> [Tensor] {
-        try configurations.map { try logits(batch, gates: .shared($0)) }
-    }
-
-    /// One image through stem, blocks and head.
-    private func forward(image: UnsafePointer<Float>, height: Int, width: Int, example: Int, gates: Gates,
-                         workspace ws: inout Workspace, logits: UnsafeMutablePointer<Float>) {
-        let net = network
-        var (h, w) = (height, width)
-        Kernels.convolve(net.stem, input: image, height: h, width: w, output: ws.current, relu: net.stemReLU)
-        var channels = net.stem.outChannels
-        for (l, block) in net.blocks.enumerated() {
-            let g = gates.gate(block: l, example: example)
-            let oh = block.conv1.outputSize(h), ow = block.conv1.outputSize(w)
-            let outCount = block.spec.outChannels * oh * ow
-            // A dropped identity block changes nothing: its input is already post-activated.
-            if g == 0, case .identity = block.shortcut { continue }
-            // The input to conv1 (and to a projection shortcut): x, or relu(bn1(x)) when pre-activated.
-            var activated = UnsafePointer(ws.current)
-            if let norm = block.preNorm, g != 0 || isProjection(block.shortcut) {
-                Kernels.affine(norm, input: ws.current, planeSize: h * w, output: ws.activated, relu: true)
-                activated = UnsafePointer(ws.activated)
-            }
-            switch block.shortcut {
-            case .identity:
-                ws.next.update(from: ws.current, count: outCount)
-            case .zeroPadded(let stride, let averagePool, let before, let after):
-                Kernels.zeroPaddedShortcut(input: ws.current, channels: channels, height: h, width: w, stride: stride,
-                                           averagePool: averagePool, padBefore: before, padAfter: after, output: ws.next)
-            case .projection(let conv):
-                Kernels.convolve(conv, input: activated, height: h, width: w, output: ws.next, relu: false)
-            }
-            if g != 0 {
-                Kernels.convolve(block.conv1, input: activated, height: h, width: w, output: ws.hidden, relu: true)
-                Kernels.convolve(block.conv2, input: ws.hidden, height: oh, width: ow, output: ws.residual, relu: false)
-                Kernels.addScaled(ws.residual, scale: g, into: ws.next, count: outCount)
-            }
-            if block.reluAfterAdd { Kernels.relu(ws.next, count: outCount) }
-            swap(&ws.current, &ws.next)
-            (h, w, channels) = (oh, ow, block.spec.outChannels)
+        try validate(batch)
+        for configuration in configurations {
+            try Gates.shared(configuration).validate(blockCount: network.blockCount, count: batch.count)
         }
-        if let norm = net.finalNorm {
-            Kernels.affine(norm, input: ws.current, planeSize: h * w, output: ws.current, relu: true)
-        }
-        // Global average pooling, then the linear head.
-        let plane = h * w
-        var features = [Float](repeating: 0, count: channels)
-        for c in 0..<channels {
-            var sum: Float = 0
-            let src = ws.current + c * plane
-            for i in 0..<plane { sum += src[i] }
-            features[c] = sum / Float(plane)
-        }
-        let classes = net.architecture.numClasses
-        net.headWeight.withUnsafeBufferPointer { weight in
-            for k in 0..<classes {
-                var sum = net.headBias[k]
-                for c in 0..<channels { sum += weight[k * channels + c] * features[c] }
-                logits[k] = sum
-            }
+        let classes = network.architecture.numClasses
+        if batch.count == 0 { return configurations.map { _ in Tensor(shape: [0, classes], scalars: []) } }
+        return engine.logits(batch, configurations: configurations).map {
+            Tensor(shape: [batch.count, classes], scalars: $0)
         }
     }
 
-    private func isProjection(_ shortcut: ShortcutPath) -> Bool {
-        if case .projection = shortcut { return true }
-        return false
+    private func validate(_ batch: ImageBatch) throws {
+        guard batch.channels == network.architecture.inChannels else {
+            throw EvaluationError.inputSize("images have \(batch.channels) channel(s), the network takes \(network.architecture.inChannels)")
+        }
+        _ = try network.activationShapes(height: batch.height, width: batch.width)
+    }
+
+    private var engine: any EvaluationEngine {
+        if backend == .fast, let dnnl = DNNL.shared {
+            return FusedEngine(network: network, threads: threads, dnnl: dnnl)
+        }
+        return ReferenceEngine(network: network, threads: threads)
     }
 }
 
-/// The contiguous range of examples worker `worker` of `workers` evaluates.
-func slice(_ worker: Int, of workers: Int, count: Int) -> Range<Int> {
-    let base = count / workers, extra = count % workers
-    let start = worker * base + min(worker, extra)
-    return start..<(start + base + (worker < extra ? 1 : 0))
-}
-
-/// Input and output buffers shared by the workers; each writes a disjoint slice.
-private struct SharedBuffers: @unchecked Sendable {
-    let pixels: UnsafeBufferPointer<Float>
-    let logits: UnsafeMutableBufferPointer<Float>
-}
-
-/// One worker's scratch activations, each large enough for any layer of the network.
-struct Workspace: ~Copyable {
-    var current: UnsafeMutablePointer<Float>
-    var next: UnsafeMutablePointer<Float>
-    let activated: UnsafeMutablePointer<Float>
-    let hidden: UnsafeMutablePointer<Float>
-    let residual: UnsafeMutablePointer<Float>
-
-    init(capacity: Int) {
-        func buffer() -> UnsafeMutablePointer<Float> {
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: max(capacity, 1))
-            p.initialize(repeating: 0, count: max(capacity, 1))
-            return p
-        }
-        (current, next, activated, hidden, residual) = (buffer(), buffer(), buffer(), buffer(), buffer())
-    }
-
-    deinit {
-        for p in [current, next, activated, hidden, residual] { p.deallocate() }
-    }
+/// What an engine does: logits of a validated batch (N x classes values, row-major)
+/// under validated gates.
+protocol EvaluationEngine {
+    func logits(_ batch: ImageBatch, gates: Gates) -> [Float]
+    /// One result per configuration, each as `logits(batch, gates: .shared(configuration))`.
+    func logits(_ batch: ImageBatch, configurations: [[Float]]) -> [[Float]]
 }

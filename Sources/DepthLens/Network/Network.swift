@@ -9,6 +9,9 @@ public struct Network: Sendable {
     /// Head weights (classes x features) and bias.
     let headWeight: [Float]
     let headBias: [Float]
+    /// Weights in the fast engine's formats, prepared on first use and shared by every
+    /// copy of this network, reordered ones included.
+    let fusedWeights = FusedWeightsCache()
 
     /// Number of residual blocks L.
     public var blockCount: Int { blocks.count }

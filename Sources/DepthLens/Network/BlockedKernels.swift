@@ -1,0 +1,130 @@
+/// The fused engine's own loops on blocked activations: rows of images, each row laid
+/// out as `nChw{b}c` (channel blocks of b, then height, width, and b channels
+/// innermost), channels padded with zeros up to a multiple of b. Everything here is
+/// memory-bound and small next to the convolutions.
+struct BlockedShape: Equatable {
+    var channels: Int
+    var height: Int
+    var width: Int
+    var block: Int
+
+    var channelBlocks: Int { (channels + block - 1) / block }
+    var plane: Int { height * width }
+    /// Floats per image, padding included.
+    var rowSize: Int { channelBlocks * block * plane }
+
+    /// Offset of (c, y, x) inside a row.
+    @inline(__always)
+    func offset(_ c: Int, _ y: Int, _ x: Int) -> Int { ((c / block) * plane + y * width + x) * block + c % block }
+}
+
+enum BlockedKernels {
+    /// output = max(0, input * scale + shift) per channel (pre-activation batch norm and
+    /// ReLU); padded channels stay zero.
+    static func affineReLU(_ norm: ChannelAffine, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                           rows: Int, shape: BlockedShape) {
+        let b = shape.block, padded = shape.channelBlocks * b
+        var scale = [Float](repeating: 0, count: padded), shift = [Float](repeating: 0, count: padded)
+        for c in 0..<shape.channels { (scale[c], shift[c]) = (norm.scale[c], norm.shift[c]) }
+        let plane = shape.plane
+        for r in 0..<rows {
+            for cb in 0..<shape.channelBlocks {
+                let base = (r * shape.channelBlocks + cb) * plane * b
+                let src = input + base, dst = output + base
+                if b == 16 {
+                    let s = SIMD16<Float>(scale[(cb * 16)..<(cb * 16 + 16)]), t = SIMD16<Float>(shift[(cb * 16)..<(cb * 16 + 16)])
+                    for p in 0..<plane {
+                        let v = UnsafeRawPointer(src + p * 16).loadUnaligned(as: SIMD16<Float>.self)
+                        let y = (v * s + t).replacing(with: 0, where: v * s + t .< 0)
+                        UnsafeMutableRawPointer(dst + p * 16).storeBytes(of: y, as: SIMD16<Float>.self)
+                    }
+                } else {
+                    for p in 0..<plane {
+                        for j in 0..<b {
+                            let v = src[p * b + j] * scale[cb * b + j] + shift[cb * b + j]
+                            dst[p * b + j] = v < 0 ? 0 : v
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Option A shortcut: downsample by `stride` (average pooling or subsampling), then
+    /// `padBefore` zero channels before the input's channels and the rest after.
+    static func zeroPaddedShortcut(input: UnsafePointer<Float>, inShape: BlockedShape, output: UnsafeMutablePointer<Float>,
+                                   outShape: BlockedShape, rows: Int, stride s: Int, averagePool: Bool, padBefore: Int) {
+        let inverseArea = 1 / Float(s * s)
+        for r in 0..<rows {
+            let src = input + r * inShape.rowSize, dst = output + r * outShape.rowSize
+            dst.update(repeating: 0, count: outShape.rowSize)
+            for c in 0..<inShape.channels {
+                let oc = c + padBefore
+                for oy in 0..<outShape.height {
+                    for ox in 0..<outShape.width {
+                        let value: Float
+                        if averagePool {
+                            var sum: Float = 0
+                            for dy in 0..<s { for dx in 0..<s { sum += src[inShape.offset(c, oy * s + dy, ox * s + dx)] } }
+                            value = sum * inverseArea
+                        } else {
+                            value = src[inShape.offset(c, oy * s, ox * s)]
+                        }
+                        dst[outShape.offset(oc, oy, ox)] = value
+                    }
+                }
+            }
+        }
+    }
+
+    /// Copies rows `indices` of `source` into consecutive rows of `destination`.
+    static func gather(_ source: UnsafePointer<Float>, rows indices: [Int], rowSize: Int,
+                       into destination: UnsafeMutablePointer<Float>) {
+        for (i, r) in indices.enumerated() {
+            (destination + i * rowSize).update(from: source + r * rowSize, count: rowSize)
+        }
+    }
+
+    /// Copies consecutive rows of `source` back to rows `indices` of `destination`.
+    static func scatter(_ source: UnsafePointer<Float>, rows indices: [Int], rowSize: Int,
+                        into destination: UnsafeMutablePointer<Float>) {
+        for (i, r) in indices.enumerated() {
+            (destination + r * rowSize).update(from: source + i * rowSize, count: rowSize)
+        }
+    }
+
+    /// The head on each row: optional final batch norm and ReLU, global average pooling,
+    /// then the linear layer; `logits` receives rows x classes values.
+    static func head(_ network: Network, input: UnsafePointer<Float>, shape: BlockedShape, rows: Int,
+                     logits: UnsafeMutablePointer<Float>) {
+        let channels = shape.channels, plane = shape.plane, b = shape.block
+        let classes = network.architecture.numClasses
+        let inversePlane = 1 / Float(plane)
+        var features = [Float](repeating: 0, count: shape.channelBlocks * b)
+        network.headWeight.withUnsafeBufferPointer { weight in
+            for r in 0..<rows {
+                let row = input + r * shape.rowSize
+                for cb in 0..<shape.channelBlocks {
+                    for j in 0..<b {
+                        let c = cb * b + j
+                        guard c < channels else { features[c] = 0; continue }
+                        var sum: Float = 0
+                        let src = row + cb * plane * b + j
+                        if let norm = network.finalNorm {
+                            let a = norm.scale[c], t = norm.shift[c]
+                            for p in 0..<plane { sum += max(src[p * b] * a + t, 0) }
+                        } else {
+                            for p in 0..<plane { sum += src[p * b] }
+                        }
+                        features[c] = sum * inversePlane
+                    }
+                }
+                for k in 0..<classes {
+                    var sum = network.headBias[k]
+                    for c in 0..<channels { sum += weight[k * channels + c] * features[c] }
+                    logits[r * classes + k] = sum
+                }
+            }
+        }
+    }
+}

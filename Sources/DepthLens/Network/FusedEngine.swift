@@ -1,0 +1,277 @@
+import Foundation
+
+/// The fast engine: batch norm folded, activations blocked (`nChw16c`, or `nChw8c` when
+/// a width is not a multiple of 16), direct convolutions from oneDNN with bias, ReLU and
+/// the residual add fused (the shortcut is written into the destination first, then
+/// conv2 accumulates into it), the batch processed in chunks of ``chunkSize`` images.
+///
+/// Gates: a dropped identity block costs nothing; a scaled gate g scales conv2's weights
+/// and bias (prepared once per block and value); with per-example gates each block runs
+/// only on the examples that keep it, grouped by gate value and gathered into
+/// consecutive rows.
+struct FusedEngine: EvaluationEngine {
+    let network: Network
+    let threads: Int
+    let dnnl: DNNL
+
+    /// Images per chunk: the unit a worker thread takes. Small enough that two workers
+    /// balance on a batch of 64 and a chunk's activations stay in cache (16 x 16 x 28 x 28
+    /// floats is 0.8 MiB); convolutions of any size run as pieces of 1, 2, 4, ... images,
+    /// so a bounded set of primitives serves every batch and group size.
+    static let chunkSize = 16
+
+    func logits(_ batch: ImageBatch, gates: Gates) -> [Float] {
+        let classes = network.architecture.numClasses
+        var output = [Float](repeating: 0, count: batch.count * classes)
+        let network = network
+        output.withUnsafeMutableBufferPointer { out in
+            batch.pixels.withUnsafeBufferPointer { pixels in
+                let io = ChunkIO(pixels: pixels.baseAddress!, logits: [out.baseAddress!])
+                dnnl.forEachChunk(count: batch.count, chunk: Self.chunkSize, threads: threads,
+                                  start: { FusedPass(worker: $0, network: network, batch: batch) }) { pass, range in
+                    pass.forward(pixels: io.pixels + range.lowerBound * batch.imageSize, rows: range.count, gates: gates,
+                                 firstExample: range.lowerBound, logits: io.logits[0] + range.lowerBound * classes)
+                }
+            }
+        }
+        return output
+    }
+
+    func logits(_ batch: ImageBatch, configurations: [[Float]]) -> [[Float]] {
+        guard !configurations.isEmpty else { return [] }
+        let classes = network.architecture.numClasses
+        let network = network
+        let results = configurations.map { _ in ActivationBuffer(capacity: batch.count * classes) }
+        batch.pixels.withUnsafeBufferPointer { pixels in
+            let io = ChunkIO(pixels: pixels.baseAddress!, logits: results.map(\.pointer))
+            let trie = PrefixTrie(configurations)
+            dnnl.forEachChunk(count: batch.count, chunk: Self.chunkSize, threads: threads,
+                              start: { FusedPass(worker: $0, network: network, batch: batch) }) { pass, range in
+                pass.evaluate(trie, pixels: io.pixels + range.lowerBound * batch.imageSize, rows: range.count) { c, logits in
+                    (io.logits[c] + range.lowerBound * classes).update(from: logits, count: range.count * classes)
+                }
+            }
+        }
+        return results.map { Array(UnsafeBufferPointer(start: $0.pointer, count: batch.count * classes)) }
+    }
+}
+
+/// The images and the logits of a pass, shared by its workers; each writes only the
+/// rows of its own chunks.
+private struct ChunkIO: @unchecked Sendable {
+    let pixels: UnsafePointer<Float>
+    let logits: [UnsafeMutablePointer<Float>]
+}
+
+/// Which convolution of a network; prepared weights are cached under it. Blocks are
+/// named by their index in the checkpoint, so a reordered network shares the cache.
+enum LayerID: Hashable {
+    case stem
+    case conv1(Int), conv2(Int), projection(Int)
+}
+
+/// A network's weights in oneDNN's formats, by layer and gate scale, shared by the
+/// workers of every pass on the network.
+final class FusedWeightsCache: @unchecked Sendable {
+    private struct Key: Hashable {
+        var layer: LayerID
+        var scale: UInt32
+    }
+
+    private var entries: [Key: [PreparedWeights]] = [:]
+    private var scaledEntries = 0
+    private let lock = NSLock()
+
+    func weights(_ conv: Convolution, layer: LayerID, scale: Float, for primitive: ConvolutionPrimitive,
+                 worker: DNNL.Worker) -> PreparedWeights {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = Key(layer: layer, scale: scale.bitPattern)
+        if let found = entries[key]?.first(where: { $0.fits(primitive.weightsDescriptor) }) { return found }
+        if scale != 1 {
+            // Scaled copies (p_l, 1/p_l, ...) are bounded: forget them all past a limit.
+            if scaledEntries >= 256 {
+                entries = entries.filter { $0.key.scale == Float(1).bitPattern }
+                scaledEntries = 0
+            }
+            scaledEntries += 1
+        }
+        let prepared = worker.prepareWeights(conv, scale: scale, for: primitive)
+        entries[key, default: []].append(prepared)
+        return prepared
+    }
+}
+
+/// One worker's share of a pass: the shapes, scratch buffers and layer calls.
+final class FusedPass {
+    let worker: DNNL.Worker
+    let network: Network
+    /// Activation shape after the stem (index 0) and after each block (index l + 1).
+    let shapes: [BlockedShape]
+    let inputChannels: Int, inputHeight: Int, inputWidth: Int
+    let chunk: Int
+    private let capacity: Int
+    private let hidden: UnsafeMutablePointer<Float>
+    private let activated: UnsafeMutablePointer<Float>
+    private let gathered: UnsafeMutablePointer<Float>
+    private let gatheredOut: UnsafeMutablePointer<Float>
+    private var spare: [UnsafeMutablePointer<Float>] = []
+
+    init(worker: DNNL.Worker, network: Network, batch: ImageBatch) {
+        self.worker = worker
+        self.network = network
+        let stem = network.stem
+        let widths = [stem.outChannels] + network.blocks.map(\.spec.outChannels)
+        let block = widths.allSatisfy { $0 % 16 == 0 } ? 16 : 8
+        var shapes = [BlockedShape(channels: stem.outChannels, height: batch.height, width: batch.width, block: block)]
+        for b in network.blocks {
+            let last = shapes[shapes.count - 1]
+            shapes.append(BlockedShape(channels: b.spec.outChannels, height: b.conv1.outputSize(last.height),
+                                       width: b.conv1.outputSize(last.width), block: block))
+        }
+        self.shapes = shapes
+        (inputChannels, inputHeight, inputWidth) = (batch.channels, batch.height, batch.width)
+        chunk = min(FusedEngine.chunkSize, max(batch.count, 1))
+        capacity = chunk * (shapes.map(\.rowSize).max() ?? 1)
+        (hidden, activated, gathered, gatheredOut) = (worker.buffer(capacity), worker.buffer(capacity),
+                                                      worker.buffer(capacity), worker.buffer(capacity))
+    }
+
+    /// An activation buffer for one chunk, until ``give(_:)`` returns it.
+    func take() -> UnsafeMutablePointer<Float> { spare.popLast() ?? worker.buffer(capacity) }
+    func give(_ buffer: UnsafeMutablePointer<Float>) { spare.append(buffer) }
+
+    // MARK: Forward with one gate per block and example
+
+    func forward(pixels: UnsafePointer<Float>, rows n: Int, gates: Gates, firstExample: Int,
+                 logits: UnsafeMutablePointer<Float>) {
+        var x = take(), y = take()
+        defer { give(x); give(y) }
+        stem(pixels, rows: n, into: x)
+        for (l, block) in network.blocks.enumerated() {
+            let identity = block.isIdentity
+            let groups = Self.groups(gates, block: l, rows: n, firstExample: firstExample)
+            if groups.count == 1 {
+                let g = groups[0].gate
+                if identity {
+                    if g != 0 { step(l, gate: g, input: x, output: x, rows: n) }
+                } else {
+                    step(l, gate: g, input: x, output: y, rows: n)
+                    swap(&x, &y)
+                }
+                continue
+            }
+            let inRow = shapes[l].rowSize, outRow = shapes[l + 1].rowSize
+            for (g, members) in groups where !(identity && g == 0) {
+                BlockedKernels.gather(x, rows: members, rowSize: inRow, into: gathered)
+                if identity {
+                    step(l, gate: g, input: gathered, output: gathered, rows: members.count)
+                    BlockedKernels.scatter(gathered, rows: members, rowSize: outRow, into: x)
+                } else {
+                    step(l, gate: g, input: gathered, output: gatheredOut, rows: members.count)
+                    BlockedKernels.scatter(gatheredOut, rows: members, rowSize: outRow, into: y)
+                }
+            }
+            if !identity { swap(&x, &y) }
+        }
+        BlockedKernels.head(network, input: x, shape: shapes[shapes.count - 1], rows: n, logits: logits)
+    }
+
+    /// The rows of a chunk grouped by their gate at `block`, in order of first appearance.
+    static func groups(_ gates: Gates, block: Int, rows: Int, firstExample: Int) -> [(gate: Float, rows: [Int])] {
+        switch gates {
+        case .allOn: return [(1, Array(0..<rows))]
+        case .shared(let vector): return [(vector[block] == 0 ? 0 : vector[block], Array(0..<rows))]
+        case .perExample(let vectors):
+            var groups: [(gate: Float, rows: [Int])] = []
+            var index: [UInt32: Int] = [:]
+            for r in 0..<rows {
+                var g = vectors[firstExample + r][block]
+                if g == 0 { g = 0 }  // one group for +0 and -0
+                if let i = index[g.bitPattern] {
+                    groups[i].rows.append(r)
+                } else {
+                    index[g.bitPattern] = groups.count
+                    groups.append((g, [r]))
+                }
+            }
+            return groups
+        }
+    }
+
+    // MARK: Layers
+
+    /// The stem on `n` images in NCHW.
+    func stem(_ pixels: UnsafePointer<Float>, rows n: Int, into output: UnsafeMutablePointer<Float>) {
+        convolve(network.stem, layer: .stem, scale: 1, postOp: network.stemReLU ? .relu : .none,
+                 input: pixels, inputRow: inputChannels * inputHeight * inputWidth,
+                 inShape: BlockedShape(channels: inputChannels, height: inputHeight, width: inputWidth, block: shapes[0].block),
+                 plainInput: true, output: output, outShape: shapes[0], rows: n)
+    }
+
+    /// Block `l` with gate `g` on `n` rows: output = post(shortcut(input) + g * residual(input)).
+    /// `output` may be `input` for an identity block (the add then happens in place).
+    func step(_ l: Int, gate g: Float, input x: UnsafeMutablePointer<Float>, output y: UnsafeMutablePointer<Float>, rows n: Int) {
+        let block = network.blocks[l]
+        let inShape = shapes[l], outShape = shapes[l + 1]
+        let index = block.spec.index
+        let preact = block.preNorm != nil
+        var source = UnsafePointer(x)
+        if let norm = block.preNorm, g != 0 || block.isProjection {
+            BlockedKernels.affineReLU(norm, input: x, output: activated, rows: n, shape: inShape)
+            source = UnsafePointer(activated)
+        }
+        switch block.shortcut {
+        case .identity:
+            if y != x { y.update(from: x, count: n * outShape.rowSize) }
+        case .zeroPadded(let stride, let averagePool, let before, _):
+            BlockedKernels.zeroPaddedShortcut(input: x, inShape: inShape, output: y, outShape: outShape, rows: n,
+                                              stride: stride, averagePool: averagePool, padBefore: before)
+        case .projection(let conv):
+            convolve(conv, layer: .projection(index), scale: 1, postOp: !preact && g == 0 ? .relu : .none,
+                     input: source, inputRow: inShape.rowSize, inShape: inShape, plainInput: false,
+                     output: y, outShape: outShape, rows: n)
+        }
+        guard g != 0 else { return }
+        let hiddenShape = BlockedShape(channels: block.conv1.outChannels, height: outShape.height, width: outShape.width,
+                                       block: outShape.block)
+        convolve(block.conv1, layer: .conv1(index), scale: 1, postOp: .relu, input: source, inputRow: inShape.rowSize,
+                 inShape: inShape, plainInput: false, output: hidden, outShape: hiddenShape, rows: n)
+        convolve(block.conv2, layer: .conv2(index), scale: g, postOp: block.reluAfterAdd ? .sumReLU : .sum,
+                 input: hidden, inputRow: hiddenShape.rowSize, inShape: hiddenShape, plainInput: false,
+                 output: y, outShape: outShape, rows: n)
+    }
+
+    /// One convolution over `n` rows, as pieces whose sizes are powers of two.
+    func convolve(_ conv: Convolution, layer: LayerID, scale: Float, postOp: ConvolutionShape.PostOp,
+                  input: UnsafePointer<Float>, inputRow: Int, inShape: BlockedShape, plainInput: Bool,
+                  output: UnsafeMutablePointer<Float>, outShape: BlockedShape, rows n: Int) {
+        var start = 0
+        while start < n {
+            let piece = 1 << (Int.bitWidth - 1 - (n - start).leadingZeroBitCount)
+            let shape = ConvolutionShape(batch: piece,
+                                         inChannels: plainInput ? conv.inChannels : inShape.channelBlocks * inShape.block,
+                                         outChannels: outShape.channelBlocks * outShape.block,
+                                         height: inShape.height, width: inShape.width, kernel: conv.kernel,
+                                         stride: conv.stride, padding: conv.padding, block: outShape.block,
+                                         plainSource: plainInput, postOp: postOp)
+            let primitive = worker.dnnl.primitive(shape)
+            let weights = network.fusedWeights.weights(conv, layer: layer, scale: scale, for: primitive, worker: worker)
+            worker.execute(primitive, weights: weights, source: input + start * inputRow,
+                            destination: output + start * outShape.rowSize)
+            start += piece
+        }
+    }
+}
+
+extension ResidualBlock {
+    var isIdentity: Bool {
+        if case .identity = shortcut { return true }
+        return false
+    }
+
+    var isProjection: Bool {
+        if case .projection = shortcut { return true }
+        return false
+    }
+}

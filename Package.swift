@@ -15,6 +15,8 @@ let package = Package(
         // For run-time plugins (`--plugin lib.so`): the C ABI and a Swift helper over it.
         // A plugin library links this, never the DepthLens library itself.
         .library(name: "DepthLensPluginKit", targets: ["DepthLensPluginKit"]),
+        // `swift package scaffold-plugin` in a package that depends on DepthLens.
+        .plugin(name: "ScaffoldPlugin", targets: ["ScaffoldPlugin"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -115,7 +115,9 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=31415)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--state-dir", default=os.path.expanduser("~/.cache/depthlens-train"))
+    # Kept in the repository (tools/train-state/) so that a later session on a fresh
+    # machine resumes where this one stopped.
+    ap.add_argument("--state-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "train-state"))
     ap.add_argument("--out", default=None, help="checkpoint path (default data/fmnist-MODEL.h5)")
     args = ap.parse_args()
 

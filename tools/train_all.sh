@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Trains (or resumes) the three bundled models one after another; logs to train-MODEL.log.
+# Trains (or resumes) the three bundled models one after another, saving state in
+# tools/train-state/ after every epoch; logs to ~/.cache/depthlens-train-MODEL.log.
+#   nohup tools/train_all.sh > /dev/null 2>&1 &
 set -e
 cd "$(dirname "$0")/.."
 for m in timm27 sd54 baseline54; do

@@ -37,15 +37,11 @@ extension HDF5Object {
             guard H5Oget_info2(handle.id, &info, UInt32(H5O_INFO_NUM_ATTRS)) >= 0 else {
                 throw libraryError("cannot list attributes")
             }
-            var names: [String] = []
-            for index in 0..<info.num_attrs {
-                let length = H5Aget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, dl_H5P_DEFAULT())
-                guard length >= 0 else { throw libraryError("cannot read the name of attribute \(index)") }
-                var buffer = [CChar](repeating: 0, count: Int(length) + 1)
-                _ = H5Aget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count, dl_H5P_DEFAULT())
-                names.append(String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            return try (0..<info.num_attrs).map { index in
+                try readName("attribute \(index)") { buffer, size in
+                    Int(H5Aget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, index, buffer, size, dl_H5P_DEFAULT()))
+                }
             }
-            return names
         }
     }
 

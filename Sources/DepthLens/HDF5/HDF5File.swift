@@ -108,6 +108,16 @@ extension HDF5Object {
         error("\(what): \(HDF5Library.lastErrorMessage() ?? "unknown error")", at: object)
     }
 
+    /// Reads a name through libhdf5's two-call protocol: `get(nil, 0)` returns the length,
+    /// `get(buffer, size)` fills it. Call holding the lock.
+    func readName(_ what: String, _ get: (UnsafeMutablePointer<CChar>?, Int) -> Int) throws -> String {
+        let length = get(nil, 0)
+        guard length >= 0 else { throw libraryError("cannot read the name of \(what)") }
+        var buffer = [CChar](repeating: 0, count: length + 1)
+        _ = get(&buffer, buffer.count)
+        return String(decoding: buffer.prefix(length).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     func childPath(_ name: String) -> String {
         path == "/" ? "/\(name)" : "\(path)/\(name)"
     }
@@ -135,15 +145,11 @@ public struct HDF5Group: HDF5Object, @unchecked Sendable {
         try HDF5Library.locked {
             var info = H5G_info_t()
             guard H5Gget_info(handle.id, &info) >= 0 else { throw libraryError("cannot list group") }
-            var names: [String] = []
-            for index in 0..<info.nlinks {
-                let length = H5Lget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, index, nil, 0, dl_H5P_DEFAULT())
-                guard length >= 0 else { throw libraryError("cannot read the name of member \(index)") }
-                var buffer = [CChar](repeating: 0, count: Int(length) + 1)
-                _ = H5Lget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, index, &buffer, buffer.count, dl_H5P_DEFAULT())
-                names.append(String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+            return try (0..<info.nlinks).map { index in
+                try readName("member \(index)") { buffer, size in
+                    Int(H5Lget_name_by_idx(handle.id, ".", H5_INDEX_NAME, H5_ITER_INC, index, buffer, size, dl_H5P_DEFAULT()))
+                }
             }
-            return names
         }
     }
 

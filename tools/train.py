@@ -126,7 +126,14 @@ def main() -> None:
     arch, training = recipe(args.model, widths)
     p = training["survival_probabilities"]
     os.makedirs(args.state_dir, exist_ok=True)
-    state_path = os.path.join(args.state_dir, f"{args.model}.pt")
+    # One state file per recipe (model, widths, epochs), so runs of different recipes never mix.
+    recipe_name = f"{args.model}-w{'-'.join(map(str, widths))}-e{args.epochs}"
+    state_path = os.path.join(args.state_dir, f"{recipe_name}.pt")
+    if args.model == "timm27" and widths == [8, 16, 32] and args.epochs == 12:
+        legacy = os.path.join(args.state_dir, "timm27.pt")  # the first run's name
+        if os.path.exists(legacy) and not os.path.exists(state_path):
+            os.replace(legacy, state_path)
+    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", f"fmnist-{args.model}.h5")
 
     torch.manual_seed(args.seed)
     model = CifarResNet(arch)
@@ -139,7 +146,10 @@ def main() -> None:
         opt.load_state_dict(st["optimizer"])
         gen.set_state(st["generator"])
         start_epoch, elapsed, history = st["epoch"], st["elapsed"], st["history"]
-        print(f"resuming {args.model} at epoch {start_epoch + 1} ({elapsed:.0f}s trained so far)", flush=True)
+        if start_epoch >= args.epochs and os.path.exists(out) and st.get("exported"):
+            print(f"{recipe_name}: already trained and exported to {out}", flush=True)
+            return
+        print(f"resuming {recipe_name} at epoch {start_epoch + 1} ({elapsed:.0f}s trained so far)", flush=True)
 
     train_x, train_y = fashion_mnist("train")
     test_x, test_y = fashion_mnist("test")
@@ -194,11 +204,14 @@ def main() -> None:
         "test_nll": nll,
         "train_seconds": round(elapsed, 1),
         "train_threads": args.threads,
+        "recipe": recipe_name,
         "command": command,
         "history": history,
     })
-    out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", f"fmnist-{args.model}.h5")
     write_checkpoint(out, arch, model.state_dict(), training, provenance("tools/train.py"))
+    st = torch.load(state_path, weights_only=False)
+    st["exported"] = True
+    torch.save(st, state_path)
     print(f"exported {out}: test accuracy {correct / len(test_x):.4f} ({correct}/{len(test_x)}), nll {nll:.4f}",
           flush=True)
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Trains (or resumes) the three bundled models one after another, saving state in
-# tools/train-state/ after every epoch; logs to ~/.cache/depthlens-train-MODEL.log.
+# Trains (or resumes) the three bundled models, two at a time (one core each), saving
+# state in tools/train-state/ after every epoch and exporting to data/fmnist-MODEL.h5 when
+# done; a finished recipe is skipped. Logs: ~/.cache/depthlens-train-MODEL.log.
 #   nohup tools/train_all.sh > /dev/null 2>&1 &
 set -e
 cd "$(dirname "$0")/.."
-for m in timm27 sd54 baseline54; do
-  [ -f "data/fmnist-$m.h5" ] && continue
-  nice -n 10 python3 tools/train.py --model "$m" "$@" >> "$HOME/.cache/depthlens-train-$m.log" 2>&1
-done
+mkdir -p "$HOME/.cache"
+printf '%s\n' sd54 timm27 baseline54 | xargs -P 2 -I{} sh -c \
+  'nice -n 5 python3 tools/train.py --model {} --widths 16,32,64 --epochs 20 --threads 1 >> "$HOME/.cache/depthlens-train-{}.log" 2>&1'

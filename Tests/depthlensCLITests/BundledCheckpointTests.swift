@@ -1,0 +1,59 @@
+import DepthLens
+import Foundation
+import XCTest
+
+/// The checkpoints shipped in data/ predict, image by image, what PyTorch predicted on a
+/// committed subset of the Fashion-MNIST test set (tools/make_eval_subset.py), and
+/// `depthlens eval` counts the same number of correct predictions.
+final class BundledCheckpointTests: XCTestCase {
+    static let subset = CLI.fixture("fashion-mnist-subset/t10k-images-idx3-ubyte.gz")
+
+    struct Summary: Decodable {
+        var subset_images: Int
+        var subset_correct: Int
+        var test_images: Int
+        var test_correct: Int
+        var rule: String?
+    }
+
+    func shipped() throws -> [String: Summary] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: CLI.fixture("fashion-mnist-subset/summary.json")))
+        return try JSONDecoder().decode([String: Summary].self, from: data)
+    }
+
+    func testEveryShippedCheckpointHasPyTorchPredictions() throws {
+        let files = try FileManager.default.contentsOfDirectory(atPath: CLI.packageRoot.appendingPathComponent("data").path)
+            .filter { $0.hasPrefix("fmnist-") && $0.hasSuffix(".h5") }.map { String($0.dropLast(3)) }
+        XCTAssertFalse(files.isEmpty, "no checkpoint in data/")
+        XCTAssertEqual(Set(files), Set(try shipped().keys), "data/ and the committed predictions list different checkpoints")
+    }
+
+    func testPredictionsMatchPyTorchImageByImage() throws {
+        for (name, summary) in try shipped().sorted(by: { $0.key < $1.key }) {
+            let path = CLI.packageRoot.appendingPathComponent("data/\(name).h5").path
+            let checkpoint = try Checkpoint.load(from: path)
+            let source = try DataSetRequest(path: Self.subset).open(for: checkpoint)
+            XCTAssertEqual(source.count, summary.subset_images)
+            let rule = try XCTUnwrap(checkpoint.training?.testTimeRule)
+            XCTAssertEqual(rule.rawValue, summary.rule)
+            let gates = try GateConfiguration(rule: rule).resolve(for: checkpoint)
+            let (result, predictions) = try DataSetEvaluation.run(Evaluator(network: Network(checkpoint: checkpoint)), on: source,
+                                                                  gates: .shared(gates), batchSize: 100)
+            let csv = try String(contentsOfFile: CLI.fixture("fashion-mnist-subset/predictions-\(name).csv"), encoding: .utf8)
+            let expected = csv.split(separator: "\n").dropFirst().map { Int($0.split(separator: ",")[2])! }
+            XCTAssertEqual(predictions, expected, "\(name): predictions differ from PyTorch's")
+            XCTAssertEqual(result.correct, summary.subset_correct, name)
+            // The recorded full-test-set accuracy is what the checkpoint's metadata says.
+            let recorded = checkpoint.training?.extras["test_correct"].flatMap { Int($0) }
+            XCTAssertEqual(recorded, summary.test_correct, "\(name): metadata and PyTorch disagree on the full test set")
+        }
+    }
+
+    func testEvalCommandCountsTheSameCorrectPredictions() throws {
+        for (name, summary) in try shipped() {
+            let result = try CLI.run(["eval", "data/\(name).h5", "--data", Self.subset, "--json", "--quiet"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            XCTAssertTrue(result.stdout.contains("\"correct\" : \(summary.subset_correct),"), result.stdout)
+        }
+    }
+}

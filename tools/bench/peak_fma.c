@@ -26,7 +26,7 @@ int main(int argc, char **argv) {
     int threads = argc > 1 ? atoi(argv[1]) : 2;
     long iterations = argc > 2 ? atol(argv[2]) : 200000000L;
     double best = 0;
-    for (int trial = 0; trial < 5; trial++) {
+    for (int trial = 0; trial < 3; trial++) {
         double start = omp_get_wtime();
         float total = 0;
 #pragma omp parallel num_threads(threads) reduction(+ : total)

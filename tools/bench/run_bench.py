@@ -6,9 +6,12 @@ a noisy machine.
     swift build -c release --product depthlens
     python3 tools/bench/run_bench.py --depthlens .build/release/depthlens
 
+Also times torch.compile (inductor, frozen weights) unless --no-compile; the best of
+traced+frozen+optimize_for_inference and torch.compile is "best PyTorch".
+
 For each network (CIFAR ResNet layout: widths 16/32/64, 1x28x28 inputs, 10 classes, option
 A shortcuts; 9, 27 and 54 blocks) and batch size, every engine is timed once per round,
-rounds interleaved; the median of the rounds is reported (images/s), with the ratios of
+rounds interleaved, each engine in a process of its own; the median of the rounds is reported (images/s), with the ratios of
 DepthLens to each other engine and the share of the machine's fp32 peak (an FMA loop,
 tools/bench/peak_fma.c). The DepthLens logits are checked against PyTorch's first.
 Needs: torch, h5py, numpy, onnx, onnxruntime; gcc for the peak loop.
@@ -68,16 +71,28 @@ def make_model(blocks: int, seed: int) -> tuple[dict, torch.nn.Module]:
     return arch, model.eval()
 
 
-def peak_gflops(threads: int, folder: str) -> float | None:
-    binary = os.path.join(folder, "peak_fma")
-    try:
-        subprocess.run(["gcc", "-O3", "-march=native", "-fopenmp", os.path.join(HERE, "peak_fma.c"), "-o", binary],
-                       check=True, capture_output=True)
-        out = subprocess.run([binary, str(threads), "400000000"], check=True, capture_output=True, text=True)
-        return float(out.stdout.strip())
-    except (OSError, subprocess.CalledProcessError) as error:
-        print(f"peak: not measured ({error})", file=sys.stderr)
-        return None
+class Peak:
+    """The fp32 peak (GFLOP/s) of `threads` cores: the FMA loop on one thread, times the
+    thread count, the best of the measurements in every round. One thread, because a
+    static two-thread loop runs at the pace of whichever thread another process delays,
+    which on a shared machine measures the load rather than the cores."""
+
+    def __init__(self, threads: int, folder: str):
+        self.threads, self.binary = threads, os.path.join(folder, "peak_fma")
+        self.best = 0.0
+        try:
+            subprocess.run(["gcc", "-O3", "-march=native", "-fopenmp", os.path.join(HERE, "peak_fma.c"),
+                            "-o", self.binary], check=True, capture_output=True)
+        except (OSError, subprocess.CalledProcessError) as error:
+            print(f"peak: not measured ({error})", file=sys.stderr)
+            self.binary = None
+
+    def measure(self) -> float | None:
+        if not self.binary:
+            return None
+        out = subprocess.run([self.binary, "1", "100000000"], check=True, capture_output=True, text=True)
+        self.best = max(self.best, float(out.stdout.strip()) * self.threads)
+        return self.best
 
 
 class Engine:
@@ -144,6 +159,64 @@ class OnnxEngine(Engine):
         return batches * batch / (time.perf_counter() - start)
 
 
+def build_engine(name: str, blocks: int, data: str, images: int, threads: int, folder: str) -> Engine:
+    """One engine, in the process that will time it."""
+    torch.set_num_threads(threads)
+    _, model = make_model(blocks, seed=blocks)
+    with h5py.File(data) as f:
+        inputs = torch.from_numpy(f["images"][...])
+    if name == "torch-eager":
+        return TorchEngine(name, model, inputs, images)
+    if name == "torch-jit":
+        with torch.inference_mode():
+            traced = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, inputs[:2])))
+        return TorchEngine(name, traced, inputs, images)
+    if name == "torch-compile":
+        import torch._inductor.config as inductor
+        inductor.freezing = True
+        compiled = torch.compile(model, dynamic=False)
+        return TorchEngine(name, compiled, inputs, images)
+    if name == "onnxruntime":
+        return OnnxEngine(model, inputs, images, threads, folder, f"resnet-{blocks}")
+    raise ValueError(name)
+
+
+def serve_engine(connection, name: str, blocks: int, data: str, images: int, threads: int, folder: str) -> None:
+    try:
+        engine = build_engine(name, blocks, data, images, threads, folder)
+    except Exception as error:  # noqa: BLE001
+        connection.send(f"unavailable: {error}")
+        return
+    connection.send("ready")
+    while (batch := connection.recv()) is not None:
+        connection.send(engine.time_once(batch))
+
+
+class ProcessEngine(Engine):
+    """An engine in a process of its own, so that one library's idle threads (spinning
+    OpenMP or ONNX Runtime workers) never run beside another library's timing."""
+
+    def __init__(self, name: str, blocks: int, data: str, images: int, threads: int, folder: str):
+        import multiprocessing
+        self.name = name
+        context = multiprocessing.get_context("spawn")
+        self.connection, child = context.Pipe()
+        self.process = context.Process(target=serve_engine, args=(child, name, blocks, data, images, threads, folder))
+        self.process.start()
+        status = self.connection.recv()
+        if status != "ready":
+            self.process.join()
+            raise RuntimeError(status)
+
+    def time_once(self, batch: int) -> float:
+        self.connection.send(batch)
+        return self.connection.recv()
+
+    def close(self) -> None:
+        self.connection.send(None)
+        self.process.join()
+
+
 class DepthLensEngine(Engine):
     name = "depthlens"
 
@@ -184,7 +257,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians are reported")
     parser.add_argument("--images", type=int, default=512, help="images per timed repetition")
-    parser.add_argument("--compile", action="store_true", help="also time torch.compile (slow to compile)")
+    parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (inductor, frozen weights)")
     parser.add_argument("--lesions", action="store_true",
                         help="also time the L+1 single-block lesions: configurations API against independent passes")
     parser.add_argument("--json", help="write the results here too")
@@ -194,9 +267,10 @@ def main() -> None:
     blocks_list = [int(b) for b in args.blocks.split(",")]
     batches = [int(b) for b in args.batches.split(",")]
     folder = tempfile.mkdtemp(prefix="depthlens-bench-")
-    peak = peak_gflops(args.threads, folder)
-    print(f"machine: {os.cpu_count()} cores; fp32 peak on {args.threads} threads (FMA loop): "
-          + (f"{peak:.0f} GFLOP/s" if peak else "not measured"))
+    peak = Peak(args.threads, folder)
+    first = peak.measure()
+    print(f"machine: {os.cpu_count()} cores; fp32 peak of {args.threads} cores (FMA loop, first measurement): "
+          + (f"{first:.0f} GFLOP/s" if first else "not measured"))
     print(f"torch {torch.__version__}; threads {args.threads}; rounds {args.rounds}; {args.images} images a repetition")
     inputs = torch.randn(max(batches), 1, 28, 28, generator=torch.Generator().manual_seed(7))
     data = os.path.join(folder, "inputs.h5")
@@ -212,26 +286,18 @@ def main() -> None:
         print(f"\n{blocks} blocks ({flops_per_image(arch, 28) / 1e6:.0f} MFLOP/image): "
               f"max |logit diff| vs PyTorch {diff:.2e}, same argmax: {same}")
         engines: list[Engine] = [DepthLensEngine(args.depthlens, checkpoint, data, args.images, args.threads, "fast")]
-        engines.append(TorchEngine("torch-eager", model, inputs, args.images))
-        with torch.inference_mode():
-            traced = torch.jit.optimize_for_inference(torch.jit.freeze(torch.jit.trace(model, inputs[:2])))
-        engines.append(TorchEngine("torch-jit", traced, inputs, args.images))
-        if args.compile:
+        names = ["torch-eager", "torch-jit"] + ([] if args.no_compile else ["torch-compile"]) + ["onnxruntime"]
+        for name in names:
             try:
-                compiled = torch.compile(model, mode="max-autotune-no-cudagraphs", dynamic=False)
-                torch._inductor.config.freezing = True
-                engines.append(TorchEngine("torch-compile", compiled, inputs, args.images))
-            except Exception as error:  # noqa: BLE001
-                print(f"torch.compile unavailable: {error}")
-        try:
-            engines.append(OnnxEngine(model, inputs, args.images, args.threads, folder, f"resnet-{blocks}"))
-        except Exception as error:  # noqa: BLE001
-            print(f"ONNX Runtime unavailable: {error}")
+                engines.append(ProcessEngine(name, blocks, data, args.images, args.threads, folder))
+            except RuntimeError as error:
+                print(f"{name}: {error}")
         for batch in batches:
             runs: dict[str, list[float]] = {e.name: [] for e in engines}
             for _ in range(args.rounds):
                 for engine in engines:
                     runs[engine.name].append(engine.time_once(batch))
+                peak.measure()
             medians = {name: statistics.median(values) for name, values in runs.items()}
             best_torch = max(v for k, v in medians.items() if k.startswith("torch-") and k != "torch-eager")
             ours = medians["depthlens"]
@@ -240,13 +306,15 @@ def main() -> None:
                    "max_logit_diff": diff, "same_argmax": same}
             if "onnxruntime" in medians:
                 row["ratio_vs_onnxruntime"] = ours / medians["onnxruntime"]
-            if peak:
-                row["percent_of_peak"] = 100 * ours * flops_per_image(arch, 28) / 1e9 / peak
+            row["gflops"] = ours * flops_per_image(arch, 28) / 1e9
             results.append(row)
             print(f"  batch {batch}: " + ", ".join(f"{k} {v:.0f}" for k, v in medians.items()) + " images/s")
             print(f"    DepthLens / eager {row['ratio_vs_eager']:.2f}x, / best PyTorch {row['ratio_vs_best_torch']:.2f}x"
                   + (f", / ONNX Runtime {row['ratio_vs_onnxruntime']:.2f}x" if "ratio_vs_onnxruntime" in row else "")
-                  + (f", {row['percent_of_peak']:.0f}% of peak" if peak else ""))
+                  + f", {row['gflops']:.0f} GFLOP/s")
+        for engine in engines:
+            if isinstance(engine, ProcessEngine):
+                engine.close()
         if args.lesions:
             lesion = DepthLensEngine(args.depthlens, checkpoint, data, args.images, args.threads, "fast").bench(
                 min(batches), repeats=3, lesions=True)
@@ -255,9 +323,25 @@ def main() -> None:
             print(f"  {lesion['lesion_configurations']} single-block lesions, batch {lesion['batch']}: "
                   f"shared prefixes {lesion['lesions_shared_seconds']:.2f} s, independent passes "
                   f"{lesion['lesions_independent_seconds']:.2f} s ({speedup:.2f}x); peak RSS {lesion['peak_rss_mib']:.0f} MiB")
+    for row in results:
+        if "gflops" in row and peak.best:
+            row["percent_of_peak"] = 100 * row["gflops"] / peak.best
+    print(f"\nfp32 peak of {args.threads} cores: {peak.best:.0f} GFLOP/s (best one-thread FMA loop x {args.threads})\n")
+    print("| blocks | batch | DepthLens | PyTorch eager | best PyTorch | ONNX Runtime | vs eager | vs best PyTorch "
+          "| vs ONNX Runtime | % of peak |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for row in results:
+        if "images_per_second" not in row:
+            continue
+        m = row["images_per_second"]
+        best = max((v, k) for k, v in m.items() if k.startswith("torch-") and k != "torch-eager")
+        print(f"| {row['blocks']} | {row['batch']} | {m['depthlens']:.0f} | {m['torch-eager']:.0f} "
+              f"| {best[0]:.0f} ({best[1][6:]}) | {m.get('onnxruntime', float('nan')):.0f} | {row['ratio_vs_eager']:.2f}x "
+              f"| {row['ratio_vs_best_torch']:.2f}x | {row.get('ratio_vs_onnxruntime', float('nan')):.2f}x "
+              f"| {row.get('percent_of_peak', float('nan')):.0f}% |")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"peak_gflops": peak, "threads": args.threads, "results": results}, f, indent=1)
+            json.dump({"peak_gflops": peak.best, "threads": args.threads, "results": results}, f, indent=1)
 
 
 if __name__ == "__main__":

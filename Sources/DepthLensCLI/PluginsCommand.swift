@@ -15,7 +15,19 @@ struct PluginsCommand: ParsableCommand {
 }
 
 /// The text `depthlens plugins` prints, also used in `--help` of `--schedule`.
-func pluginCatalogue(_ registry: PluginRegistry) -> String {
+/// Every schedule as a paragraph, for `--help` (which rewraps lines but keeps paragraphs).
+func scheduleHelp(_ registry: PluginRegistry) -> String {
+    func parameters(_ list: [PluginParameter]) -> String {
+        list.map { "\($0.synopsis): \($0.help)" }.joined(separator: "; ")
+    }
+    let entries = registry.schedules.map { s in
+        "\(s.name) [\(s.origin)]: \(s.summary)." + (s.parameters.isEmpty ? "" : " Parameters: " + parameters(s.parameters) + ".")
+    }
+    return "Schedules:\n\n" + entries.joined(separator: "\n\n")
+        + "\n\nEvery schedule also takes " + parameters(ScheduleOptions.parameters) + "."
+}
+
+func pluginCatalogue(_ registry: PluginRegistry, metrics: Bool = true) -> String {
     func parameters(_ list: [PluginParameter]) -> String {
         list.map { "      \(pad($0.synopsis, 38))\($0.help)\n" }.joined()
     }
@@ -24,6 +36,7 @@ func pluginCatalogue(_ registry: PluginRegistry) -> String {
         out += "  \(pad(s.name, 22))\(s.summary) [\(s.origin)]\n" + parameters(s.parameters)
     }
     out += "  Every schedule also takes:\n" + parameters(ScheduleOptions.parameters)
+    guard metrics else { return out }
     out += "\nMetrics (--metric NAME or NAME:key=value,...)\n"
     for m in registry.metrics {
         out += "  \(pad(m.name, 22))\(m.summary) [\(m.scope.rawValue); \(m.origin)]\n" + parameters(m.parameters)
@@ -35,8 +48,8 @@ struct ScheduleCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "schedule",
         abstract: "Print the survival probability p_l of every block under a schedule, and the expected number of active blocks.",
-        discussion: "Schedules: " + PluginRegistry.shared.schedules.map(\.name).joined(separator: ", ")
-            + ". See `depthlens plugins` for their parameters.")
+        // Built when help is first shown, after every plugin has registered.
+        discussion: scheduleHelp(PluginRegistry.shared))
 
     @Argument(help: ArgumentHelp("A schedule: NAME or NAME:key=value,... such as linear:pL=0.5 or custom:file=probs.csv.", valueName: "name-or-spec"))
     var spec: String

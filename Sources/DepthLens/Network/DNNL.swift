@@ -258,14 +258,6 @@ final class ConvolutionPrimitive: @unchecked Sendable {
         scratchpadBytes = withUnsafePointer(to: scratchpadDescriptor) { dnnl_memory_desc_get_size($0) }
     }
 
-    /// The implementation oneDNN picked (for example `jit:avx512_core`).
-    var implementation: String {
-        var name: UnsafePointer<CChar>?
-        guard dnnl_primitive_desc_query(descriptor, dnnl_query_impl_info_str, 0, &name) == dnnl_success, let name
-        else { return "?" }
-        return String(cString: name)
-    }
-
     deinit {
         dnnl_primitive_destroy(primitive)
         dnnl_primitive_desc_destroy(descriptor)

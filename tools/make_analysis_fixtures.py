@@ -134,6 +134,27 @@ def main():
             g = [q if kept else 0.0 for q, kept in zip(p, keep)]
             rows(expected, "lesion", f"k-{k}-trial-{t}", metrics(logits(model, xt, g), y))
 
+    # greedy pruning (LayerDrop): choose on the first 24 images, evaluate on the other 24.
+    held, rest = xt[:24], xt[24:]
+    removable = [i + 1 for i, b in enumerate(model.blocks_list) if b.identity_shortcut]
+    gates, dropped = list(p), []
+    while L - len(dropped) > 3:
+        scored = []
+        for block in (b for b in removable if b not in dropped):
+            g = list(gates); g[block - 1] = 0.0
+            z = logits(model, held, g)
+            correct = int((z.argmax(1) == y[:24]).sum())
+            nll = float(-np.mean(log_softmax(z, axis=1)[np.arange(24), y[:24]]))
+            scored.append((-correct, nll, block))
+        best = min(scored)[2]
+        dropped.append(best)
+        gates[best - 1] = 0.0
+    values = metrics(logits(model, rest, gates), y[24:])
+    values["active_blocks"] = float(L - len(dropped))
+    rows(expected, "greedy", "prune-greedy-3", values)
+    expected.append({"analysis": "greedy-choice", "configuration": "prune-greedy-3", "metric": "dropped",
+                     "value": 0.0, "dropped": dropped})
+
     # sample: sub-networks drawn from p, kept blocks at 1 (expectation-trained).
     for m in range(4):
         keep = Generator.stream(SEED, m).bernoulli(p)

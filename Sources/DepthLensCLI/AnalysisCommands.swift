@@ -76,8 +76,11 @@ struct Lesion: ParsableCommand {
     @Option(help: ArgumentHelp("Prune to this many blocks (with --prune-rule).", valueName: "d"))
     var pruneDepth: [Int] = []
 
-    @Option(help: "Pruning rule: every-other or evenly-spaced (downsampling blocks are always kept).")
+    @Option(help: "Pruning rule: every-other, evenly-spaced, or greedy (LayerDrop: delete the block that hurts a held-out split least, repeatedly); downsampling blocks are always kept.")
     var pruneRule = "evenly-spaced"
+
+    @Option(help: "Images held out (the first ones of the data) to choose greedy deletions on; the lesions are then evaluated on the rest.")
+    var heldOut = 500
 
     func validate() throws {
         if let randomK, randomK < 0 { throw ValidationError("--random-k must be zero or more.") }
@@ -87,8 +90,21 @@ struct Lesion: ParsableCommand {
     }
 
     func run() throws {
-        let context = try options.context(analysis: "lesion")
+        var context = try options.context(analysis: "lesion")
         let count = context.blockCount
+        var greedy: [LesionAnalysis.Lesion] = []
+        if pruneRule == "greedy", !pruneDepth.isEmpty {
+            // Choose on the held-out images, report on the others.
+            guard heldOut > 0, heldOut < context.source.count else {
+                throw CLIError("--held-out must be between 1 and \(context.source.count - 1), the images available")
+            }
+            let selection = try SubsetSource(context.source, offset: 0, limit: heldOut)
+            for depth in pruneDepth {
+                let dropped = try GreedyPrune.choose(context, heldOut: selection, depth: depth)
+                greedy.append(.init(name: "prune-greedy-\(depth)", dropped: dropped, k: Double(depth)))
+            }
+            context.source = try SubsetSource(context.source, offset: heldOut, limit: nil)
+        }
         var lesions: [LesionAnalysis.Lesion] = []
         let selected = single || randomK != nil || !drop.isEmpty || !keep.isEmpty || !pruneDepth.isEmpty
         if single || !selected { lesions += LesionAnalysis.singleBlocks(count: count) }
@@ -106,8 +122,12 @@ struct Lesion: ParsableCommand {
             }
             lesions.append(.init(name: "keep-list-\(list)", dropped: (1...count).filter { !kept.contains($0) }, k: Double(count - kept.count)))
         }
-        for depth in pruneDepth {
-            lesions.append(try LesionAnalysis.prune(blocks: context.checkpoint.architecture.blocks, depth: depth, rule: pruneRule))
+        if pruneRule == "greedy" {
+            lesions += greedy
+        } else {
+            for depth in pruneDepth {
+                lesions.append(try LesionAnalysis.prune(blocks: context.checkpoint.architecture.blocks, depth: depth, rule: pruneRule))
+            }
         }
         // Identical lesions (the same blocks) are evaluated once.
         var seen = Set<String>()

@@ -15,6 +15,7 @@ final class AnalysisTests: XCTestCase {
         var k: Int?
         var metric: String
         var value: Double
+        var dropped: [Int]?
     }
 
     static let expected: [Expected] = {
@@ -34,9 +35,9 @@ final class AnalysisTests: XCTestCase {
                                registry: registry, seed: 7)
     }
 
-    func assertMatches(_ table: ResultTable, analysis: String, file: StaticString = #filePath, line: UInt = #line) {
+    func assertMatches(_ table: ResultTable, analysis: String, minimum: Int = 6, file: StaticString = #filePath, line: UInt = #line) {
         let wanted = Self.expected.filter { $0.analysis == analysis }
-        XCTAssertGreaterThan(wanted.count, 5, file: file, line: line)
+        XCTAssertGreaterThanOrEqual(wanted.count, minimum, file: file, line: line)
         for e in wanted {
             let row = table.rows.first { $0.configuration == e.configuration && $0.metric == e.metric && (e.k == nil || $0.k == Double(e.k!)) }
             guard let row else {
@@ -62,6 +63,19 @@ final class AnalysisTests: XCTestCase {
         assertMatches(try SampleAnalysis.run(context, members: 4), analysis: "sample")
         assertMatches(try DepthAnalysis.run(context, depths: [0, 3, 6], trials: 2), analysis: "depth")
         assertMatches(try EnsembleAnalysis.run(context, members: 4, granularity: .pass), analysis: "ensemble")
+    }
+
+    func testGreedyPruningChoosesOnHeldOutImagesLikeLayerDrop() throws {
+        var context = try self.context("official")
+        let heldOut = try SubsetSource(context.source, offset: 0, limit: 24)
+        let dropped = try GreedyPrune.choose(context, heldOut: heldOut, depth: 3)
+        XCTAssertEqual(dropped, Self.expected.first { $0.analysis == "greedy-choice" }?.dropped)
+        context.source = try SubsetSource(context.source, offset: 24, limit: nil)
+        let table = try LesionAnalysis.run(context, lesions: [.init(name: "prune-greedy-3", dropped: dropped, k: 3)], analysis: "greedy")
+        assertMatches(table, analysis: "greedy", minimum: 3)
+        XCTAssertThrowsError(try GreedyPrune.choose(context, heldOut: heldOut, depth: 1)) {
+            XCTAssertTrue("\($0)".contains("the depth must be in 2...6"), "\($0)")
+        }
     }
 
     func testReorderAgainstKendallTau() throws {

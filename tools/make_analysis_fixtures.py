@@ -216,6 +216,31 @@ def main():
             values["kendall_tau"] = float(kendalltau(order, list(range(1, len(order) + 1))).statistic)
             rows(expected, "reorder", f"swaps-{swaps}-trial-{t}", values)
             model2.blocks_list = original
+    # batch-norm recalibration: train-mode passes over 30 images in batches of 8 with the
+    # lesioned gates, running statistics reset and averaged (momentum=None), then logits.
+    with h5py.File(os.path.join(OUT, "recalibration.h5"), "w") as f:
+        for variant, channels, size in (("official", 1, 12), ("preact-projection", 2, 10)):
+            net, tr = load(os.path.join(ROOT, f"Tests/Fixtures/golden/{variant}.ckpt.h5"))
+            q = tr["survival_probabilities"]
+            gates = [0.0 if i in (1, 4) else q[i] for i in range(net.num_blocks)]
+            rng = np.random.default_rng(21)
+            train_x = torch.from_numpy(rng.standard_normal((30, channels, size, size)).astype(np.float32))
+            test_x = torch.from_numpy(rng.standard_normal((9, channels, size, size)).astype(np.float32))
+            for m in net.modules():
+                if isinstance(m, torch.nn.BatchNorm2d):
+                    m.reset_running_stats()
+                    m.momentum = None
+            net.train()
+            with torch.no_grad():
+                for i in range(0, 30, 8):
+                    net(train_x[i:i + 8], torch.tensor(gates))
+            net.eval()
+            g = f.create_group(variant)
+            g["train_images"] = train_x.numpy()
+            g["test_images"] = test_x.numpy()
+            g["gates"] = np.array(gates, dtype=np.float32)
+            g["logits"] = logits(net, test_x, gates).astype(np.float32)
+
     with open(os.path.join(OUT, "expected.json"), "w") as f:
         json.dump(expected, f, indent=1)
     print(len(expected), "expected values")

@@ -82,6 +82,12 @@ struct Lesion: ParsableCommand {
     @Option(help: "Images held out (the first ones of the data) to choose greedy deletions on; the lesions are then evaluated on the rest.")
     var heldOut = 500
 
+    @Option(help: ArgumentHelp("Re-estimate each lesioned network's batch-norm statistics on this many training images first.", valueName: "n"))
+    var recalibrate: Int?
+
+    @Option(help: ArgumentHelp("Training images for --recalibrate (default: the checkpoint's data set's training split, when installed).", valueName: "path"))
+    var recalibrationData: String?
+
     func validate() throws {
         if let randomK, randomK < 0 { throw ValidationError("--random-k must be zero or more.") }
         guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
@@ -132,8 +138,17 @@ struct Lesion: ParsableCommand {
         // Identical lesions (the same blocks) are evaluated once.
         var seen = Set<String>()
         lesions = lesions.filter { seen.insert($0.name).inserted }
+        var recalibration: (any ImageSource)?
+        if let recalibrate {
+            guard recalibrate >= 2 else { throw CLIError("--recalibrate needs at least 2 images, found \(recalibrate)") }
+            guard var request = recalibrationData.map(DataSetRequest.init(path:)) ?? DataSetRequest.defaultTrainingSet(for: context.checkpoint) else {
+                throw CLIError("\(context.checkpoint.path) records no data set whose training split DepthLens can find; give --recalibration-data")
+            }
+            request.limit = recalibrate
+            recalibration = try request.open(for: context.checkpoint)
+        }
         let folder = try options.folder(default: "lesion")
-        try finish(try LesionAnalysis.run(context, lesions: lesions), options: options, folder: folder)
+        try finish(try LesionAnalysis.run(context, lesions: lesions, recalibration: recalibration), options: options, folder: folder)
     }
 }
 

@@ -134,3 +134,28 @@ final class AnalysisTests: XCTestCase {
         }
     }
 }
+
+/// Batch-norm recalibration re-estimates running statistics exactly as PyTorch's train-mode
+/// passes with `momentum=None` do (tools/make_analysis_fixtures.py).
+final class BatchNormRecalibrationTests: XCTestCase {
+    func testRecalibratedLogitsMatchPyTorch() throws {
+        let fixtures = AnalysisTests.fixtures
+        let file = try HDF5File.open(fixtures.appendingPathComponent("analyses/recalibration.h5").path).root
+        for variant in ["official", "preact-projection"] {
+            let group = try file.group(variant)
+            let checkpoint = try Checkpoint.load(from: fixtures.appendingPathComponent("golden/\(variant).ckpt.h5").path)
+            let path = fixtures.appendingPathComponent("analyses/recalibration.h5").path
+            let train = try HDF5ImageSource(path: path, imagesDataset: "\(variant)/train_images", labelsDataset: nil)
+            let gates = try group.dataset("gates").readFloats()
+            let recalibrated = try BatchNormRecalibration.recalibrate(checkpoint, gates: gates, source: train, batchSize: 8)
+            let test = try HDF5ImageSource(path: path, imagesDataset: "\(variant)/test_images", labelsDataset: nil)
+            let logits = try Evaluator(network: Network(checkpoint: recalibrated)).logits(try test.batch(0..<test.count), gates: .shared(gates))
+            let expected = try group.dataset("logits").readFloats()
+            let worst = zip(logits.scalars, expected).map { abs($0 - $1) }.max()!
+            XCTAssertLessThanOrEqual(worst, 1e-4, "\(variant): max |logit difference| \(worst)")
+            // The statistics really moved: the plain network gives other logits.
+            let before = try Evaluator(network: Network(checkpoint: checkpoint)).logits(try test.batch(0..<test.count), gates: .shared(gates))
+            XCTAssertGreaterThan(zip(before.scalars, expected).map { abs($0 - $1) }.max()!, 1e-2, variant)
+        }
+    }
+}

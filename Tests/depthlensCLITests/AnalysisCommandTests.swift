@@ -49,6 +49,18 @@ final class AnalysisCommandTests: XCTestCase {
         }
     }
 
+    func testLesionWithBatchNormRecalibration() throws {
+        let folder = CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let result = try CLI.run(["lesion", checkpoint, "--data", data, "--drop", "2,5", "--recalibrate", "20",
+                                  "--recalibration-data", data, "-o", folder.path, "--quiet"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("drop-list-2,5-recalibrated"), result.stdout)
+        let missing = try CLI.run(["lesion", checkpoint, "--data", data, "--drop", "2", "--recalibrate", "20", "-o", folder.path])
+        XCTAssertEqual(missing.status, 1)
+        XCTAssertTrue(missing.stderr.contains("give --recalibration-data"), missing.stderr)
+    }
+
     func testReportWritesTheResultsFolderAndSummary() throws {
         let folder = CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -89,8 +89,11 @@ public enum LesionAnalysis {
         return Lesion(name: "prune-\(rule)-\(count - dropped.count)", dropped: dropped, k: Double(count - dropped.count))
     }
 
-    /// Evaluates lesions of the deterministic network.
-    public static func run(_ context: AnalysisContext, lesions: [Lesion], analysis: String = "lesion") throws -> ResultTable {
+    /// Evaluates lesions of the deterministic network. With `recalibration`, each lesioned
+    /// network first has its batch-norm statistics re-estimated on those images
+    /// (``BatchNormRecalibration``); configurations are then named `...-recalibrated`.
+    public static func run(_ context: AnalysisContext, lesions: [Lesion], analysis: String = "lesion",
+                           recalibration: (any ImageSource)? = nil) throws -> ResultTable {
         var table = context.table()
         let base = context.deterministicGates
         let configurations = try lesions.map { lesion -> [Float] in
@@ -103,8 +106,16 @@ public enum LesionAnalysis {
             }
             return gates
         }
-        let results = try MemberEvaluation.run(context, configurations: configurations)
-        for (i, lesion) in lesions.enumerated() {
+        var networks: [Network]?
+        if let recalibration {
+            networks = try configurations.map { gates in
+                Network(checkpoint: try BatchNormRecalibration.recalibrate(context.checkpoint, gates: gates, source: recalibration,
+                                                                           batchSize: context.batchSize))
+            }
+        }
+        let results = try MemberEvaluation.run(context, configurations: configurations, networks: networks)
+        for (i, var lesion) in lesions.enumerated() {
+            if recalibration != nil { lesion.name += "-recalibrated" }
             table.recordMask(lesion.name, gates: configurations[i])
             table.append(ResultRow(analysis: analysis, configuration: lesion.name, member: "deterministic", k: lesion.k,
                                    metric: "active_blocks", value: Double(context.blockCount - Set(lesion.dropped).count),

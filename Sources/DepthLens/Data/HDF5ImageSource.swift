@@ -21,7 +21,7 @@ public struct HDF5ImageSource: ImageSource {
                 normalization: InputNormalization? = nil) throws {
         self.path = path
         let root = try HDF5File.open(path).root
-        let images = try root.dataset(imagesDataset)
+        let images = try root.dataset(atPath: imagesDataset)
         self.images = images
         let shape = images.shape
         let fail = { (message: String) in DataSetError(source: "\(path): \(images.path)", message: message) }
@@ -41,8 +41,8 @@ public struct HDF5ImageSource: ImageSource {
         default:
             self.normalization = nil
         }
-        if let labelsDataset, root.contains(labelsDataset) {
-            let labels = try root.dataset(labelsDataset)
+        if let labelsDataset, root.contains(path: labelsDataset) {
+            let labels = try root.dataset(atPath: labelsDataset)
             guard labels.shape == [count] else {
                 throw DataSetError(source: "\(path): \(labels.path)",
                                    message: "has shape \(labels.shape) but there are \(count) images; expected (\(count))")

@@ -191,6 +191,27 @@ public struct HDF5Group: HDF5Object, @unchecked Sendable {
         return try HDF5Dataset.open(in: self, name: name)
     }
 
+    /// Opens the dataset at a relative path such as `train/images`, through its groups.
+    public func dataset(atPath path: String) throws -> HDF5Dataset {
+        let parts = path.split(separator: "/").map(String.init)
+        guard let last = parts.last else { throw error("empty dataset path") }
+        var group = self
+        for part in parts.dropLast() { group = try group.group(part) }
+        return try group.dataset(last)
+    }
+
+    /// Whether a relative path such as `train/labels` names an existing object.
+    public func contains(path: String) -> Bool {
+        let parts = path.split(separator: "/").map(String.init)
+        guard let last = parts.last else { return false }
+        var group = self
+        for part in parts.dropLast() {
+            guard let next = try? group.group(part) else { return false }
+            group = next
+        }
+        return group.contains(last)
+    }
+
     /// Creates a member group.
     @discardableResult
     public func createGroup(_ name: String) throws -> HDF5Group {

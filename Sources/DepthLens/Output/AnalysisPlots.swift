@@ -18,7 +18,8 @@ public enum AnalysisPlots {
         case "lesion":
             var plots: [(String, LinePlot)] = []
             let full = value("none", "accuracy").map { ("no block deleted", 1 - $0) }
-            let single = points("accuracy", where: { $0.configuration.hasPrefix("drop-") }, error: true)
+            let single = points("accuracy", where: { $0.configuration.hasPrefix("drop-") && !$0.configuration.hasPrefix("drop-list") },
+                                error: true)
             if !single.isEmpty {
                 plots.append(("lesion-single-block.svg", LinePlot(
                     title: "Deleting one block (Veit et al. 2016)", xLabel: "deleted block l", yLabel: "test error",

@@ -1,0 +1,140 @@
+/// Batch-norm recalibration for a fixed sub-network: dropping blocks shifts the
+/// statistics the later batch norms see, so their running mean and variance are
+/// re-estimated on training images, as PyTorch does with `model.train()`, reset running
+/// statistics and `momentum=None`: every batch is normalised with its own statistics, and
+/// each running statistic becomes the plain average over batches of the batch mean and of
+/// the unbiased batch variance. Batch norms of dropped residual branches keep theirs.
+///
+/// This runs the plain reference kernels on whole batches (batch statistics need them);
+/// it is meant for a few thousand images.
+public enum BatchNormRecalibration {
+    /// A copy of `checkpoint` whose running statistics are re-estimated under `gates`.
+    public static func recalibrate(_ checkpoint: Checkpoint, gates: [Float], source: any ImageSource,
+                                   batchSize: Int) throws -> Checkpoint {
+        let arch = checkpoint.architecture
+        guard gates.count == arch.blockCount else {
+            throw EvaluationError.gates("the gate vector has \(gates.count) entries but the network has \(arch.blockCount) blocks")
+        }
+        guard source.count > 0, source.channels == arch.inChannels else {
+            throw DataSetError(source: source.name, message: "recalibration needs images with \(arch.inChannels) channel(s)")
+        }
+        var pass = Pass(checkpoint: checkpoint)
+        for start in stride(from: 0, to: source.count, by: batchSize) {
+            let range = start..<min(source.count, start + batchSize)
+            guard range.count > 1 else { break }  // one image has no variance (PyTorch refuses it too)
+            pass.forward(try source.batch(range), gates: gates)
+        }
+        var result = checkpoint
+        for (name, sums) in pass.statistics where sums.batches > 0 {
+            result.tensors["\(name).running_mean"]!.scalars = sums.mean.map { Float($0 / Double(sums.batches)) }
+            result.tensors["\(name).running_var"]!.scalars = sums.variance.map { Float($0 / Double(sums.batches)) }
+        }
+        return result
+    }
+
+    /// One train-mode pass: batch tensors are (N, C, H, W), row-major.
+    struct Pass {
+        let checkpoint: Checkpoint
+        var statistics: [String: (mean: [Double], variance: [Double], batches: Int)] = [:]
+
+        init(checkpoint: Checkpoint) { self.checkpoint = checkpoint }
+
+        func tensor(_ key: String) -> [Float] { checkpoint.tensors[key]!.scalars }
+
+        func conv(_ name: String, _ x: [Float], n: Int, c: Int, h: Int, w: Int, out: Int, kernel: Int, stride: Int) -> ([Float], Int, Int) {
+            let layer = Convolution(outChannels: out, inChannels: c, kernel: kernel, stride: stride, padding: kernel / 2,
+                                    weight: tensor("\(name).weight"),
+                                    bias: checkpoint.architecture.convBias ? tensor("\(name).bias") : [Float](repeating: 0, count: out))
+            let oh = layer.outputSize(h), ow = layer.outputSize(w)
+            var y = [Float](repeating: 0, count: n * out * oh * ow)
+            x.withUnsafeBufferPointer { src in
+                y.withUnsafeMutableBufferPointer { dst in
+                    for i in 0..<n {
+                        Kernels.convolve(layer, input: src.baseAddress! + i * c * h * w, height: h, width: w,
+                                         output: dst.baseAddress! + i * out * oh * ow, relu: false)
+                    }
+                }
+            }
+            return (y, oh, ow)
+        }
+
+        /// Normalises with the batch's statistics and records them.
+        mutating func norm(_ name: String, _ x: [Float], n: Int, c: Int, plane: Int, relu: Bool) -> [Float] {
+            let weight = tensor("\(name).weight"), bias = tensor("\(name).bias")
+            let eps = checkpoint.architecture.bnEps
+            var y = x
+            var record = statistics[name] ?? ([Double](repeating: 0, count: c), [Double](repeating: 0, count: c), 0)
+            let count = Double(n * plane)
+            for ch in 0..<c {
+                var sum = 0.0, squares = 0.0
+                for i in 0..<n { for j in 0..<plane { let v = Double(x[(i * c + ch) * plane + j]); sum += v; squares += v * v } }
+                let mean = sum / count
+                let variance = max(0, squares / count - mean * mean)
+                record.mean[ch] += mean
+                record.variance[ch] += count > 1 ? variance * count / (count - 1) : 0
+                let scale = Double(weight[ch]) / (variance + eps).squareRoot()
+                for i in 0..<n {
+                    for j in 0..<plane {
+                        let k = (i * c + ch) * plane + j
+                        let v = Float((Double(x[k]) - mean) * scale + Double(bias[ch]))
+                        y[k] = relu && v < 0 ? 0 : v
+                    }
+                }
+            }
+            record.batches += 1
+            statistics[name] = record
+            return y
+        }
+
+        mutating func forward(_ batch: ImageBatch, gates: [Float]) {
+            let arch = checkpoint.architecture
+            let n = batch.count
+            var (x, h, w) = conv("conv1", batch.pixels, n: n, c: batch.channels, h: batch.height, w: batch.width,
+                                 out: arch.stemWidth, kernel: 3, stride: 1)
+            var c = arch.stemWidth
+            if arch.block == .basic { x = norm("bn1", x, n: n, c: c, plane: h * w, relu: true) }
+            for spec in arch.blocks {
+                let p = spec.keyPrefix, g = gates[spec.index - 1]
+                let out = spec.outChannels
+                var activated = x
+                if arch.block == .preact, g != 0 || spec.shortcut == .projection {
+                    activated = norm(p + "bn1", x, n: n, c: c, plane: h * w, relu: true)
+                }
+                var s: [Float]
+                var (oh, ow) = ((h - 1) / spec.stride + 1, (w - 1) / spec.stride + 1)
+                switch spec.shortcut {
+                case .identity:
+                    s = x
+                case .projection:
+                    let (y, ph, pw) = conv(p + "shortcut.0", activated, n: n, c: c, h: h, w: w, out: out, kernel: 1, stride: spec.stride)
+                    s = norm(p + "shortcut.1", y, n: n, c: out, plane: ph * pw, relu: false)
+                case .zeroPadded:
+                    let average = arch.shortcut == .averagePoolThenPad
+                    if average { (oh, ow) = (h / spec.stride, w / spec.stride) }
+                    let extra = out - c
+                    let before = arch.channelPadding == .both ? extra / 2 : 0
+                    s = [Float](repeating: 0, count: n * out * oh * ow)
+                    x.withUnsafeBufferPointer { src in
+                        s.withUnsafeMutableBufferPointer { dst in
+                            for i in 0..<n {
+                                Kernels.zeroPaddedShortcut(input: src.baseAddress! + i * c * h * w, channels: c, height: h, width: w,
+                                                           stride: spec.stride, averagePool: average, padBefore: before,
+                                                           padAfter: extra - before, output: dst.baseAddress! + i * out * oh * ow)
+                            }
+                        }
+                    }
+                }
+                if g != 0 {
+                    var (t, th, tw) = conv(p + "conv1", activated, n: n, c: c, h: h, w: w, out: out, kernel: 3, stride: spec.stride)
+                    t = norm(p + (arch.block == .preact ? "bn2" : "bn1"), t, n: n, c: out, plane: th * tw, relu: true)
+                    var (r, _, _) = conv(p + "conv2", t, n: n, c: out, h: th, w: tw, out: out, kernel: 3, stride: 1)
+                    if arch.block == .basic { r = norm(p + "bn2", r, n: n, c: out, plane: th * tw, relu: false) }
+                    for k in 0..<s.count { s[k] += g * r[k] }
+                }
+                if arch.block == .basic { for k in 0..<s.count where s[k] < 0 { s[k] = 0 } }
+                (x, h, w, c) = (s, oh, ow, out)
+            }
+            if arch.block == .preact { _ = norm("bn_final", x, n: n, c: c, plane: h * w, relu: true) }
+        }
+    }
+}

@@ -26,7 +26,9 @@ struct Sample: ParsableCommand {
     func run() throws {
         let context = try options.context(analysis: "sample")
         let folder = try options.folder(default: "sample")
-        try finish(try SampleAnalysis.run(context, members: members), options: options, folder: folder)
+        try options.journaled(context, folder: folder, analysis: "sample", parameters: [("members", "\(members)")]) { context in
+            try finish(try SampleAnalysis.run(context, members: members), options: options, folder: folder)
+        }
     }
 }
 
@@ -47,7 +49,11 @@ struct Ensemble: ParsableCommand {
     func run() throws {
         let context = try options.context(analysis: "ensemble", ensemble: true)
         let folder = try options.folder(default: "ensemble")
-        try finish(try EnsembleAnalysis.run(context, members: members, granularity: granularity), options: options, folder: folder)
+        // Units are batches here, so the batch size must match on --resume.
+        let parameters = [("members", "\(members)"), ("granularity", granularity.rawValue), ("batch size", "\(context.batchSize)")]
+        try options.journaled(context, folder: folder, analysis: "ensemble", parameters: parameters) { context in
+            try finish(try EnsembleAnalysis.run(context, members: members, granularity: granularity), options: options, folder: folder)
+        }
     }
 }
 
@@ -148,7 +154,11 @@ struct Lesion: ParsableCommand {
             recalibration = try request.open(for: context.checkpoint)
         }
         let folder = try options.folder(default: "lesion")
-        try finish(try LesionAnalysis.run(context, lesions: lesions, recalibration: recalibration), options: options, folder: folder)
+        let parameters = [("lesions", lesions.map(\.name).joined(separator: " ")),
+                          ("recalibration", recalibrate.map { "\($0) images of \(recalibration?.name ?? "")" } ?? "none")]
+        try options.journaled(context, folder: folder, analysis: "lesion", parameters: parameters) { context in
+            try finish(try LesionAnalysis.run(context, lesions: lesions, recalibration: recalibration), options: options, folder: folder)
+        }
     }
 }
 
@@ -179,7 +189,10 @@ struct Depth: ParsableCommand {
             chosen = evenlySpacedDepths(count: count, steps: 12)
         }
         let folder = try options.folder(default: "depth")
-        try finish(try DepthAnalysis.run(context, depths: chosen, trials: trials), options: options, folder: folder)
+        let parameters = [("depths", chosen.map(String.init).joined(separator: ",")), ("trials", "\(trials)")]
+        try options.journaled(context, folder: folder, analysis: "depth", parameters: parameters) { context in
+            try finish(try DepthAnalysis.run(context, depths: chosen, trials: trials), options: options, folder: folder)
+        }
     }
 }
 
@@ -200,7 +213,10 @@ struct Reorder: ParsableCommand {
         guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
         let context = try options.context(analysis: "reorder")
         let folder = try options.folder(default: "reorder")
-        try finish(try ReorderAnalysis.run(context, swaps: counts, trials: trials), options: options, folder: folder)
+        let parameters = [("swaps", counts.map(String.init).joined(separator: ",")), ("trials", "\(trials)")]
+        try options.journaled(context, folder: folder, analysis: "reorder", parameters: parameters) { context in
+            try finish(try ReorderAnalysis.run(context, swaps: counts, trials: trials), options: options, folder: folder)
+        }
     }
 }
 

@@ -34,6 +34,9 @@ struct AnalysisOptions: ParsableArguments {
     @Flag(help: "No progress line.")
     var quiet = false
 
+    @Flag(help: "Continue an interrupted run: finished units saved in the output folder's progress file are not computed again, and the results are the same as an uninterrupted run's.")
+    var resume = false
+
     static let memberMetrics = ["accuracy", "nll", "brier", "calibration", "agreement"]
     static let ensembleMetrics = ["gibbs_nll", "member_brier", "entropy", "uncertainty", "diversity"]
 
@@ -77,6 +80,47 @@ struct AnalysisOptions: ParsableArguments {
             throw CLIError("cannot create the output folder \(path): \(error.localizedDescription)")
         }
         return path
+    }
+}
+
+extension AnalysisOptions {
+    /// Runs `body` with a ``ProgressJournal`` in `folder`: finished units are saved as
+    /// they complete, SIGINT and SIGTERM stop the run between units (exit 130 or 143, the
+    /// results files untouched), and `--resume` continues from the saved units. The
+    /// journal is deleted once `body` has written the results.
+    /// - Parameter parameters: the command's own flags that change its results.
+    func journaled(_ context: AnalysisContext, folder: String, analysis: String, parameters: [(String, String)],
+                   _ body: (AnalysisContext) throws -> Void) throws {
+        var fields: [(String, String)] = [("analysis", analysis)]
+        let attributes = try? FileManager.default.attributesOfItem(atPath: context.checkpoint.path)
+        let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
+        let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
+        fields.append(("checkpoint", "\(context.checkpoint.path) (\(size) bytes, modified \(modified))"))
+        fields.append(("data", "\(context.source.name) (\(context.source.count) images, offset \(data.offset), limit \(data.limit.map(String.init) ?? "none"))"))
+        fields.append(("schedule", context.scheduleName))
+        fields.append(("survival probabilities", context.survival.map { "\($0)" }.joined(separator: ",")))
+        fields.append(("rule", context.rule.rawValue))
+        fields.append(("metrics", context.metrics.joined(separator: " ")))
+        fields.append(("seed", "\(context.seed)"))
+        fields += parameters
+        let journal = try ProgressJournal(path: "\(folder)/\(analysis)-progress.journal", configuration: fields, resume: resume)
+        if journal.resumedUnits > 0, !quiet {
+            FileHandle.standardError.write(Data("\(analysis): resuming with \(journal.resumedUnits) finished unit(s) from \(journal.path)\n".utf8))
+        }
+        var context = context
+        context.journal = journal
+        Interruption.install()
+        do {
+            try body(context)
+            journal.remove()
+        } catch let interrupted as Interrupted {
+            journal.removeIfEmpty()
+            FileHandle.standardError.write(Data("\n\(analysis): \(interrupted); \(journal.finishedCount) finished unit(s) saved in \(journal.path); run the same command with --resume to continue\n".utf8))
+            throw ExitCode(interrupted.exitCode)
+        } catch {
+            journal.removeIfEmpty()
+            throw error
+        }
     }
 }
 

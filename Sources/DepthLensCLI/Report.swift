@@ -37,30 +37,33 @@ struct Report: ParsableCommand {
             if !limited.quiet { FileHandle.standardError.write(Data("report: \(name) done in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s\n".utf8)) }
             return result
         }
-        var memberContext = context
-        memberContext.metrics = AnalysisOptions.memberMetrics
-        let lesionTable = try timed("lesion") {
-            try LesionAnalysis.run(memberContext, lesions: LesionAnalysis.singleBlocks(count: count)
-                + LesionAnalysis.randomBlocks(count: count, maxK: maxK, trials: trials, seed: limited.seed).filter { $0.k != 0 })
-        }
-        let ensembleTable = try timed("ensemble") { try EnsembleAnalysis.run(context, members: members, granularity: .pass) }
-        let depths = evenlySpacedDepths(count: count, steps: 8)
-        let depthTable = try timed("depth") { try DepthAnalysis.run(memberContext, depths: depths, trials: trials) }
-        let pathsTable = PathsAnalysis.run(survival: context.survival, checkpoint: context.checkpoint.path, schedule: context.scheduleName)
-        var files: [String] = []
-        for table in [lesionTable, ensembleTable, depthTable, pathsTable] {
-            files += try AnalysisPlots.writeAll(table, to: folder)
-        }
-        let seconds = Date().timeIntervalSince(started)
-        let summary = ReportSummary.markdown(context: context, lesion: lesionTable, ensemble: ensembleTable, depth: depthTable,
-                                             paths: pathsTable, seconds: seconds, timings: timings)
-        try AtomicFile.write(Data(summary.utf8), to: "\(folder)/summary.md")
-        files.append("\(folder)/summary.md")
-        if limited.json {
-            printSummary(ensembleTable, json: true)
-        } else {
-            print(summary)
-            print("Wrote \(files.count) files to \(folder)/")
+        let parameters = [("max k", "\(maxK)"), ("trials", "\(trials)"), ("members", "\(members)"), ("batch size", "\(context.batchSize)")]
+        try limited.journaled(context, folder: folder, analysis: "report", parameters: parameters) { context in
+            var memberContext = context
+            memberContext.metrics = AnalysisOptions.memberMetrics
+            let lesionTable = try timed("lesion") {
+                try LesionAnalysis.run(memberContext, lesions: LesionAnalysis.singleBlocks(count: count)
+                    + LesionAnalysis.randomBlocks(count: count, maxK: maxK, trials: trials, seed: limited.seed).filter { $0.k != 0 })
+            }
+            let ensembleTable = try timed("ensemble") { try EnsembleAnalysis.run(context, members: members, granularity: .pass) }
+            let depths = evenlySpacedDepths(count: count, steps: 8)
+            let depthTable = try timed("depth") { try DepthAnalysis.run(memberContext, depths: depths, trials: trials) }
+            let pathsTable = PathsAnalysis.run(survival: context.survival, checkpoint: context.checkpoint.path, schedule: context.scheduleName)
+            var files: [String] = []
+            for table in [lesionTable, ensembleTable, depthTable, pathsTable] {
+                files += try AnalysisPlots.writeAll(table, to: folder)
+            }
+            let seconds = Date().timeIntervalSince(started)
+            let summary = ReportSummary.markdown(context: context, lesion: lesionTable, ensemble: ensembleTable, depth: depthTable,
+                                                 paths: pathsTable, seconds: seconds, timings: timings)
+            try AtomicFile.write(Data(summary.utf8), to: "\(folder)/summary.md")
+            files.append("\(folder)/summary.md")
+            if limited.json {
+                printSummary(ensembleTable, json: true)
+            } else {
+                print(summary)
+                print("Wrote \(files.count) files to \(folder)/")
+            }
         }
     }
 }

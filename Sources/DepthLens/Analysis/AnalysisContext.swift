@@ -20,6 +20,11 @@ public struct AnalysisContext {
     public var seed: UInt64
     /// Called with (units done, total units) as work completes.
     public var progress: ((Int, Int) -> Void)?
+    /// Where finished units are saved as they complete, and found again on `--resume`;
+    /// nil to keep nothing. With a journal, sub-networks are evaluated in groups of
+    /// ``MemberEvaluation/configurationsPerUnit`` and the run stops between batches when
+    /// ``Interruption`` reports a signal.
+    public var journal: ProgressJournal?
 
     public init(checkpoint: Checkpoint, evaluator: Evaluator, source: any ImageSource, batchSize: Int,
                 survival: [Double], scheduleName: String, rule: TrainingMetadata.TestTimeRule,

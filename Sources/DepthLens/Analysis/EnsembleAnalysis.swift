@@ -42,37 +42,56 @@ public enum EnsembleAnalysis {
         }
         let full = [Float](repeating: 1, count: L)
         let total = context.source.count
+        // With a journal, each batch's logits are saved as one unit, and replayed on resume.
+        let section = context.journal.map { _ in
+            ProgressJournal.digest([Array("ensemble-\(granularity.rawValue)-\(members)-\(context.batchSize)-\(context.seed)".utf8),
+                                    Array(context.source.name.utf8), Array("\(total)".utf8),
+                                    Array(context.survival.map { "\($0)" }.joined(separator: ",").utf8)])
+        }
         for (batchIndex, start) in stride(from: 0, to: total, by: context.batchSize).enumerated() {
             let range = start..<min(total, start + context.batchSize)
-            let batch = try context.source.batch(range)
             var memberLogits: [[Float]] = []
-            switch granularity {
-            case .pass:
-                let all = try context.evaluator.logits(batch, configurations: passMasks + [context.deterministicGates, full])
-                memberLogits = all.prefix(members).map(\.scalars)
-                deterministicFeeder.append(labels: Array(labels[range]), members: [all[members].scalars], reference: all[members + 1].scalars)
-                for (i, size) in sizes.enumerated() {
-                    growingFeeders[i].append(labels: Array(labels[range]), members: Array(memberLogits.prefix(size)), reference: all[members + 1].scalars)
-                }
-                context.progress?(range.upperBound, total)
-                continue
-            case .batch:
-                let masks = (0..<members).map { m -> [Float] in
-                    var generator = SeededGenerator.stream(seed: context.seed, 10_000_000 + batchIndex * members + m)
-                    return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
-                }
-                memberLogits = try context.evaluator.logits(batch, configurations: masks).map(\.scalars)
-            case .sample:
-                for m in 0..<members {
-                    // Keyed by example index, so the draw does not depend on the batch size.
-                    let vectors = range.map { n -> [Float] in
-                        var generator = SeededGenerator.stream(seed: context.seed, 20_000_000 + n * members + m)
-                        return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
-                    }
-                    memberLogits.append(try context.evaluator.logits(batch, gates: .perExample(vectors)).scalars)
+            var fixed: [[Float]] = []
+            if let journal = context.journal, let section {
+                if let payload = journal.finishedUnit(section: section, unit: batchIndex),
+                   payload.count == members + 2, case let decoded = payload.compactMap({ ProgressJournal.decodeFloats($0[...]) }),
+                   decoded.count == members + 2 {
+                    memberLogits = Array(decoded.prefix(members))
+                    fixed = Array(decoded.suffix(2))
+                } else {
+                    try Interruption.check()
                 }
             }
-            let fixed = try context.evaluator.logits(batch, configurations: [context.deterministicGates, full]).map(\.scalars)
+            if fixed.isEmpty {
+                let batch = try context.source.batch(range)
+                switch granularity {
+                case .pass:
+                    let all = try context.evaluator.logits(batch, configurations: passMasks + [context.deterministicGates, full])
+                    memberLogits = all.prefix(members).map(\.scalars)
+                    fixed = [all[members].scalars, all[members + 1].scalars]
+                case .batch:
+                    let masks = (0..<members).map { m -> [Float] in
+                        var generator = SeededGenerator.stream(seed: context.seed, 10_000_000 + batchIndex * members + m)
+                        return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
+                    }
+                    memberLogits = try context.evaluator.logits(batch, configurations: masks).map(\.scalars)
+                case .sample:
+                    for m in 0..<members {
+                        // Keyed by example index, so the draw does not depend on the batch size.
+                        let vectors = range.map { n -> [Float] in
+                            var generator = SeededGenerator.stream(seed: context.seed, 20_000_000 + n * members + m)
+                            return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
+                        }
+                        memberLogits.append(try context.evaluator.logits(batch, gates: .perExample(vectors)).scalars)
+                    }
+                }
+                if fixed.isEmpty {
+                    fixed = try context.evaluator.logits(batch, configurations: [context.deterministicGates, full]).map(\.scalars)
+                }
+                if let journal = context.journal, let section {
+                    try journal.record(section: section, unit: batchIndex, payload: (memberLogits + fixed).map(ProgressJournal.encode))
+                }
+            }
             deterministicFeeder.append(labels: Array(labels[range]), members: [fixed[0]], reference: fixed[1])
             for (i, size) in sizes.enumerated() {
                 growingFeeders[i].append(labels: Array(labels[range]), members: Array(memberLogits.prefix(size)), reference: fixed[1])

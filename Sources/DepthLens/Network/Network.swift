@@ -16,6 +16,9 @@ public struct Network: Sendable {
     /// Number of residual blocks L.
     public var blockCount: Int { blocks.count }
 
+    /// The number (1-based) of the block that runs in each position: 1...L unless reordered.
+    public var blockOrder: [Int] { blocks.map(\.spec.index) }
+
     /// Builds the evaluation form of a loaded, verified checkpoint.
     public init(checkpoint: Checkpoint) {
         let arch = checkpoint.architecture

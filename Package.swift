@@ -12,6 +12,9 @@ let package = Package(
         // `depthlens`-style executable by calling `DepthLensMain.run(registering:)`.
         .library(name: "DepthLensCLI", targets: ["DepthLensCLI"]),
         .executable(name: "depthlens", targets: ["depthlens"]),
+        // A libFuzzer target over the checkpoint loader and data readers; a replayer of
+        // its inputs when built without -sanitize=fuzzer (docs/reliability.md).
+        .executable(name: "depthlens-fuzz", targets: ["DepthLensFuzz"]),
         // For run-time plugins (`--plugin lib.so`): the C ABI and a Swift helper over it.
         // A plugin library links this, never the DepthLens library itself.
         .library(name: "DepthLensPluginKit", targets: ["DepthLensPluginKit"]),
@@ -81,6 +84,11 @@ let package = Package(
             name: "depthlens",
             dependencies: ["DepthLensCLI"],
             path: "Sources/depthlens"
+        ),
+        .executableTarget(
+            name: "DepthLensFuzz",
+            dependencies: ["DepthLens"],
+            path: "Sources/DepthLensFuzz"
         ),
         // `swift package scaffold-plugin --kind schedule|metric --name NAME`: writes a
         // working schedule or metric and its test, to start a plugin from.

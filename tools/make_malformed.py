@@ -104,7 +104,112 @@ def main() -> None:
         f.create_dataset("labels", data=np.zeros((4,), np.int64))
     with h5py.File(os.path.join(OUT, "images-rank2.h5"), "w") as f:
         f.create_dataset("images", data=np.zeros((5, 64), np.float32))
+    more_checkpoints(arch, state)
+    more_data_files()
+    schedule_files()
     print("wrote", len(os.listdir(OUT)), "files to", os.path.normpath(OUT))
+
+
+def more_checkpoints(arch, state) -> None:
+    """Checkpoints broken in ways the first set does not cover."""
+    def replace(key, make):
+        def m(f):
+            del f["tensors"][key]
+            make(f["tensors"], key)
+        return m
+    write("tensor-scalar.h5", arch, state, mutate=replace("fc.bias", lambda g, k: g.create_dataset(k, data=np.float32(1))))
+    write("tensor-string.h5", arch, state, mutate=replace("fc.bias", lambda g, k: g.create_dataset(k, data=np.array([b"a", b"b", b"c"]))))
+    write("tensor-is-group.h5", arch, state, mutate=replace("fc.bias", lambda g, k: g.create_group(k)))
+    write("tensor-rank-32.h5", arch, state,
+          mutate=replace("fc.bias", lambda g, k: g.create_dataset(k, shape=(1,) * 32, dtype=np.float32)))
+
+    def set_attr(name, value):
+        return lambda f: f.attrs.__setitem__(name, value)
+    write("arch-not-a-string.h5", arch, state, mutate=set_attr("architecture", np.arange(4, dtype=np.int32)))
+    empty = json.loads(json.dumps(arch)); empty["stages"] = []
+    write("arch-no-stages.h5", arch, state, mutate=set_attr("architecture", json.dumps(empty)))
+    zero = json.loads(json.dumps(arch)); zero["num_classes"] = 0
+    write("arch-zero-classes.h5", arch, state, mutate=set_attr("architecture", json.dumps(zero)))
+    huge = json.loads(json.dumps(arch)); huge["stages"][0]["blocks"] = 1 << 40
+    write("arch-absurd-blocks.h5", arch, state, mutate=set_attr("architecture", json.dumps(huge)))
+    write("format-version-string.h5", arch, state, mutate=set_attr("format_version", "one"))
+    write("training-malformed-json.h5", arch, state, mutate=set_attr("training", "{\"survival_probabilities\": [1.0,"))
+    write("training-nan-probability.h5", arch, state, {"survival_probabilities": [1.0, float("nan")]})
+    # An 8x8 network, for the data-file cases below (valid).
+    write("valid-tiny-8x8.h5", arch, state, {"survival_probabilities": [1.0, 0.5], "test_time_rule": "expectation",
+                                             "input_size": [8, 8]})
+
+    # Crafted superblocks: libhdf5 trusts these fields, so DepthLens checks them first.
+    blob = bytearray(open(os.path.join(OUT, "valid-tiny.h5"), "rb").read())
+    assert blob[:8] == b"\x89HDF\r\n\x1a\n"
+    version = blob[8]
+    # End-of-file address (8-byte addresses): byte 40 in a v0 superblock, 44 in v1, 28 in
+    # v2/v3 (whose checksum is then wrong too).
+    eof_at = {0: 40, 1: 44, 2: 28, 3: 28}[version]
+    eof = bytearray(blob)
+    eof[eof_at:eof_at + 8] = (len(blob) * 1000).to_bytes(8, "little")
+    open(os.path.join(OUT, "superblock-eof-beyond-file.h5"), "wb").write(eof)
+    garbage = bytearray(blob[:8]) + bytearray((i * 37 + 11) % 256 for i in range(4096))
+    open(os.path.join(OUT, "signature-then-garbage.h5"), "wb").write(garbage)
+
+
+def idx_bytes(shape, data, dtype=0x08):
+    head = bytes([0, 0, dtype, len(shape)]) + b"".join(int(d).to_bytes(4, "big") for d in shape)
+    return head + bytes(data)
+
+
+def more_data_files() -> None:
+    """Data files (HDF5, IDX, CIFAR) broken in one way each; used with valid-tiny-8x8.h5."""
+    def h5(name, **datasets):
+        with h5py.File(os.path.join(OUT, name), "w") as f:
+            for key, value in datasets.items():
+                f.create_dataset(key, data=value)
+    images = np.zeros((4, 1, 8, 8), np.float32)
+    h5("data-labels-out-of-range.h5", images=images, labels=np.array([0, 1, 2, 5], np.int64))
+    h5("data-labels-negative.h5", images=images, labels=np.array([0, -1, 2, 1], np.int64))
+    h5("data-labels-fractional.h5", images=images, labels=np.array([0, 1.5, 2, 1], np.float32))
+    h5("data-labels-nan.h5", images=images, labels=np.array([0, np.nan, 2, 1], np.float32))
+    h5("data-labels-string.h5", images=images, labels=np.array([b"a", b"b", b"c", b"d"]))
+    h5("data-wrong-image-size.h5", images=np.zeros((4, 1, 12, 12), np.float32), labels=np.zeros(4, np.int64))
+    h5("data-wrong-channels.h5", images=np.zeros((4, 3, 8, 8), np.float32), labels=np.zeros(4, np.int64))
+    h5("data-images-missing.h5", pictures=images, labels=np.zeros(4, np.int64))
+    h5("data-images-string.h5", images=np.array([b"x"] * 4), labels=np.zeros(4, np.int64))
+    nan = images.copy(); nan[2, 0, 3, 3] = np.nan
+    h5("data-images-nan.h5", images=nan, labels=np.zeros(4, np.int64))
+    h5("data-no-images.h5", images=np.zeros((0, 1, 8, 8), np.float32), labels=np.zeros(0, np.int64))
+    with h5py.File(os.path.join(OUT, "data-images-huge-declared.h5"), "w") as f:
+        f.create_dataset("images", shape=(1 << 40, 1, 8, 8), dtype=np.float32, chunks=(1, 1, 8, 8))
+
+    def raw(name, blob):
+        open(os.path.join(OUT, name), "wb").write(blob)
+    pixels = [i % 256 for i in range(4 * 64)]
+    raw("idx-truncated-images-idx3-ubyte", idx_bytes([4, 8, 8], pixels)[:200])
+    raw("idx-bad-magic-images-idx3-ubyte", b"\x01\x02" + idx_bytes([4, 8, 8], pixels)[2:])
+    raw("idx-float-images-idx3-ubyte", idx_bytes([4, 8, 8], pixels, dtype=0x0D))
+    raw("idx-absurd-extent-images-idx3-ubyte", idx_bytes([1, 1 << 27, 1 << 8], pixels))
+    raw("idx-rank1-images-idx3-ubyte", idx_bytes([256], pixels))
+    raw("idx-count-mismatch-images-idx3-ubyte", idx_bytes([4, 8, 8], pixels))
+    raw("idx-count-mismatch-labels-idx1-ubyte", idx_bytes([3], [0, 1, 2]))
+    raw("idx-label-out-of-range-images-idx3-ubyte", idx_bytes([4, 8, 8], pixels))
+    raw("idx-label-out-of-range-labels-idx1-ubyte", idx_bytes([4], [0, 1, 2, 9]))
+    import gzip
+    raw("idx-gzip-truncated-images-idx3-ubyte.gz", gzip.compress(idx_bytes([4, 8, 8], pixels))[:60])
+    raw("cifar-partial-record.bin", bytes(3073 * 2 + 100))
+    raw("cifar-label-out-of-range.bin", bytes([200]) + bytes(3072))
+
+
+def schedule_files() -> None:
+    """Malformed custom-schedule files (custom:file=...) for a 2-block network."""
+    def text(name, content):
+        open(os.path.join(OUT, name), "w").write(content)
+    text("schedule-not-a-number.csv", "p\n1.0\nhalf\n")
+    text("schedule-wrong-length.csv", "1.0\n0.9\n0.8\n")
+    text("schedule-out-of-range.csv", "1.0\n1.5\n")
+    text("schedule-nan.csv", "1.0\nnan\n")
+    text("schedule-empty.csv", "")
+    text("schedule-not-a-list.json", '{"probabilities": [1.0, 0.5]}')
+    text("schedule-malformed.json", "[1.0, 0.5")
+    text("schedule-strings.json", '["1.0", "0.5"]')
 
 
 if __name__ == "__main__":

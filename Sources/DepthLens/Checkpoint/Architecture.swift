@@ -100,7 +100,7 @@ public struct Architecture: Codable, Equatable, Sendable {
     public static func parse(json: String) throws -> Architecture {
         let data = Data(json.utf8)
         guard let object = try? JSONSerialization.jsonObject(with: data), let fields = object as? [String: Any] else {
-            throw ArchitectureError(field: "", message: "is not a JSON object")
+            throw ArchitectureError(field: "", message: jsonProblem(json))
         }
         let known = Set(CodingKeys.allCases.map(\.stringValue))
         if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {

@@ -80,7 +80,7 @@ public struct TrainingMetadata: Equatable, Sendable {
     public static func parse(json: String, architecture: Architecture) throws -> TrainingMetadata {
         let data = Data(json.utf8)
         guard let object = try? JSONSerialization.jsonObject(with: data), let fields = object as? [String: Any] else {
-            throw MetadataError(field: "", message: "is not a JSON object")
+            throw MetadataError(field: "", message: jsonProblem(json))
         }
         let known: Known
         do {
@@ -147,4 +147,15 @@ public struct MetadataError: Error, CustomStringConvertible, Equatable {
     public var description: String {
         field.isEmpty ? "training metadata \(message)" : "training metadata field '\(field)': \(message)"
     }
+}
+
+/// Why a metadata attribute's text is not a JSON object, in words.
+func jsonProblem(_ text: String) -> String {
+    guard let object = try? JSONSerialization.jsonObject(with: Data(text.utf8), options: [.fragmentsAllowed]) else {
+        for token in ["NaN", "Infinity"] where text.contains(token) {
+            return "is not valid JSON: \(token) is not a JSON number (write null or a finite number)"
+        }
+        return "is not a JSON object (not valid JSON: unbalanced brackets, a trailing comma, or a truncated text?)"
+    }
+    return "is not a JSON object (found \(object is [Any] ? "an array" : "a single value"))"
 }

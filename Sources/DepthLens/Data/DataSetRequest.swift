@@ -50,7 +50,10 @@ public struct DataSetRequest: Sendable, Equatable {
         defer { try? handle.close() }
         let head = [UInt8]((try? handle.read(upToCount: 8)) ?? Data())
         if head.starts(with: [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]) { return .hdf5 }
-        if head.starts(with: [0x1f, 0x8b]) || (head.count >= 4 && head[0] == 0 && head[1] == 0 && head[2] == 0x08) {
+        // IDX: two zero bytes, a type code (0x08 bytes ... 0x0E doubles) and a rank; the
+        // reader then names an unsupported type.
+        if head.starts(with: [0x1f, 0x8b]) || (head.count >= 4 && head[0] == 0 && head[1] == 0
+                                                && [0x08, 0x09, 0x0B, 0x0C, 0x0D, 0x0E].contains(head[2])) {
             return .idx
         }
         if first.hasSuffix(".bin") { return .cifar }
@@ -80,6 +83,11 @@ public struct DataSetRequest: Sendable, Equatable {
             throw DataSetError(source: source.name,
                                message: "images have \(source.channels) channel(s), but \(checkpoint.path) takes \(arch.inChannels)")
         }
+        if let size = checkpoint.training?.inputSize, size != [source.height, source.width] {
+            throw DataSetError(source: source.name,
+                               message: "images are \(source.height)x\(source.width), but \(checkpoint.path) was trained on \(size[0])x\(size[1]) images (training.input_size)")
+        }
+        guard source.count > 0 else { throw DataSetError(source: source.name, message: "holds no images") }
         return try SubsetSource(source, offset: offset, limit: limit)
     }
 

@@ -29,10 +29,13 @@ final class GzipReader: @unchecked Sendable {
         if gzseek(file, offset, SEEK_SET) != offset {
             throw DataSetError(source: path, message: "file ends before byte \(offset) (truncated?)")
         }
-        var bytes = [UInt8](repeating: 0, count: count)
+        // Grown as data arrives, so a file that declares more than it holds fails at its
+        // end instead of first allocating what it declares.
+        var bytes = [UInt8](repeating: 0, count: min(count, 1 << 24))
         var filled = 0
         while filled < count {
-            let chunk = Int32(min(count - filled, 1 << 30))
+            if filled == bytes.count { bytes += [UInt8](repeating: 0, count: min(count - filled, bytes.count)) }
+            let chunk = Int32(min(bytes.count - filled, 1 << 30))
             let n = bytes.withUnsafeMutableBytes { gzread(file, $0.baseAddress! + filled, UInt32(chunk)) }
             if n < 0 {
                 var code: Int32 = 0

@@ -1,3 +1,5 @@
+import Foundation
+
 /// Images from an HDF5 dataset of shape (N, C, H, W) or (N, H, W), with optional integer
 /// labels of shape (N). Float images are the network's input exactly as stored (already
 /// normalised, as a framework's test loader yields them); integer images are 8-bit
@@ -32,6 +34,7 @@ public struct HDF5ImageSource: ImageSource {
         }
         let dims = shape.count == 4 ? shape : [shape[0], 1, shape[1], shape[2]]
         guard dims[1] > 0, dims[2] > 0, dims[3] > 0 else { throw fail("has an empty image shape \(shape)") }
+        try images.checkDeclaredSizeFitsFile()
         (count, channels, height, width) = (dims[0], dims[1], dims[2], dims[3])
         switch images.elementType {
         case .signedInteger, .unsignedInteger:
@@ -47,6 +50,7 @@ public struct HDF5ImageSource: ImageSource {
                 throw DataSetError(source: "\(path): \(labels.path)",
                                    message: "has shape \(labels.shape) but there are \(count) images; expected (\(count))")
             }
+            try labels.checkDeclaredSizeFitsFile()
             labelData = labels
         } else {
             labelData = nil
@@ -71,6 +75,14 @@ public struct HDF5ImageSource: ImageSource {
 
     public func labels(_ range: Range<Int>) throws -> [Int]? {
         guard let labelData else { return nil }
-        return try labelData.readFloats(rows: range).map { Int($0) }
+        let values = try labelData.readDoubles(rows: range)
+        return try values.enumerated().map { (i: Int, value: Double) throws -> Int in
+            // Int(value) traps on NaN, infinities and values beyond Int's range.
+            guard value.isFinite, value == value.rounded(), Swift.abs(value) < 2_147_483_648.0 else {
+                throw DataSetError(source: "\(path): \(labelData.path)",
+                                   message: "label of image \(range.lowerBound + i) is \(value); labels must be whole numbers (class indices)")
+            }
+            return Int(value)
+        }
     }
 }

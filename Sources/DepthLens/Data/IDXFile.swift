@@ -1,3 +1,5 @@
+import Foundation
+
 /// An IDX file (the MNIST, Fashion-MNIST and KMNIST format), gzipped or not: a magic
 /// number giving the element type and rank, big-endian 32-bit extents, then the data.
 /// Only unsigned-byte data (type 0x08), the type these data sets use, is read.
@@ -28,9 +30,22 @@ struct IDXFile: Sendable {
         guard shape.allSatisfy({ $0 > 0 && $0 <= 1 << 28 }), shape.reduce(1, *) <= 1 << 36 else {
             throw DataSetError(source: path, message: "IDX extent \(shape) is implausible")
         }
+        // A plain (not gzipped) file must hold what its header declares.
+        if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, !Self.isGzipped(path) {
+            let declared = dataOffset + shape.reduce(1, *)
+            guard size >= declared else {
+                throw DataSetError(source: path, message: "IDX header declares shape \(shape) (\(declared) bytes), but the file has \(size) bytes (truncated?)")
+            }
+        }
     }
 
     var path: String { reader.path }
+
+    static func isGzipped(_ path: String) -> Bool {
+        guard let handle = FileHandle(forReadingAtPath: path) else { return false }
+        defer { try? handle.close() }
+        return (try? handle.read(upToCount: 2)) == Data([0x1f, 0x8b])
+    }
 
     /// The bytes of items `range` along the first dimension.
     func items(_ range: Range<Int>) throws -> [UInt8] {

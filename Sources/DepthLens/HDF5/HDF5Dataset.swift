@@ -102,9 +102,36 @@ public struct HDF5Dataset: HDF5Object, @unchecked Sendable {
         return try read(as: Int64.self, memoryType: dl_H5T_NATIVE_INT64())
     }
 
+    /// Reads rows `rows` of the first dimension converted to `Double`.
+    public func readDoubles(rows: Range<Int>) throws -> [Double] {
+        try readRows(rows, as: Double.self, memoryType: dl_H5T_NATIVE_DOUBLE())
+    }
+
+    /// Rejects a declared extent that the file cannot hold: more bytes than deflate's
+    /// best ratio (1032:1) could expand the whole file into. Such a dataset is damaged or
+    /// crafted (chunks never written read as fill values), and reading it would allocate
+    /// memory for data that is not there.
+    public func checkDeclaredSizeFitsFile() throws {
+        let fileSize = (try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0
+        let elementBytes: Int
+        switch elementType {
+        case .float(let bits), .signedInteger(let bits), .unsignedInteger(let bits): elementBytes = max(1, bits / 8)
+        default: elementBytes = 1
+        }
+        let (bytes, overflow) = count.multipliedReportingOverflow(by: elementBytes)
+        let limit = fileSize.multipliedReportingOverflow(by: 1032).partialValue + (1 << 20)
+        guard !overflow, bytes <= limit else {
+            throw error("declares shape \(shape) (\(overflow ? "more than \(Int.max)" : "\(bytes)") bytes of \(elementType)), far more than the \(fileSize)-byte file can hold; the file is damaged or its extent is wrong")
+        }
+    }
+
     /// Reads rows `rows` of the first dimension (for example images `start..<end` of an
     /// `(N, C, H, W)` array) converted to `Float`, without reading the rest.
     public func readFloats(rows: Range<Int>) throws -> [Float] {
+        try readRows(rows, as: Float.self, memoryType: dl_H5T_NATIVE_FLOAT())
+    }
+
+    private func readRows<T: Numeric>(_ rows: Range<Int>, as: T.Type, memoryType: hid_t) throws -> [T] {
         guard let first = shape.first else { throw error("cannot read rows of a scalar dataset") }
         guard rows.lowerBound >= 0, rows.upperBound <= first else {
             throw error("rows \(rows.lowerBound)..<\(rows.upperBound) are outside the first dimension (\(first))")
@@ -112,7 +139,7 @@ public struct HDF5Dataset: HDF5Object, @unchecked Sendable {
         try requireNumeric()
         let perRow = shape.dropFirst().reduce(1, *)
         let total = rows.count * perRow
-        try checkAllocation(elements: total, elementSize: MemoryLayout<Float>.size)
+        try checkAllocation(elements: total, elementSize: MemoryLayout<T>.size)
         if total == 0 { return [] }
         return try HDF5Library.locked {
             let fileSpace = H5Dget_space(handle.id)
@@ -127,9 +154,9 @@ public struct HDF5Dataset: HDF5Object, @unchecked Sendable {
             }
             let memorySpace = H5Screate_simple(Int32(shape.count), count, nil)
             defer { H5Sclose(memorySpace) }
-            var values = [Float](repeating: 0, count: total)
+            var values = [T](repeating: 0, count: total)
             let status = values.withUnsafeMutableBytes {
-                H5Dread(handle.id, dl_H5T_NATIVE_FLOAT(), memorySpace, fileSpace, dl_H5P_DEFAULT(), $0.baseAddress)
+                H5Dread(handle.id, memoryType, memorySpace, fileSpace, dl_H5P_DEFAULT(), $0.baseAddress)
             }
             guard status >= 0 else { throw libraryError("cannot read rows \(rows.lowerBound)..<\(rows.upperBound) (truncated file?)") }
             return values

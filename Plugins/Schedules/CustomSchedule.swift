@@ -46,7 +46,9 @@ struct CustomSchedule: SurvivalSchedule {
             throw PluginError(spec: spec, message: "cannot read \(path) (\(FileManager.default.fileExists(atPath: path) ? "permissions?" : "no such file"))")
         }
         if path.lowercased().hasSuffix(".json") {
-            let object = try? JSONSerialization.jsonObject(with: data)
+            guard let object = try? JSONSerialization.jsonObject(with: data) else {
+                throw PluginError(spec: spec, message: "\(path): not valid JSON (unbalanced brackets, a trailing comma, NaN, or a truncated file?)")
+            }
             let list = (object as? [Any]) ?? ((object as? [String: Any])?["survival_probabilities"] as? [Any])
             guard let list else {
                 throw PluginError(spec: spec, message: "\(path): expected a JSON array of numbers or an object with survival_probabilities")

@@ -208,9 +208,13 @@ struct Reorder: ParsableCommand {
     @Option(help: "Orders per number of swaps.")
     var trials = 3
 
+    func validate() throws {
+        guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
+        _ = try parseBlockList(swaps, flag: "--swaps")
+    }
+
     func run() throws {
         let counts = try parseBlockList(swaps, flag: "--swaps")
-        guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
         let context = try options.context(analysis: "reorder")
         let folder = try options.folder(default: "reorder")
         let parameters = [("swaps", counts.map(String.init).joined(separator: ",")), ("trials", "\(trials)")]

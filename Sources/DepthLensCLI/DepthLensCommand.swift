@@ -12,6 +12,7 @@ public enum DepthLensMain {
         BuiltinSchedules.register(in: .shared)
         BuiltinMetrics.register(in: .shared)
         register(.shared)
+        HDF5CrashNote.install()
         DepthLensCommand.main()
         exit(0)
     }

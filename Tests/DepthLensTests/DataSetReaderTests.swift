@@ -108,7 +108,7 @@ final class DataSetReaderTests: XCTestCase {
         }
         let truncated = temporary("t-images-idx3-ubyte", idx([4, 2, 2], [1, 2, 3, 4, 5]))
         // A plain file is checked against its header when opened; a gzipped one as it is read.
-        assertError(try IDXImageSource(imagesPath: truncated, labelsPath: nil), [truncated, "declares shape [4, 2, 2] (24 bytes)", "has 21 bytes", "truncated"])
+        assertError(try IDXImageSource(imagesPath: truncated, labelsPath: nil), [truncated, "declares shape [4, 2, 2] (32 bytes)", "has 21 bytes", "truncated"])
         let notIDX = temporary("junk.idx", [0x42, 0, 8, 1, 0, 0, 0, 1])
         assertError(try IDXImageSource(imagesPath: notIDX, labelsPath: nil), [notIDX, "not an IDX file"])
         let floats = temporary("f.idx", [0, 0, 0x0d, 1, 0, 0, 0, 1, 0, 0, 0, 0])

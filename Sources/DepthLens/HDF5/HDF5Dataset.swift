@@ -141,6 +141,7 @@ public struct HDF5Dataset: HDF5Object, @unchecked Sendable {
         let total = rows.count * perRow
         try checkAllocation(elements: total, elementSize: MemoryLayout<T>.size)
         if total == 0 { return [] }
+        try checkStorage()
         return try HDF5Library.locked {
             let fileSpace = H5Dget_space(handle.id)
             guard fileSpace >= 0 else { throw libraryError("cannot read the dataspace") }
@@ -163,6 +164,58 @@ public struct HDF5Dataset: HDF5Object, @unchecked Sendable {
         }
     }
 
+    /// Checks the stored layout against the file before libhdf5 reads through it: a
+    /// contiguous dataset's data must lie inside the file and hold every element, and a
+    /// chunked one's chunk must be of a size the file could hold. libhdf5 1.10 trusts
+    /// these fields (a crafted layout made it copy from a null pointer; found by fuzzing).
+    func checkStorage() throws {
+        let fileSize = UInt64((try? FileManager.default.attributesOfItem(atPath: file.path)[.size] as? Int) ?? 0)
+        let problem = HDF5Library.locked { () -> String? in
+            let plist = H5Dget_create_plist(handle.id)
+            guard plist >= 0 else { return "cannot read the storage layout: \(HDF5Library.lastErrorMessage() ?? "unknown error")" }
+            defer { H5Pclose(plist) }
+            let type = H5Dget_type(handle.id)
+            let elementSize = type >= 0 ? UInt64(H5Tget_size(type)) : 0
+            if type >= 0 { H5Tclose(type) }
+            let declared = UInt64(count).multipliedReportingOverflow(by: elementSize)
+            switch H5Pget_layout(plist) {
+            case H5D_CONTIGUOUS:
+                let offset = UInt64(H5Dget_offset(handle.id))
+                let stored = UInt64(H5Dget_storage_size(handle.id))
+                if offset == UInt64(haddr_t.max) { return nil }  // never written: reads as fill values
+                let (end, overflow) = offset.addingReportingOverflow(stored)
+                if overflow || end > fileSize {
+                    return "its data (\(stored) bytes at byte \(offset)) lies beyond the end of the \(fileSize)-byte file (truncated or damaged?)"
+                }
+                if declared.overflow || stored < declared.partialValue {
+                    return "stores \(stored) bytes for shape \(shape) of \(elementSize)-byte elements (damaged file?)"
+                }
+            case H5D_COMPACT:
+                let stored = UInt64(H5Dget_storage_size(handle.id))
+                if declared.overflow || stored < declared.partialValue {
+                    return "stores \(stored) bytes (compact) for shape \(shape) of \(elementSize)-byte elements (damaged file?)"
+                }
+            case H5D_CHUNKED:
+                var dims = [hsize_t](repeating: 0, count: 32)
+                let rank = H5Pget_chunk(plist, 32, &dims)
+                guard rank > 0 else { return "cannot read the chunk shape (damaged file?)" }
+                var bytes = elementSize
+                for d in dims.prefix(Int(rank)) {
+                    let (product, overflow) = bytes.multipliedReportingOverflow(by: UInt64(d))
+                    guard !overflow else { return "declares chunks of \(Array(dims.prefix(Int(rank)))) elements, too large (damaged file?)" }
+                    bytes = product
+                }
+                if bytes > UInt64(hdf5MaximumReadBytes) || bytes > fileSize &* 1032 &+ (1 << 20) {
+                    return "declares chunks of \(Array(dims.prefix(Int(rank)))) elements (\(bytes) bytes), more than the \(fileSize)-byte file can hold (damaged file?)"
+                }
+            default:
+                break
+            }
+            return nil
+        }
+        if let problem { throw error(problem) }
+    }
+
     private func requireNumeric() throws {
         guard elementType.isNumeric else { throw error("expected numbers, found \(elementType) elements") }
     }
@@ -178,6 +231,7 @@ public struct HDF5Dataset: HDF5Object, @unchecked Sendable {
         try requireNumeric()
         try checkAllocation(elements: count, elementSize: MemoryLayout<T>.size)
         if count == 0 { return [] }
+        try checkStorage()
         return try HDF5Library.locked {
             var values = [T](repeating: 0, count: count)
             let status = values.withUnsafeMutableBytes {

@@ -36,6 +36,8 @@ enum HDF5Library {
             H5Eset_auto2(dl_H5E_DEFAULT(), nil, nil)
             initialised = true
         }
+        HDF5CrashNote.inLibrary.store(true, ordering: .relaxed)
+        defer { HDF5CrashNote.inLibrary.store(false, ordering: .relaxed) }
         return try body()
     }
 

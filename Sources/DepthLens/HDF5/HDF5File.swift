@@ -43,6 +43,7 @@ public final class HDF5File: @unchecked Sendable {
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         guard size > 0 else { throw fail("file is empty (0 bytes), not an HDF5 file") }
         if let problem = superblockProblem(path: path, fileSize: size) ?? globalHeapProblem(path: path) { throw fail(problem) }
+        HDF5CrashNote.reading(path)
         return try HDF5Library.locked {
             let isHDF5 = H5Fis_hdf5(path)
             if isHDF5 == 0 {

@@ -1,0 +1,91 @@
+import DepthLens
+import DepthLensMetrics
+import Foundation
+import XCTest
+
+/// The progress journal: bit-exact units, a torn last unit ignored and cut off, a
+/// different configuration refused, and analyses that stop between units on a signal.
+final class ProgressJournalTests: XCTestCase {
+    let configuration = [("analysis", "sample"), ("seed", "7")]
+
+    func temporaryPath() -> String {
+        FileManager.default.temporaryDirectory.appendingPathComponent("journal-\(UUID().uuidString)").path
+    }
+
+    func context() throws -> AnalysisContext {
+        let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("Fixtures")
+        let checkpoint = try Checkpoint.load(from: fixtures.appendingPathComponent("golden/official.ckpt.h5").path)
+        let source = try DataSetRequest(path: fixtures.appendingPathComponent("analyses/official-labelled.h5").path).open(for: checkpoint)
+        let registry = PluginRegistry()
+        BuiltinMetrics.register(in: registry)
+        return AnalysisContext(checkpoint: checkpoint, evaluator: Evaluator(network: Network(checkpoint: checkpoint), threads: 1),
+                               source: source, batchSize: 16, survival: checkpoint.training!.survivalProbabilities!,
+                               scheduleName: "recorded", rule: .expectation, metrics: ["accuracy", "nll"], registry: registry, seed: 7)
+    }
+
+    func testUnitsRoundTripAndATornUnitIsCutOff() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let journal = try ProgressJournal(path: path, configuration: configuration, resume: false)
+        let values: [Float] = [1.5, -0.0, .nan, .infinity, 3.1415927, .leastNonzeroMagnitude]
+        try journal.record(section: "s", unit: 0, payload: [ProgressJournal.encode(values), ProgressJournal.encode(0.1)])
+        journal.remove()
+        let kept = try ProgressJournal(path: path, configuration: configuration, resume: false)
+        try kept.record(section: "s", unit: 0, payload: [ProgressJournal.encode(values)])
+        // A unit whose write was cut short: no `done` line.
+        let handle = FileHandle(forWritingAtPath: path)!
+        handle.seekToEndOfFile()
+        handle.write(Data("unit\ts/1\t1\nabcd".utf8))
+        handle.closeFile()
+        let resumed = try ProgressJournal(path: path, configuration: configuration, resume: true)
+        XCTAssertEqual(resumed.resumedUnits, 1)
+        XCTAssertNil(resumed.finishedUnit(section: "s", unit: 1))
+        let decoded = ProgressJournal.decodeFloats(resumed.finishedUnit(section: "s", unit: 0)![0][...])!
+        XCTAssertEqual(decoded.map(\.bitPattern), values.map(\.bitPattern))
+        XCTAssertFalse(try String(contentsOfFile: path, encoding: .utf8).contains("abcd"), "the torn unit is cut off")
+        XCTAssertEqual(ProgressJournal.decodeDouble(ProgressJournal.encode(0.1)[...]), 0.1)
+    }
+
+    func testADifferentConfigurationOrAStartOverIsRefused() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let journal = try ProgressJournal(path: path, configuration: configuration, resume: false)
+        try journal.record(section: "s", unit: 0, payload: ["x"])
+        XCTAssertThrowsError(try ProgressJournal(path: path, configuration: [("analysis", "sample"), ("seed", "8")], resume: true)) {
+            XCTAssertTrue("\($0)".contains("seed was '7', now '8'"), "\($0)")
+        }
+        XCTAssertThrowsError(try ProgressJournal(path: path, configuration: configuration, resume: false)) {
+            XCTAssertTrue("\($0)".contains("holds 1 finished unit(s) of an interrupted run; add --resume"), "\($0)")
+        }
+        try "not a journal\n".write(toFile: path, atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try ProgressJournal(path: path, configuration: configuration, resume: true)) {
+            XCTAssertTrue("\($0)".contains("is not a DepthLens progress file"), "\($0)")
+        }
+    }
+
+    func testAnalysisStopsOnASignalAndResumesToTheSameTable() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let plain = try SampleAnalysis.run(try context(), members: 40)
+        var journaled = try context()
+        journaled.journal = try ProgressJournal(path: path, configuration: configuration, resume: false)
+        // Signal after the first unit of 16 sub-networks is saved.
+        journaled.progress = { done, total in
+            if done >= total / 3 { Interruption.request(SIGTERM) }
+        }
+        defer { Interruption.reset() }
+        XCTAssertThrowsError(try SampleAnalysis.run(journaled, members: 40)) {
+            XCTAssertEqual($0 as? Interrupted, Interrupted(signal: SIGTERM))
+        }
+        Interruption.reset()
+        XCTAssertEqual(journaled.journal?.finishedCount, 1)
+        var resumed = try context()
+        resumed.journal = try ProgressJournal(path: path, configuration: configuration, resume: true)
+        XCTAssertEqual(resumed.journal?.resumedUnits, 1)
+        let table = try SampleAnalysis.run(resumed, members: 40)
+        XCTAssertEqual(table.resultsCSV, plain.resultsCSV)
+        XCTAssertEqual(table.masksCSV, plain.masksCSV)
+        XCTAssertEqual(resumed.journal?.recordedUnits, 2)
+    }
+}

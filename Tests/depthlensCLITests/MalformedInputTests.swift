@@ -63,15 +63,3 @@ final class MalformedInputTests: XCTestCase {
     }
 }
 
-extension MalformedInputTests {
-    /// Files on which libhdf5 1.10 itself crashes (Tests/Fixtures/libhdf5-crashes): the
-    /// user is told which file libhdf5 was reading, or, with a libhdf5 that rejects the
-    /// file cleanly, gets an error naming it.
-    func testLibHDF5CrashesNameTheFile() throws {
-        let path = "Tests/Fixtures/libhdf5-crashes/global-heap-bad-reference.h5"
-        let result = try CLI.run(["inspect", path])
-        XCTAssertNotEqual(result.status, 0)
-        XCTAssertTrue(result.stderr.contains("libhdf5 crashed while reading \(path)") || result.stderr.hasPrefix("Error: \(path)"),
-                      result.stderr)
-    }
-}

@@ -42,7 +42,7 @@ public final class HDF5File: @unchecked Sendable {
         guard FileManager.default.isReadableFile(atPath: path) else { throw fail("file is not readable (permissions)") }
         let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int) ?? 0
         guard size > 0 else { throw fail("file is empty (0 bytes), not an HDF5 file") }
-        if let problem = superblockProblem(path: path, fileSize: size) ?? globalHeapProblem(path: path) { throw fail(problem) }
+        if let problem = HDF5Precheck.problem(path: path, fileSize: size) { throw fail(problem) }
         HDF5CrashNote.reading(path)
         return try HDF5Library.locked {
             let isHDF5 = H5Fis_hdf5(path)
@@ -57,97 +57,6 @@ public final class HDF5File: @unchecked Sendable {
                 throw fail("cannot open (truncated or damaged HDF5 file?): \(HDF5Library.lastErrorMessage() ?? "unknown error")")
             }
             return HDF5File(path: path, handle: HDF5Handle(id, close: H5Fclose))
-        }
-    }
-
-    /// Checks the superblock fields libhdf5 trusts before it reads further: the version,
-    /// the size of addresses, and the end-of-file address against the real file size (a
-    /// truncated or crafted file). Nil when they are sound, or the signature is not at
-    /// byte 0 (a user block; libhdf5 searches for it).
-    static func superblockProblem(path: String, fileSize: Int) -> String? {
-        guard let handle = FileHandle(forReadingAtPath: path) else { return nil }
-        defer { try? handle.close() }
-        let head = [UInt8]((try? handle.read(upToCount: 64)) ?? Data())
-        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]
-        guard head.starts(with: signature) else { return nil }
-        guard head.count > 8 else { return "file ends inside the HDF5 superblock (\(fileSize) bytes; truncated?)" }
-        let version = Int(head[8])
-        let offsetsAt: Int, baseAt: Int, eofSlot: Int
-        switch version {
-        case 0, 1:
-            offsetsAt = 13
-            baseAt = version == 0 ? 24 : 28
-            eofSlot = 2
-        case 2, 3:
-            offsetsAt = 9
-            baseAt = 12
-            eofSlot = 2
-        default:
-            return "HDF5 superblock version \(version) is not one libhdf5 1.10 reads (0 to 3); damaged file?"
-        }
-        guard head.count > offsetsAt else { return "file ends inside the HDF5 superblock (\(fileSize) bytes; truncated?)" }
-        let width = Int(head[offsetsAt])
-        guard [2, 4, 8].contains(width) else {
-            return "HDF5 superblock declares \(width)-byte addresses (2, 4 or 8 are valid); damaged file?"
-        }
-        func address(_ slot: Int) -> UInt64? {
-            let at = baseAt + slot * width
-            guard head.count >= at + width else { return nil }
-            return head[at..<(at + width)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
-        }
-        guard let base = address(0), let eof = address(eofSlot) else {
-            return "file ends inside the HDF5 superblock (\(fileSize) bytes; truncated?)"
-        }
-        let undefined = width == 8 ? UInt64.max : (UInt64(1) << UInt64(width * 8)) - 1
-        if eof != undefined, base != undefined {
-            let (end, overflow) = base.addingReportingOverflow(eof)
-            if overflow || end > UInt64(fileSize) {
-                return "the HDF5 superblock says the file is \(overflow ? "more than \(UInt64.max)" : "\(end)") bytes long, but it has \(fileSize) (truncated or damaged?)"
-            }
-        }
-        return nil
-    }
-
-    /// Walks every global heap collection (`GCOL`, where variable-length strings such as
-    /// the checkpoint's JSON attributes live) as libhdf5 1.10 will, and reports one whose
-    /// object sizes would send libhdf5 into an endless loop (an object of size 0 at index
-    /// 0 never advances its parser) or past the collection's end. Found by fuzzing.
-    static func globalHeapProblem(path: String) -> String? {
-        guard let data = try? Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped) else { return nil }
-        return data.withUnsafeBytes { (raw: UnsafeRawBufferPointer) -> String? in
-            guard let base = raw.baseAddress, raw.count >= 16 else { return nil }
-            let bytes = raw.bindMemory(to: UInt8.self)
-            func little(_ at: Int, _ width: Int) -> UInt64 {
-                (0..<width).reversed().reduce(UInt64(0)) { $0 << 8 | UInt64(bytes[at + $1]) }
-            }
-            var searchFrom = 0
-            while searchFrom + 16 <= raw.count,
-                  let hit = memchr(base + searchFrom, 0x47, raw.count - searchFrom) {  // "G"
-                let start = base.distance(to: UnsafeRawPointer(hit))
-                searchFrom = start + 1
-                guard start + 16 <= raw.count, bytes[start + 1] == 0x43, bytes[start + 2] == 0x4F, bytes[start + 3] == 0x4C else { continue }
-                // Version 1 and three reserved zero bytes, or it is not a collection header.
-                guard start + 16 <= raw.count, bytes[start + 4] == 1, bytes[start + 5] == 0, bytes[start + 6] == 0,
-                      bytes[start + 7] == 0 else { continue }
-                let size = little(start + 8, 8)
-                guard size >= 16, size <= UInt64(raw.count - start) else {
-                    return "global heap collection at byte \(start) declares \(size) bytes, beyond the end of the \(raw.count)-byte file (damaged file?)"
-                }
-                let end = start + Int(size)
-                var p = start + 16
-                while p < end {
-                    if p + 16 > end { break }  // too small for an object header: free space
-                    let index = little(p, 2)
-                    let objectSize = little(p + 8, 8)
-                    let aligned = objectSize > UInt64(end) ? UInt64.max : (objectSize + 7) & ~7
-                    let need = index > 0 ? (aligned == .max ? .max : 16 + aligned) : objectSize
-                    guard need > 0, need <= UInt64(end - p) else {
-                        return "global heap collection at byte \(start) is damaged: object \(index) at byte \(p) declares \(objectSize) bytes\(need == 0 ? " (an empty free-space object)" : ", beyond the collection's end")"
-                    }
-                    p += Int(need)
-                }
-            }
-            return nil
         }
     }
 

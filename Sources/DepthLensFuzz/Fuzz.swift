@@ -102,6 +102,7 @@ struct Replay {
             let lines = data.withUnsafeBytes { FuzzHarness.run($0.bindMemory(to: UInt8.self)) }
             for line in lines { print("  " + line) }
         }
+        try? FileManager.default.removeItem(atPath: FuzzHarness.scratch)
     }
 }
 #endif

@@ -27,8 +27,17 @@ struct IDXFile: Sendable {
         let header = try reader.read(count: 4 * rank, at: 4)
         shape = (0..<rank).map { i in header[(4 * i)..<(4 * i + 4)].reduce(0) { $0 << 8 | Int($1) } }
         dataOffset = 4 + 4 * rank
-        guard shape.allSatisfy({ $0 > 0 && $0 <= 1 << 28 }), shape.reduce(1, *) <= 1 << 36 else {
-            throw DataSetError(source: path, message: "IDX extent \(shape) is implausible")
+        // Four extents up to 2^28 each overflow Int when multiplied: multiply with a check
+        // (an overflow trapped here; found by fuzzing).
+        let total = shape.reduce(Optional(1)) { product, extent in
+            product.flatMap { p in
+                let (value, overflow) = p.multipliedReportingOverflow(by: extent)
+                return overflow ? nil : value
+            }
+        }
+        guard shape.allSatisfy({ $0 > 0 && $0 <= 1 << 28 }), let total, total <= 1 << 36 else {
+            let size = total.map { "\($0) bytes" } ?? "more bytes than can be counted"
+            throw DataSetError(source: path, message: "IDX header declares shape \(shape) (\(size)); extents must be 1...2^28 and the data at most 2^36 bytes (damaged file?)")
         }
         // A plain (not gzipped) file must hold what its header declares.
         if let size = (try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int, !Self.isGzipped(path) {

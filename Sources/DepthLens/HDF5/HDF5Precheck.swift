@@ -176,7 +176,16 @@ enum HDF5Precheck {
         let typeAt = nameAt + padded(nameSize)
         let spaceAt = typeAt + padded(typeSize)
         let dataAt = spaceAt + padded(spaceSize)
-        guard dataAt <= start + size, let classAndVersion = file.uint(typeAt, 1), classAndVersion & 0x0F == 9 else { return nil }
+        // The name, type and dataspace must fit the message, and the name must end in its
+        // terminating NUL: libhdf5 copies the name up to the NUL (a heap overflow past the
+        // message otherwise; found by fuzzing).
+        guard nameSize >= 1, dataAt <= start + size, nameAt + Int(nameSize) <= file.count else {
+            return "an attribute message of the root group at byte \(start) declares parts (name \(nameSize), type \(typeSize), dataspace \(spaceSize) bytes) larger than the message (\(size) bytes) (damaged file?)"
+        }
+        guard file.bytes[nameAt + Int(nameSize) - 1] == 0 else {
+            return "an attribute name of the root group at byte \(nameAt) is not terminated within its \(nameSize) bytes (damaged file?)"
+        }
+        guard let classAndVersion = file.uint(typeAt, 1), classAndVersion & 0x0F == 9 else { return nil }
         let name = String(decoding: file.bytes[nameAt..<min(nameAt + Int(nameSize), file.count)].prefix { $0 != 0 }, as: UTF8.self)
         // Dataspace: version, rank, flags, then (v1) five reserved bytes or (v2) a type byte.
         guard let spaceVersion = file.uint(spaceAt, 1), let rank = file.uint(spaceAt + 1, 1), rank <= 32 else { return nil }

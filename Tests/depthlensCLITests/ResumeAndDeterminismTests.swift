@@ -96,6 +96,12 @@ final class ResumeAndDeterminismTests: XCTestCase {
         try assertInterruptedRunResumesIdentically("reorder", ["--swaps", "0,1,2,4,8", "--trials", "10"], signal: SIGINT, unitsBeforeSignal: 1)
     }
 
+    func testReportResumesAfterSIGTERMAcrossItsAnalyses() throws {
+        // One journal for the lesion, ensemble and depth parts; signalled after the lesion's units.
+        try assertInterruptedRunResumesIdentically("report", ["--members", "3", "--trials", "6", "--max-k", "5", "--batch-size", "8"],
+                                                   signal: SIGTERM, unitsBeforeSignal: 3)
+    }
+
     /// The same seed gives the same bytes whatever the thread count and batch size (the
     /// batch-granularity ensemble excepted: it draws a mask per batch by definition).
     func testSameSeedGivesByteIdenticalCSVForAnyThreadCountAndBatchSize() throws {

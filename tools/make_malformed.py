@@ -139,6 +139,15 @@ def more_checkpoints(arch, state) -> None:
     write("valid-tiny-8x8.h5", arch, state, {"survival_probabilities": [1.0, 0.5], "test_time_rule": "expectation",
                                              "input_size": [8, 8]})
 
+    # The same network with version-2 object headers and a version-3 superblock (h5py's
+    # libver="latest"), which DepthLens' pre-checks do not parse: a valid file, and a seed
+    # that lets the fuzzer reach libhdf5's other code paths.
+    with h5py.File(os.path.join(OUT, "valid-tiny.h5"), "r") as src, \
+            h5py.File(os.path.join(OUT, "valid-tiny-latest-format.h5"), "w", libver="latest") as dst:
+        for key, value in src.attrs.items():
+            dst.attrs[key] = value
+        src.copy(src["tensors"], dst, "tensors")
+
     # Crafted superblocks: libhdf5 trusts these fields, so DepthLens checks them first.
     blob = bytearray(open(os.path.join(OUT, "valid-tiny.h5"), "rb").read())
     assert blob[:8] == b"\x89HDF\r\n\x1a\n"
@@ -193,7 +202,7 @@ def more_data_files() -> None:
     raw("idx-label-out-of-range-images-idx3-ubyte", idx_bytes([4, 8, 8], pixels))
     raw("idx-label-out-of-range-labels-idx1-ubyte", idx_bytes([4], [0, 1, 2, 9]))
     import gzip
-    raw("idx-gzip-truncated-images-idx3-ubyte.gz", gzip.compress(idx_bytes([4, 8, 8], pixels))[:60])
+    raw("idx-gzip-truncated-images-idx3-ubyte.gz", gzip.compress(idx_bytes([4, 8, 8], pixels), mtime=0)[:60])
     raw("cifar-partial-record.bin", bytes(3073 * 2 + 100))
     raw("cifar-label-out-of-range.bin", bytes([200]) + bytes(3072))
 

@@ -58,6 +58,9 @@ final class CheckpointLoadingTests: XCTestCase {
 
     func testTinyValidFixtureLoads() throws {
         XCTAssertNoThrow(try Checkpoint.load(from: Fixtures.path("malformed/valid-tiny.h5")))
+        // Version-2 object headers and a version-3 superblock pass the pre-checks too.
+        let latest = try Checkpoint.load(from: Fixtures.path("malformed/valid-tiny-latest-format.h5"))
+        XCTAssertEqual(latest.tensors.count, try Checkpoint.load(from: Fixtures.path("malformed/valid-tiny.h5")).tensors.count)
     }
 
     func testTensorTableFollowsPyTorchNamesAndShapes() {

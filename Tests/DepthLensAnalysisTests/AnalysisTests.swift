@@ -35,8 +35,9 @@ final class AnalysisTests: XCTestCase {
                                registry: registry, seed: 7)
     }
 
-    func assertMatches(_ table: ResultTable, analysis: String, minimum: Int = 6, file: StaticString = #filePath, line: UInt = #line) {
-        let wanted = Self.expected.filter { $0.analysis == analysis }
+    func assertMatches(_ table: ResultTable, analysis: String, configurations prefix: String = "", minimum: Int = 6,
+                       file: StaticString = #filePath, line: UInt = #line) {
+        let wanted = Self.expected.filter { $0.analysis == analysis && $0.configuration.hasPrefix(prefix) }
         XCTAssertGreaterThanOrEqual(wanted.count, minimum, file: file, line: line)
         for e in wanted {
             let row = table.rows.first { $0.configuration == e.configuration && $0.metric == e.metric && (e.k == nil || $0.k == Double(e.k!)) }
@@ -62,7 +63,60 @@ final class AnalysisTests: XCTestCase {
         let context = try self.context("official")
         assertMatches(try SampleAnalysis.run(context, members: 4), analysis: "sample")
         assertMatches(try DepthAnalysis.run(context, depths: [0, 3, 6], trials: 2), analysis: "depth")
-        assertMatches(try EnsembleAnalysis.run(context, members: 4, granularity: .pass), analysis: "ensemble")
+        let ensemble = try EnsembleAnalysis.run(context, members: 4, granularity: .pass)
+        assertMatches(ensemble, analysis: "ensemble", configurations: "pass-")
+        assertMatches(ensemble, analysis: "ensemble", configurations: "deterministic-", minimum: 2)
+    }
+
+    func testEnsemblesWithGatesPerBatchAndPerExample() throws {
+        let context = try self.context("official", batchSize: 16)
+        let batch = try EnsembleAnalysis.run(context, members: 4, granularity: .batch)
+        let sample = try EnsembleAnalysis.run(context, members: 4, granularity: .sample)
+        assertMatches(batch, analysis: "ensemble", configurations: "batch-")
+        assertMatches(sample, analysis: "ensemble", configurations: "sample-")
+    }
+
+    func testPruningRulesFollowLayerDrop() throws {
+        let context = try self.context("official")
+        let blocks = context.checkpoint.architecture.blocks
+        let choices = Self.expected.filter { $0.analysis == "prune-choice" }
+        XCTAssertEqual(choices.count, 5)
+        var lesions: [LesionAnalysis.Lesion] = []
+        for choice in choices {
+            let rule = choice.configuration.hasPrefix("prune-every-other") ? "every-other" : "evenly-spaced"
+            let lesion = try LesionAnalysis.prune(blocks: blocks, depth: Int(choice.value), rule: rule)
+            XCTAssertEqual(lesion.name, choice.configuration)
+            XCTAssertEqual(lesion.dropped, choice.dropped, "\(rule) to depth \(Int(choice.value))")
+            lesions.append(lesion)
+        }
+        assertMatches(try LesionAnalysis.run(context, lesions: lesions, analysis: "prune"), analysis: "prune", minimum: 15)
+        XCTAssertEqual(try LesionAnalysis.prune(blocks: blocks, depth: 3, rule: "every-other").dropped, [2, 4, 6],
+                       "half the depth deletes every second block")
+        XCTAssertThrowsError(try LesionAnalysis.prune(blocks: blocks, depth: 7, rule: "every-other")) {
+            XCTAssertTrue("\($0)".contains("prune depth 7 is outside 0...6"), "\($0)")
+        }
+    }
+
+    func testSampleAndDepthWithBatchNormRecalibration() throws {
+        let context = try self.context("official")
+        let images = try SubsetSource(context.source, offset: 0, limit: 20)
+        let plain = try SampleAnalysis.run(context, members: 2)
+        let recalibrated = try SampleAnalysis.run(context, members: 2, recalibration: images)
+        XCTAssertEqual(recalibrated.masks.map(\.key), ["sample-0-recalibrated", "sample-1-recalibrated"])
+        XCTAssertEqual(recalibrated.masks.map(\.gates), plain.masks.map(\.gates), "recalibration keeps the sub-networks")
+        let before = plain.rows.filter { $0.metric == "nll" }.map(\.value)
+        let after = recalibrated.rows.filter { $0.metric == "nll" }.map(\.value)
+        XCTAssertEqual(after.count, 2)
+        XCTAssertTrue(zip(before, after).allSatisfy { abs($0 - $1) > 1e-6 }, "new statistics change every member: \(before) \(after)")
+        // Each recalibrated member equals evaluating its recalibrated checkpoint directly.
+        let gates = recalibrated.masks[0].gates
+        let checkpoint = try BatchNormRecalibration.recalibrate(context.checkpoint, gates: gates, source: images, batchSize: 16)
+        var direct = context
+        direct.evaluator = Evaluator(network: Network(checkpoint: checkpoint))
+        let directNLL = try MemberEvaluation.run(direct, configurations: [gates])[0].first { $0.name == "nll" }!.value
+        XCTAssertEqual(after[0], directNLL, accuracy: 1e-9)
+        let depth = try DepthAnalysis.run(context, depths: [4], trials: 1, recalibration: images)
+        XCTAssertEqual(depth.masks.map(\.key), ["depth-4-trial-0-recalibrated"])
     }
 
     func testGreedyPruningChoosesOnHeldOutImagesLikeLayerDrop() throws {

@@ -213,3 +213,24 @@ final class BatchNormRecalibrationTests: XCTestCase {
         }
     }
 }
+
+/// The standard plots show what the rows say.
+final class AnalysisPlotTests: XCTestCase {
+    func testRandomLesionPlotStartsAtTheFullNetworkAndKeepsBandsInsideValidErrors() throws {
+        var table = ResultTable(checkpoint: "c", schedule: "s", seed: 0)
+        table.append(ResultRow(analysis: "lesion", configuration: "none", member: "deterministic", k: 0, metric: "accuracy", value: 0.9))
+        for (trial, accuracy) in [0.95, 0.1, 0.12].enumerated() {
+            table.append(ResultRow(analysis: "lesion", configuration: "k-3-trial-\(trial)", member: "deterministic", k: 3,
+                                   metric: "accuracy", value: accuracy))
+        }
+        let plot = try XCTUnwrap(AnalysisPlots.plots(for: table).first { $0.file == "lesion-k-blocks.svg" }?.plot)
+        let series = try XCTUnwrap(plot.series.first)
+        XCTAssertEqual(series.points.map(\.x), [0, 3])
+        XCTAssertEqual(series.points[0].y, 0.1, accuracy: 1e-12, "k = 0 is the full network's error")
+        XCTAssertEqual(series.points[1].y, 1 - (0.95 + 0.1 + 0.12) / 3, accuracy: 1e-12)
+        let band = try XCTUnwrap(series.band?.last)
+        XCTAssertEqual(band.high, 1, "mean + sd exceeds 1 here and is cut to 1")
+        XCTAssertGreaterThanOrEqual(band.low, 0)
+        XCTAssertLessThan(band.low, series.points[1].y)
+    }
+}

@@ -74,6 +74,11 @@ final class AnalysisTests: XCTestCase {
         let sample = try EnsembleAnalysis.run(context, members: 4, granularity: .sample)
         assertMatches(batch, analysis: "ensemble", configurations: "batch-")
         assertMatches(sample, analysis: "ensemble", configurations: "sample-")
+        // Every gate behind the pooled rows is in the masks file: 4 members x 3 batches of
+        // 16, and 4 members x 48 examples.
+        XCTAssertEqual(batch.masks.filter { $0.key.hasPrefix("member-") && $0.key.contains("-batch-") }.count, 12)
+        XCTAssertEqual(sample.masks.filter { $0.key.hasPrefix("member-") && $0.key.contains("-example-") }.count, 192)
+        XCTAssertGreaterThan(Set(sample.masks.map(\.gates)).count, 20, "examples draw their own masks")
     }
 
     func testPruningRulesFollowLayerDrop() throws {
@@ -151,6 +156,7 @@ final class AnalysisTests: XCTestCase {
         let a = try EnsembleAnalysis.run(try context("official", batchSize: 5, threads: 1), members: 3, granularity: .sample)
         let b = try EnsembleAnalysis.run(try context("official", batchSize: 48, threads: 3), members: 3, granularity: .sample)
         XCTAssertEqual(a.resultsCSV, b.resultsCSV)
+        XCTAssertEqual(a.masksCSV, b.masksCSV)
         let c = try SampleAnalysis.run(try context("official", batchSize: 7, threads: 1), members: 5)
         let d = try SampleAnalysis.run(try context("official", batchSize: 16, threads: 2), members: 5)
         XCTAssertEqual(c.resultsCSV, d.resultsCSV)

@@ -89,6 +89,14 @@ final class ResumeAndDeterminismTests: XCTestCase {
     func testEnsembleResumesAfterSIGTERM() throws {
         try assertInterruptedRunResumesIdentically("ensemble", ["--members", "6", "--granularity", "sample", "--batch-size", "4"],
                                                    signal: SIGTERM, unitsBeforeSignal: 3)
+        // Per-batch masks are recorded for replayed batches too.
+        try assertInterruptedRunResumesIdentically("ensemble", ["--members", "4", "--granularity", "batch", "--batch-size", "4"],
+                                                   signal: SIGINT, unitsBeforeSignal: 3)
+    }
+
+    func testRecalibratedSampleResumesAfterSIGTERM() throws {
+        try assertInterruptedRunResumesIdentically("sample", ["--members", "40", "--recalibrate", "16", "--recalibration-data", data],
+                                                   signal: SIGTERM, unitsBeforeSignal: 1)
     }
 
     func testDepthAndReorderResumeAfterSIGINT() throws {

@@ -40,6 +40,11 @@ public enum EnsembleAnalysis {
         if granularity == .pass {
             for (m, gates) in passMasks.enumerated() { table.recordMask("member-\(m)", gates: gates) }
         }
+        // Per-example gates are keyed by example index, so they do not depend on the batch size.
+        func exampleGates(_ n: Int, _ m: Int) -> [Float] {
+            var generator = SeededGenerator.stream(seed: context.seed, 20_000_000 + n * members + m)
+            return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
+        }
         let full = [Float](repeating: 1, count: L)
         let total = context.source.count
         // With a journal, each batch's logits are saved as one unit, and replayed on resume.
@@ -50,6 +55,14 @@ public enum EnsembleAnalysis {
         }
         for (batchIndex, start) in stride(from: 0, to: total, by: context.batchSize).enumerated() {
             let range = start..<min(total, start + context.batchSize)
+            var batchMasks: [[Float]] = []
+            if granularity == .batch {
+                batchMasks = (0..<members).map { m -> [Float] in
+                    var generator = SeededGenerator.stream(seed: context.seed, 10_000_000 + batchIndex * members + m)
+                    return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
+                }
+                for (m, gates) in batchMasks.enumerated() { table.recordMask("member-\(m)-batch-\(batchIndex)", gates: gates) }
+            }
             var memberLogits: [[Float]] = []
             var fixed: [[Float]] = []
             if let journal = context.journal, let section {
@@ -70,18 +83,10 @@ public enum EnsembleAnalysis {
                     memberLogits = all.prefix(members).map(\.scalars)
                     fixed = [all[members].scalars, all[members + 1].scalars]
                 case .batch:
-                    let masks = (0..<members).map { m -> [Float] in
-                        var generator = SeededGenerator.stream(seed: context.seed, 10_000_000 + batchIndex * members + m)
-                        return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
-                    }
-                    memberLogits = try context.evaluator.logits(batch, configurations: masks).map(\.scalars)
+                    memberLogits = try context.evaluator.logits(batch, configurations: batchMasks).map(\.scalars)
                 case .sample:
                     for m in 0..<members {
-                        // Keyed by example index, so the draw does not depend on the batch size.
-                        let vectors = range.map { n -> [Float] in
-                            var generator = SeededGenerator.stream(seed: context.seed, 20_000_000 + n * members + m)
-                            return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
-                        }
+                        let vectors = range.map { exampleGates($0, m) }
                         memberLogits.append(try context.evaluator.logits(batch, gates: .perExample(vectors)).scalars)
                     }
                 }
@@ -97,6 +102,9 @@ public enum EnsembleAnalysis {
                 growingFeeders[i].append(labels: Array(labels[range]), members: Array(memberLogits.prefix(size)), reference: fixed[1])
             }
             context.progress?(range.upperBound, total)
+        }
+        if granularity == .sample {  // recorded in one order for any batch size
+            for m in 0..<members { for n in 0..<total { table.recordMask("member-\(m)-example-\(n)", gates: exampleGates(n, m)) } }
         }
         deterministicFeeder.finish()
         growingFeeders.forEach { $0.finish() }

@@ -187,6 +187,9 @@ enum HDF5Precheck {
         }
         guard let classAndVersion = file.uint(typeAt, 1), classAndVersion & 0x0F == 9 else { return nil }
         let name = String(decoding: file.bytes[nameAt..<min(nameAt + Int(nameSize), file.count)].prefix { $0 != 0 }, as: UTF8.self)
+        // The base type follows the variable-length type's 8-byte header; its size field
+        // is at bytes 4..<8 (found by fuzzing: a 16 MB base type made libhdf5 allocate 4.6 GB).
+        guard let baseSize = file.uint(typeAt + 12, 4) else { return nil }
         // Dataspace: version, rank, flags, then (v1) five reserved bytes or (v2) a type byte.
         guard let spaceVersion = file.uint(spaceAt, 1), let rank = file.uint(spaceAt + 1, 1), rank <= 32 else { return nil }
         let dimsAt = spaceAt + (spaceVersion == 1 ? 8 : 4)
@@ -208,8 +211,10 @@ enum HDF5Precheck {
             guard let objectSize = objects[index] else {
                 return "attribute '\(name)' of the root group refers to global heap object \(index) at byte \(address), which the collection does not hold (damaged file?)"
             }
-            if length > objectSize {
-                return "attribute '\(name)' of the root group declares \(length) bytes in global heap object \(index), which holds \(objectSize) (damaged file?)"
+            // libhdf5 allocates length x the base type's size before copying the object.
+            let (needed, overflow) = length.multipliedReportingOverflow(by: max(1, baseSize))
+            if overflow || needed > objectSize {
+                return "attribute '\(name)' of the root group declares \(length) elements of \(baseSize) bytes in global heap object \(index), which holds \(objectSize) bytes (damaged file?)"
             }
         }
         return nil

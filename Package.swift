@@ -87,7 +87,7 @@ let package = Package(
         ),
         .executableTarget(
             name: "DepthLensFuzz",
-            dependencies: ["DepthLens"],
+            dependencies: ["DepthLens", "DepthLensSchedules"],
             path: "Sources/DepthLensFuzz"
         ),
         // `swift package scaffold-plugin --kind schedule|metric --name NAME`: writes a

@@ -1,9 +1,10 @@
 import DepthLens
+import DepthLensSchedules
 import Foundation
 
 /// A libFuzzer target over everything that reads a user's file: the checkpoint loader,
-/// the three data-set readers (HDF5 images, IDX, CIFAR binary) and the format sniffing
-/// in front of them. Each input is written to a temporary file and opened by each reader;
+/// the three data-set readers (HDF5 images, IDX, CIFAR binary), the format sniffing in
+/// front of them, and custom schedule files (CSV and JSON). Each input is written to a temporary file and opened by each reader;
 /// any error is fine, a crash (or a sanitizer report) is a finding.
 ///
 /// Built for fuzzing (docs/reliability.md):
@@ -20,6 +21,18 @@ enum FuzzHarness {
         try? FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         return folder.path
     }()
+
+    static let schedules: PluginRegistry = {
+        let registry = PluginRegistry()
+        BuiltinSchedules.register(in: registry)
+        return registry
+    }()
+
+    /// A two-block network, for schedule files.
+    static let architecture = try! Architecture.parse(json: """
+        {"family": "cifar_resnet", "block": "basic", "shortcut": "A_avgpool", "stem_width": 2, "in_channels": 1,
+         "num_classes": 3, "stages": [{"blocks": 1, "width": 2, "stride": 1}, {"blocks": 1, "width": 4, "stride": 2}]}
+        """)
 
     /// Runs every reader on `bytes`; returns one line per reader.
     static func run(_ bytes: UnsafeBufferPointer<UInt8>) -> [String] {
@@ -52,6 +65,12 @@ enum FuzzHarness {
         attempt("cifar") {
             let source = try CIFARBinarySource(paths: [path])
             return try readSome(source)
+        }
+        attempt("schedule csv") { "\(try schedules.survivalProbabilities("custom:file=\(path)", for: architecture))" }
+        attempt("schedule json") {
+            let json = scratch + "/input.json"
+            guard FileManager.default.createFile(atPath: json, contents: data) else { return "cannot write \(json)" }
+            return "\(try schedules.survivalProbabilities("custom:file=\(json)", for: architecture))"
         }
         return report
     }

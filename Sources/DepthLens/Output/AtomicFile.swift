@@ -25,6 +25,13 @@ public enum AtomicFile {
             .appendingPathComponent(".\(target.lastPathComponent).partial-\(ProcessInfo.processInfo.processIdentifier)").path
         do {
             try produce(temporary)
+            // On disk before it gets the final name, so even a power cut cannot leave a
+            // file under that name whose content was never written.
+            let descriptor = open(temporary, O_RDONLY)
+            if descriptor >= 0 {
+                fsync(descriptor)
+                close(descriptor)
+            }
             if rename(temporary, path) != 0 {
                 throw OutputError(path: path, message: "cannot move the finished file into place: \(String(cString: strerror(errno)))")
             }

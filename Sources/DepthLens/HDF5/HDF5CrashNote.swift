@@ -12,7 +12,9 @@ public enum HDF5CrashNote {
     /// The note, preformatted outside the handler: "depthlens: libhdf5 crashed reading PATH ...".
     nonisolated(unsafe) private static var note = UnsafeMutablePointer<UInt8>.allocate(capacity: 4096)
     private static let noteLength = Atomic<Int>(0)
-    nonisolated(unsafe) private static var previous: [Int32: sigaction] = [:]
+    /// The handlers found at install, by signal number (a plain buffer: the handler may
+    /// not allocate or touch reference counts).
+    nonisolated(unsafe) private static var previous = UnsafeMutablePointer<sigaction>.allocate(capacity: 65)
     private static let installed = Atomic<Bool>(false)
 
     /// Installs the handlers for SIGSEGV, SIGBUS and SIGFPE (once; from an executable).
@@ -20,22 +22,19 @@ public enum HDF5CrashNote {
         guard !installed.exchange(true, ordering: .relaxed) else { return }
         for number in [SIGSEGV, SIGBUS, SIGFPE] {
             var action = sigaction()
-            action.__sigaction_handler.sa_sigaction = { number, _, _ in
+            action.__sigaction_handler.sa_sigaction = { number, info, _ in
                 if HDF5CrashNote.inLibrary.load(ordering: .relaxed) {
                     _ = write(STDERR_FILENO, HDF5CrashNote.note, HDF5CrashNote.noteLength.load(ordering: .relaxed))
                 }
                 // Restore the previous handler; returning re-runs the faulting instruction,
                 // which now reaches it.
-                if var old = HDF5CrashNote.previous[number] {
-                    sigaction(number, &old, nil)
-                } else {
-                    signal(number, SIG_DFL)
-                }
+                sigaction(number, HDF5CrashNote.previous + Int(number), nil)
+                // A signal sent with kill() is not raised again by returning: send it again.
+                if let info, info.pointee.si_code <= 0 { raise(number) }
             }
             action.sa_flags = SA_SIGINFO | SA_ONSTACK
-            var old = sigaction()
-            sigaction(number, &action, &old)
-            previous[number] = old
+            previous.advanced(by: Int(number)).initialize(to: sigaction())
+            sigaction(number, &action, previous + Int(number))
         }
     }
 

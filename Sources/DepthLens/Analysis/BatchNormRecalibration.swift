@@ -12,6 +12,10 @@ public enum BatchNormRecalibration {
     public static func recalibrate(_ checkpoint: Checkpoint, gates: [Float], source: any ImageSource,
                                    batchSize: Int) throws -> Checkpoint {
         let arch = checkpoint.architecture
+        guard !arch.isImageNetFamily else {
+            throw EvaluationError.gates("batch-norm recalibration supports the cifar_resnet family only; "
+                                        + "\(checkpoint.path) is an imagenet_resnet (timm/torchvision) network")
+        }
         guard gates.count == arch.blockCount else {
             throw EvaluationError.gates("the gate vector has \(gates.count) entries but the network has \(arch.blockCount) blocks")
         }

@@ -1,7 +1,10 @@
 import Foundation
 
-/// The network a checkpoint describes: a CIFAR-style residual network of any number of
-/// stages, blocks per stage, widths, input channels and classes.
+/// The network a checkpoint describes: a residual network of any number of stages,
+/// blocks per stage, widths, input channels and classes, in one of two families:
+/// `cifar_resnet` (3x3 stem, the Stochastic Depth paper's networks) or `imagenet_resnet`
+/// (7x7 stem with max pooling, basic or bottleneck blocks: timm's and torchvision's
+/// ResNets, see ImageNetResNet.swift).
 ///
 /// Stored as JSON in the checkpoint's `architecture` attribute; field names are the
 /// JSON keys in snake case (docs/checkpoint-format.md).
@@ -12,6 +15,9 @@ public struct Architecture: Codable, Equatable, Sendable {
         case basic
         /// BN-ReLU-conv-BN-ReLU-conv, add, no ReLU after the add (He et al. 2016).
         case preact
+        /// 1x1 conv-BN-ReLU, 3x3 conv (with the stride)-BN-ReLU, 1x1 conv-BN, add, ReLU;
+        /// four times as many output channels as the stage width (`imagenet_resnet` only).
+        case bottleneck
     }
 
     /// How a block whose input and output shapes differ forms its shortcut.
@@ -32,7 +38,8 @@ public struct Architecture: Codable, Equatable, Sendable {
         case both
     }
 
-    /// One stage: `blocks` blocks of `width` channels; the first uses `stride`.
+    /// One stage: `blocks` blocks of `width` channels (the inner width of a bottleneck,
+    /// whose output has ``Architecture/expansion`` times as many); the first uses `stride`.
     public struct Stage: Codable, Equatable, Sendable {
         public var blocks: Int
         public var width: Int
@@ -45,7 +52,7 @@ public struct Architecture: Codable, Equatable, Sendable {
         }
     }
 
-    /// Always `cifar_resnet` in format v1.
+    /// ``cifarFamily`` or ``imageNetFamily``.
     public var family: String
     public var block: BlockKind
     public var inChannels: Int
@@ -59,10 +66,11 @@ public struct Architecture: Codable, Equatable, Sendable {
     /// Batch-norm epsilon.
     public var bnEps: Double
 
-    public init(block: BlockKind = .basic, inChannels: Int, numClasses: Int, stemWidth: Int, stages: [Stage],
+    public init(family: String = Architecture.cifarFamily, block: BlockKind = .basic, inChannels: Int,
+                numClasses: Int, stemWidth: Int, stages: [Stage],
                 shortcut: ShortcutKind = .averagePoolThenPad, channelPadding: ChannelPadding = .end,
                 convBias: Bool = true, bnEps: Double = 1e-5) {
-        self.family = "cifar_resnet"
+        self.family = family
         self.block = block
         self.inChannels = inChannels
         self.numClasses = numClasses
@@ -129,7 +137,9 @@ public struct Architecture: Codable, Equatable, Sendable {
             if !ok { throw ArchitectureError(field: field, message: message) }
         }
         let limit = 1 << 16
-        try require(family == "cifar_resnet", "family", "unsupported family '\(family)' (format v1 knows cifar_resnet)")
+        try require(Self.families.contains(family), "family",
+                    "unsupported family '\(family)' (format v1 knows \(Self.families.joined(separator: ", ")))")
+        try validateFamily()
         try require((1...limit).contains(inChannels), "in_channels", "must be between 1 and \(limit), found \(inChannels)")
         try require((1...limit).contains(numClasses), "num_classes", "must be between 1 and \(limit), found \(numClasses)")
         try require((1...limit).contains(stemWidth), "stem_width", "must be between 1 and \(limit), found \(stemWidth)")
@@ -142,10 +152,10 @@ public struct Architecture: Codable, Equatable, Sendable {
             try require((1...limit).contains(stage.width), "\(field).width", "must be between 1 and \(limit), found \(stage.width)")
             try require((1...16).contains(stage.stride), "\(field).stride", "must be between 1 and 16, found \(stage.stride)")
             if shortcut != .projection {
-                try require(stage.width >= width, "\(field).width",
+                try require(stage.width * expansion >= width, "\(field).width",
                             "option A shortcuts can only add channels, but width \(stage.width) is narrower than the \(width) before it")
             }
-            width = stage.width
+            width = stage.width * expansion
         }
     }
 
@@ -154,13 +164,14 @@ public struct Architecture: Codable, Equatable, Sendable {
         var result: [BlockSpec] = []
         var channels = stemWidth
         for (s, stage) in stages.enumerated() {
+            let out = stage.width * expansion
             for b in 0..<stage.blocks {
                 let stride = b == 0 ? stage.stride : 1
-                let identity = stride == 1 && channels == stage.width
+                let identity = stride == 1 && channels == out
                 let kind: BlockSpec.Shortcut = identity ? .identity : (shortcut == .projection ? .projection : .zeroPadded)
                 result.append(BlockSpec(index: result.count + 1, stage: s + 1, indexInStage: b, inChannels: channels,
-                                        outChannels: stage.width, stride: stride, shortcut: kind))
-                channels = stage.width
+                                        midChannels: stage.width, outChannels: out, stride: stride, shortcut: kind))
+                channels = out
             }
         }
         return result
@@ -170,7 +181,7 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var blockCount: Int { stages.reduce(0) { $0 + $1.blocks } }
 
     /// Channels entering the head.
-    public var featureWidth: Int { stages.last?.width ?? stemWidth }
+    public var featureWidth: Int { stages.last.map { $0.width * expansion } ?? stemWidth }
 }
 
 /// One residual block of an ``Architecture``.
@@ -192,9 +203,19 @@ public struct BlockSpec: Equatable, Sendable {
     /// Position inside the stage, from 0 (the `b` in `layer{stage}.{b}.`).
     public var indexInStage: Int
     public var inChannels: Int
+    /// Channels inside the residual branch: the stage width (equal to `outChannels` but
+    /// for bottlenecks).
+    public var midChannels: Int
     public var outChannels: Int
     public var stride: Int
     public var shortcut: Shortcut
+
+    public init(index: Int, stage: Int, indexInStage: Int, inChannels: Int, midChannels: Int, outChannels: Int,
+                stride: Int, shortcut: Shortcut) {
+        (self.index, self.stage, self.indexInStage) = (index, stage, indexInStage)
+        (self.inChannels, self.midChannels, self.outChannels) = (inChannels, midChannels, outChannels)
+        (self.stride, self.shortcut) = (stride, shortcut)
+    }
 
     /// The `state_dict` key prefix of this block, such as `layer2.0.`.
     public var keyPrefix: String { "layer\(stage).\(indexInStage)." }

@@ -67,7 +67,7 @@ private struct ChunkIO: @unchecked Sendable {
 /// named by their index in the checkpoint, so a reordered network shares the cache.
 enum LayerID: Hashable {
     case stem
-    case conv1(Int), conv2(Int), projection(Int)
+    case conv1(Int), conv2(Int), conv3(Int), projection(Int)
 }
 
 /// A network's weights in oneDNN's formats, by layer and gate scale, shared by the
@@ -108,10 +108,14 @@ final class FusedPass {
     let network: Network
     /// Activation shape after the stem (index 0) and after each block (index l + 1).
     let shapes: [BlockedShape]
+    /// The stem convolution's output before max pooling (equal to `shapes[0]` without it).
+    let stemShape: BlockedShape
     let inputChannels: Int, inputHeight: Int, inputWidth: Int
     let chunk: Int
     private let capacity: Int
     private let hidden: UnsafeMutablePointer<Float>
+    /// A bottleneck's second hidden activation.
+    private let inner: UnsafeMutablePointer<Float>
     private let activated: UnsafeMutablePointer<Float>
     private let gathered: UnsafeMutablePointer<Float>
     private let gatheredOut: UnsafeMutablePointer<Float>
@@ -121,20 +125,27 @@ final class FusedPass {
         self.worker = worker
         self.network = network
         let stem = network.stem
-        let widths = [stem.outChannels] + network.blocks.map(\.spec.outChannels)
+        let widths = [stem.outChannels] + network.blocks.flatMap { [$0.spec.outChannels, $0.spec.midChannels] }
         let block = widths.allSatisfy { $0 % 16 == 0 } ? 16 : 8
-        var shapes = [BlockedShape(channels: stem.outChannels, height: batch.height, width: batch.width, block: block)]
+        let convolved = network.stemConvolutionSize(height: batch.height, width: batch.width)
+        let pooled = network.stemOutputSize(height: batch.height, width: batch.width)
+        stemShape = BlockedShape(channels: stem.outChannels, height: convolved.height, width: convolved.width, block: block)
+        var shapes = [BlockedShape(channels: stem.outChannels, height: pooled.height, width: pooled.width, block: block)]
+        var largest = max(stemShape.rowSize, shapes[0].rowSize)
         for b in network.blocks {
             let last = shapes[shapes.count - 1]
-            shapes.append(BlockedShape(channels: b.spec.outChannels, height: b.conv1.outputSize(last.height),
-                                       width: b.conv1.outputSize(last.width), block: block))
+            let next = BlockedShape(channels: b.spec.outChannels, height: b.outputSize(last.height),
+                                    width: b.outputSize(last.width), block: block)
+            for hidden in Self.hiddenShapes(b, input: last, output: next) { largest = max(largest, hidden.rowSize) }
+            largest = max(largest, next.rowSize)
+            shapes.append(next)
         }
         self.shapes = shapes
         (inputChannels, inputHeight, inputWidth) = (batch.channels, batch.height, batch.width)
         chunk = min(FusedEngine.chunkSize, max(batch.count, 1))
-        capacity = chunk * (shapes.map(\.rowSize).max() ?? 1)
-        (hidden, activated, gathered, gatheredOut) = (worker.buffer(capacity), worker.buffer(capacity),
-                                                      worker.buffer(capacity), worker.buffer(capacity))
+        capacity = chunk * largest
+        (hidden, inner, activated, gathered, gatheredOut) = (worker.buffer(capacity), worker.buffer(capacity), worker.buffer(capacity),
+                                                             worker.buffer(capacity), worker.buffer(capacity))
     }
 
     /// An activation buffer for one chunk, until ``give(_:)`` returns it.
@@ -201,12 +212,23 @@ final class FusedPass {
 
     // MARK: Layers
 
-    /// The stem on `n` images in NCHW.
+    /// The stem on `n` images in NCHW (max pooling through `hidden` when the stem has it).
     func stem(_ pixels: UnsafePointer<Float>, rows n: Int, into output: UnsafeMutablePointer<Float>) {
         convolve(network.stem, layer: .stem, scale: 1, postOp: network.stemReLU ? .relu : .none,
                  input: pixels, inputRow: inputChannels * inputHeight * inputWidth,
                  inShape: BlockedShape(channels: inputChannels, height: inputHeight, width: inputWidth, block: shapes[0].block),
-                 plainInput: true, output: output, outShape: shapes[0], rows: n)
+                 plainInput: true, output: network.stemMaxPool ? hidden : output, outShape: stemShape, rows: n)
+        if network.stemMaxPool {
+            BlockedKernels.maxPool(hidden, inShape: stemShape, output: output, outShape: shapes[0], rows: n)
+        }
+    }
+
+    /// The shapes inside block `b`'s residual branch: after conv1, and (bottlenecks) after conv2.
+    static func hiddenShapes(_ b: ResidualBlock, input: BlockedShape, output: BlockedShape) -> [BlockedShape] {
+        let first = BlockedShape(channels: b.conv1.outChannels, height: b.conv1.outputSize(input.height),
+                                 width: b.conv1.outputSize(input.width), block: output.block)
+        guard b.conv3 != nil else { return [first] }
+        return [first, BlockedShape(channels: b.conv2.outChannels, height: output.height, width: output.width, block: output.block)]
     }
 
     /// Block `l` with gate `g` on `n` rows: output = post(shortcut(input) + g * residual(input)).
@@ -233,13 +255,22 @@ final class FusedPass {
                      output: y, outShape: outShape, rows: n)
         }
         guard g != 0 else { return }
-        let hiddenShape = BlockedShape(channels: block.conv1.outChannels, height: outShape.height, width: outShape.width,
-                                       block: outShape.block)
+        let hiddenShapes = Self.hiddenShapes(block, input: inShape, output: outShape)
+        let hiddenShape = hiddenShapes[0]
         convolve(block.conv1, layer: .conv1(index), scale: 1, postOp: .relu, input: source, inputRow: inShape.rowSize,
                  inShape: inShape, plainInput: false, output: hidden, outShape: hiddenShape, rows: n)
-        convolve(block.conv2, layer: .conv2(index), scale: g, postOp: block.reluAfterAdd ? .sumReLU : .sum,
-                 input: hidden, inputRow: hiddenShape.rowSize, inShape: hiddenShape, plainInput: false,
-                 output: y, outShape: outShape, rows: n)
+        let addOp: ConvolutionShape.PostOp = block.reluAfterAdd ? .sumReLU : .sum
+        if let conv3 = block.conv3 {
+            let innerShape = hiddenShapes[1]
+            convolve(block.conv2, layer: .conv2(index), scale: 1, postOp: .relu, input: hidden, inputRow: hiddenShape.rowSize,
+                     inShape: hiddenShape, plainInput: false, output: inner, outShape: innerShape, rows: n)
+            convolve(conv3, layer: .conv3(index), scale: g, postOp: addOp, input: inner, inputRow: innerShape.rowSize,
+                     inShape: innerShape, plainInput: false, output: y, outShape: outShape, rows: n)
+        } else {
+            convolve(block.conv2, layer: .conv2(index), scale: g, postOp: addOp,
+                     input: hidden, inputRow: hiddenShape.rowSize, inShape: hiddenShape, plainInput: false,
+                     output: y, outShape: outShape, rows: n)
+        }
     }
 
     /// One convolution over `n` rows, as pieces whose sizes are powers of two.

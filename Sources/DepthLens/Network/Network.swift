@@ -4,6 +4,8 @@ public struct Network: Sendable {
     public let architecture: Architecture
     let stem: Convolution
     let stemReLU: Bool
+    /// Whether the stem ends with 3x3/2 max pooling (``StemPool``; the ImageNet family).
+    let stemMaxPool: Bool
     private(set) var blocks: [ResidualBlock]
     let finalNorm: ChannelAffine?
     /// Head weights (classes x features) and bias.
@@ -36,11 +38,25 @@ public struct Network: Sendable {
         }
         let preact = arch.block == .preact
         architecture = arch
-        let stemConv = conv("conv1", out: arch.stemWidth, in: arch.inChannels, kernel: 3, stride: 1)
+        let stemConv = conv("conv1", out: arch.stemWidth, in: arch.inChannels, kernel: arch.stemKernel, stride: arch.stemStride)
         stem = preact ? stemConv : stemConv.folding(norm("bn1"))
         stemReLU = !preact
+        stemMaxPool = arch.stemMaxPool
         blocks = arch.blocks.map { spec in
             let p = spec.keyPrefix
+            if arch.block == .bottleneck {
+                let projection = spec.shortcut == .projection
+                    ? ShortcutPath.projection(conv(p + "\(arch.projectionName).0", out: spec.outChannels, in: spec.inChannels,
+                                                   kernel: 1, stride: spec.stride).folding(norm(p + "\(arch.projectionName).1")))
+                    : ShortcutPath.identity
+                return ResidualBlock(
+                    spec: spec, preNorm: nil,
+                    conv1: conv(p + "conv1", out: spec.midChannels, in: spec.inChannels, kernel: 1, stride: 1).folding(norm(p + "bn1")),
+                    conv2: conv(p + "conv2", out: spec.midChannels, in: spec.midChannels, kernel: 3, stride: spec.stride)
+                        .folding(norm(p + "bn2")),
+                    conv3: conv(p + "conv3", out: spec.outChannels, in: spec.midChannels, kernel: 1, stride: 1).folding(norm(p + "bn3")),
+                    shortcut: projection, reluAfterAdd: true)
+            }
             let c1 = conv(p + "conv1", out: spec.outChannels, in: spec.inChannels, kernel: 3, stride: spec.stride)
             let c2 = conv(p + "conv2", out: spec.outChannels, in: spec.outChannels, kernel: 3, stride: 1)
             let shortcut: ShortcutPath
@@ -48,8 +64,8 @@ public struct Network: Sendable {
             case .identity:
                 shortcut = .identity
             case .projection:
-                shortcut = .projection(conv(p + "shortcut.0", out: spec.outChannels, in: spec.inChannels, kernel: 1,
-                                            stride: spec.stride).folding(norm(p + "shortcut.1")))
+                shortcut = .projection(conv(p + "\(arch.projectionName).0", out: spec.outChannels, in: spec.inChannels, kernel: 1,
+                                            stride: spec.stride).folding(norm(p + "\(arch.projectionName).1")))
             case .zeroPadded:
                 let extra = spec.outChannels - spec.inChannels
                 let before = arch.channelPadding == .both ? extra / 2 : 0
@@ -58,10 +74,10 @@ public struct Network: Sendable {
             }
             if preact {
                 return ResidualBlock(spec: spec, preNorm: norm(p + "bn1"), conv1: c1.folding(norm(p + "bn2")),
-                                     conv2: c2, shortcut: shortcut, reluAfterAdd: false)
+                                     conv2: c2, conv3: nil, shortcut: shortcut, reluAfterAdd: false)
             }
             return ResidualBlock(spec: spec, preNorm: nil, conv1: c1.folding(norm(p + "bn1")),
-                                 conv2: c2.folding(norm(p + "bn2")), shortcut: shortcut, reluAfterAdd: true)
+                                 conv2: c2.folding(norm(p + "bn2")), conv3: nil, shortcut: shortcut, reluAfterAdd: true)
         }
         finalNorm = preact ? norm("bn_final") : nil
         headWeight = tensor("fc.weight")
@@ -102,18 +118,47 @@ public struct Network: Sendable {
     /// - Throws: ``EvaluationError`` when a block cannot take that size (an average-pool
     ///   shortcut needs sides divisible by its stride, as in PyTorch's `avg_pool2d`).
     public func activationShapes(height: Int, width: Int) throws -> [(channels: Int, height: Int, width: Int)] {
-        var shapes = [(channels: stem.outChannels, height: height, width: width)]
-        var (h, w) = (height, width)
+        var (h, w) = stemOutputSize(height: height, width: width)
+        guard h > 0, w > 0 else {
+            throw EvaluationError.inputSize("a \(height)x\(width) image leaves nothing after the stem")
+        }
+        var shapes = [(channels: stem.outChannels, height: h, width: w)]
         for block in blocks {
             if case .zeroPadded(let stride, true, _, _) = block.shortcut, h % stride != 0 || w % stride != 0 {
                 throw EvaluationError.inputSize(
                     "block \(block.spec.index) (\(block.spec.keyPrefix.dropLast())) has an average-pool shortcut with stride \(stride), "
                     + "which needs a \(h)x\(w) input to divide evenly; give images whose sides are multiples of the total stride")
             }
-            h = block.conv1.outputSize(h)
-            w = block.conv1.outputSize(w)
+            h = block.outputSize(h)
+            w = block.outputSize(w)
             shapes.append((block.spec.outChannels, h, w))
         }
         return shapes
+    }
+
+    /// The side lengths after the stem convolution, before any max pooling.
+    func stemConvolutionSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        (stem.outputSize(height), stem.outputSize(width))
+    }
+
+    /// The side lengths after the whole stem (convolution, ReLU, max pooling).
+    func stemOutputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        let (h, w) = stemConvolutionSize(height: height, width: width)
+        return stemMaxPool ? (StemPool.outputSize(h), StemPool.outputSize(w)) : (h, w)
+    }
+
+    /// Floats of the largest activation one image produces anywhere in the network:
+    /// block outputs, the stem before pooling, and the inside of every residual branch.
+    func largestActivation(height: Int, width: Int) throws -> Int {
+        let shapes = try activationShapes(height: height, width: width)
+        let (sh, sw) = stemConvolutionSize(height: height, width: width)
+        var largest = max(stem.outChannels * sh * sw, shapes.map { $0.channels * $0.height * $0.width }.max() ?? 0)
+        for (l, block) in blocks.enumerated() {
+            let (h, w) = (shapes[l].height, shapes[l].width)
+            let (h1, w1) = (block.conv1.outputSize(h), block.conv1.outputSize(w))
+            largest = max(largest, block.conv1.outChannels * h1 * w1,
+                          block.conv2.outChannels * block.conv2.outputSize(h1) * block.conv2.outputSize(w1))
+        }
+        return largest
     }
 }

@@ -13,8 +13,8 @@ public enum BatchNormRecalibration {
                                    batchSize: Int) throws -> Checkpoint {
         let arch = checkpoint.architecture
         guard !arch.isImageNetFamily else {
-            throw EvaluationError.gates("batch-norm recalibration supports the cifar_resnet family only; "
-                                        + "\(checkpoint.path) is an imagenet_resnet (timm/torchvision) network")
+            throw CheckpointError(file: checkpoint.path, location: "@architecture",
+                                  message: "batch-norm recalibration supports the cifar_resnet family only, not imagenet_resnet (timm/torchvision)")
         }
         guard gates.count == arch.blockCount else {
             throw EvaluationError.gates("the gate vector has \(gates.count) entries but the network has \(arch.blockCount) blocks")

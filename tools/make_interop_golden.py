@@ -23,7 +23,8 @@ Outputs per model NAME:
     NAME.dump.h5   plain state_dict dump, one dataset per key (torchvision models)
     NAME.cases.h5  images (N, 3, H, W) float32, cases/CASE/{logits, gates}; attribute `arch`
                    (the --arch name for a dump, empty for a checkpoint)
-and data64.h5: 12 labelled uint8 images (12, 3, 64, 64) for the CLI tests; layouts.json:
+and, for the models in RECALIBRATED, a group `recalibration` (train_images, gates, logits:
+batch-norm recalibration by train-mode passes); data64.h5: 12 labelled uint8 images (12, 3, 64, 64) for the CLI tests; layouts.json:
 every state_dict key and shape of the full-width timm and torchvision ResNets.
 
     python3 tools/make_interop_golden.py       # rewrites Tests/Fixtures/interop
@@ -45,6 +46,8 @@ from depthlens_ref import interop  # noqa: E402
 
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "interop")
 CLASSES = 10
+# Models with a batch-norm recalibration case (group `recalibration` in NAME.cases.h5).
+RECALIBRATED = {"timm_resnet50", "torchvision_resnet18"}
 
 # name: (library, model, channels or narrowing factor, drop_path_rate, input height, width)
 MODELS = {
@@ -129,6 +132,47 @@ def cases_for(model: nn.Module, rate: float, gen: torch.Generator, n: int) -> di
     return cases
 
 
+def recalibration(group, model: nn.Module, gates: list, test_images: torch.Tensor, gen: torch.Generator) -> None:
+    """Batch-norm recalibration under one gate vector, as DepthLens defines it: train-mode
+    passes (running statistics reset, momentum=None, so each becomes the average of the
+    batch statistics) over 8 images in batches of 4; batch norms of dropped branches
+    keep their statistics. Then the library's logits on the test images."""
+    blocks = interop.blocks_of(model)
+    L = len(blocks)
+    values = torch.ones(L, dtype=torch.float64)
+    values[1] = 0
+    values[L // 2] = 0
+    values[L - 2] = 0.5
+    kept = {}
+    for l, blk in enumerate(blocks):
+        if values[l] == 0:
+            for n, m in blk.named_modules():
+                if isinstance(m, nn.BatchNorm2d) and not n.startswith("downsample"):
+                    kept[(l, n)] = (m.running_mean.clone(), m.running_var.clone())
+    for m in model.modules():
+        if isinstance(m, nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    # Full-size images: with fewer pixels per channel (2x2 maps in layer4 already), batch
+    # statistics become so ill-conditioned that float32 itself drifts by 1e-3 from the truth.
+    train = torch.randn(8, 3, test_images.shape[2], test_images.shape[3], generator=gen)
+    interop.set_gates(gates, values)
+    model.train()
+    with torch.no_grad():
+        for i in range(0, 8, 4):
+            model(train[i:i + 4].double())
+        for (l, n), (mean, var) in kept.items():
+            m = dict(blocks[l].named_modules())[n]
+            m.running_mean.copy_(mean)
+            m.running_var.copy_(var)
+        model.eval()
+        logits = model(test_images)
+    interop.set_gates(gates, None)
+    group.create_dataset("train_images", data=train.numpy().astype(np.float32))
+    group.create_dataset("gates", data=values.numpy().astype(np.float32))
+    group.create_dataset("logits", data=logits.numpy().astype(np.float32))
+
+
 def write_plain_dump(path: str, state_dict: dict) -> None:
     """One dataset per key at the root, as h5py writes a dict of arrays (num_batches_tracked included)."""
     with h5py.File(path, "w") as f:
@@ -189,6 +233,8 @@ def main() -> None:
                     if values is not None:
                         g.create_dataset("gates", data=values.numpy().astype(np.float32))
             interop.set_gates(gates, None)
+            if name in RECALIBRATED:
+                recalibration(f.create_group("recalibration"), model, gates, images.double(), gen)
         print(f"{name}: {arch['block']} blocks {[s['blocks'] for s in arch['stages']]}, widths "
               f"{[s['width'] for s in arch['stages']]}, {len(cases)} cases")
     write_layouts()

@@ -5,7 +5,8 @@ import DepthLens
 /// timm and torchvision ResNets (tools/make_interop_golden.py): logits from the libraries'
 /// own forward passes, matched by both engines under every gate pattern (max |logit
 /// difference| <= 1e-4, same argmax); exported checkpoints and plain state_dict dumps;
-/// the `--arch` presets against the real networks' key lists; errors that name the key.
+/// the `--arch` presets against the real networks' key lists; errors that name the key;
+/// batch-norm recalibration against the libraries' train-mode passes.
 final class InteropGoldenTests: XCTestCase {
     static let models = ["timm_resnet18", "timm_resnet34", "timm_resnet50", "torchvision_resnet18", "torchvision_resnet50"]
 
@@ -151,12 +152,24 @@ final class InteropGoldenTests: XCTestCase {
         XCTAssertThrowsError(try Checkpoint.load(from: source)) { XCTAssertTrue("\($0)".contains("--arch"), "\($0)") }
     }
 
-    func testRecalibrationRejectsTheImageNetFamilyClearly() throws {
-        let checkpoint = try Checkpoint.load(from: Fixtures.path("interop/timm_resnet18.ckpt.h5"))
-        let source = try HDF5ImageSource(path: Fixtures.path("interop/data64.h5"))
-        XCTAssertThrowsError(try BatchNormRecalibration.recalibrate(checkpoint, gates: [Float](repeating: 1, count: 8),
-                                                                  source: source, batchSize: 4)) {
-            XCTAssertTrue("\($0)".contains("cifar_resnet family only"), "\($0)")
+    func testRecalibrationMatchesTrainModePassesOfTheLibraries() throws {
+        for model in ["timm_resnet50", "torchvision_resnet18"] {
+            let path = Fixtures.path("interop/\(model).cases.h5")
+            let group = try HDF5File.open(path).root.group("recalibration")
+            let checkpoint = try Self.load(model)
+            let train = try HDF5ImageSource(path: path, imagesDataset: "recalibration/train_images", labelsDataset: nil)
+            let gates = try group.dataset("gates").readFloats()
+            let recalibrated = try BatchNormRecalibration.recalibrate(checkpoint, gates: gates, source: train, batchSize: 4)
+            let test = try HDF5ImageSource(path: path, imagesDataset: "images", labelsDataset: nil)
+            let batch = try test.batch(0..<test.count)
+            let expected = try group.dataset("logits").readFloats()
+            for backend in [Evaluator.Backend.reference, .fast] {
+                let logits = try Evaluator(network: Network(checkpoint: recalibrated), backend: backend).logits(batch, gates: .shared(gates))
+                assertLogits(logits, match: expected, classes: 10, "\(model)/recalibrated/\(backend)")
+            }
+            // The statistics really moved.
+            let before = try Evaluator(network: Network(checkpoint: checkpoint)).logits(batch, gates: .shared(gates))
+            XCTAssertGreaterThan(zip(before.scalars, expected).map { abs($0 - $1) }.max()!, 1e-2, model)
         }
     }
 

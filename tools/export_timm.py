@@ -10,6 +10,7 @@ by PyTorch before any file is written, and the architecture is read from the mod
 
     python3 tools/export_timm.py timm/resnet50 out.h5 --weights model.pth --drop-path-rate 0.1
     python3 tools/export_timm.py torchvision/resnet18 out.h5 --weights resnet18.pth
+    python3 tools/export_timm.py timm/resnet50d out.h5 --weights model.pth --drop-path-rate 0.05
     python3 tools/export_timm.py timm/resnet18 dump.h5 --weights model.pth --plain-dump
 
 The checkpoint's `training` record says how drop path was trained: schedule
@@ -52,9 +53,11 @@ def load_state_dict(path: str) -> dict:
 
 def build(name: str, state: dict | None, num_classes: int | None, in_chans: int | None, drop_path_rate: float):
     library, _, model_name = name.partition("/")
-    if library not in ("timm", "torchvision") or model_name not in interop.PRESETS:
+    base = model_name[:-1] if library == "timm" and model_name.endswith("d") else model_name
+    if library not in ("timm", "torchvision") or base not in interop.PRESETS:
         raise SystemExit(f"unknown model '{name}'; known: " + ", ".join(
-            [f"timm/{m}" for m in interop.PRESETS] + [f"torchvision/{m}" for m in interop.TORCHVISION_MODELS]))
+            [f"timm/{m}" for m in interop.PRESETS] + [f"timm/{m}d" for m in interop.PRESETS]
+            + [f"torchvision/{m}" for m in interop.TORCHVISION_MODELS]))
     if library == "torchvision" and model_name not in interop.TORCHVISION_MODELS:
         raise SystemExit(f"torchvision has no {model_name}")
     if state is not None:

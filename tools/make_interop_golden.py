@@ -19,8 +19,8 @@ built as published and every convolution, batch norm and the head are then repla
 narrower ones of the same kind (torchvision's forward code runs unchanged).
 
 Outputs per model NAME:
-    NAME.ckpt.h5   DepthLens checkpoint (format v1), as tools/export_timm.py writes it (timm models)
-    NAME.dump.h5   plain state_dict dump, one dataset per key (torchvision models)
+    NAME.ckpt.h5   DepthLens checkpoint (format v1), as tools/export_timm.py writes it
+    NAME.dump.h5   plain state_dict dump, one dataset per key (the models in DUMPS)
     NAME.cases.h5  images (N, 3, H, W) float32, cases/CASE/{logits, gates}; attribute `arch`
                    (the --arch name for a dump, empty for a checkpoint)
 and, for the models in RECALIBRATED, a group `recalibration` (train_images, gates, logits:
@@ -47,7 +47,7 @@ from depthlens_ref import interop  # noqa: E402
 OUT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "Tests", "Fixtures", "interop")
 CLASSES = 10
 # Models with a batch-norm recalibration case (group `recalibration` in NAME.cases.h5).
-RECALIBRATED = {"timm_resnet50", "torchvision_resnet18"}
+RECALIBRATED = {"timm_resnet50", "torchvision_resnet18", "timm_resnet18d"}
 
 # name: (library, model, channels or narrowing factor, drop_path_rate, input height, width)
 MODELS = {
@@ -58,7 +58,14 @@ MODELS = {
     # Non-square input: global average pooling of a non-square map.
     "torchvision_resnet18": ("torchvision", "resnet18", 8, 0.0, 64, 48),
     "torchvision_resnet50": ("torchvision", "resnet50", 16, 0.0, 64, 64),
+    # timm's resnet*d: deep stem and average-pool downsampling; 64x56 gives a 7-wide map
+    # in layer2, so the ceil-mode pooling of layer3.0 has windows cut by the edge.
+    "timm_resnet18d": ("timm", "resnet18", (4, 8, 16, 32), 0.1, 64, 56),
+    "timm_resnet26d": ("timm", "resnet26", (4, 8, 16, 32), 0.1, 64, 64),
 }
+DEEP = {"timm_resnet18d", "timm_resnet26d"}
+# Written as plain state_dict dumps (read with --arch); the others as exported checkpoints.
+DUMPS = {"torchvision_resnet18", "torchvision_resnet50", "timm_resnet18d"}
 
 
 def narrow(model: nn.Module, factor: int) -> None:
@@ -86,8 +93,9 @@ def build(name: str, seed: int):
     kind, depths = interop.PRESETS[model_name]
     if library == "timm":
         from timm.models.resnet import BasicBlock, Bottleneck, ResNet
+        deep = dict(stem_type="deep", stem_width=8, avg_down=True) if name in DEEP else {}
         model = ResNet(BasicBlock if kind == "basic" else Bottleneck, depths, num_classes=CLASSES,
-                       channels=size, stem_width=size[0], drop_path_rate=rate)
+                       channels=size, drop_path_rate=rate, **deep)
     else:
         model = getattr(torchvision.models, model_name)(num_classes=CLASSES)
         narrow(model, size)
@@ -187,6 +195,7 @@ def write_layouts() -> None:
     layouts = {}
     for model_name in ["resnet18", "resnet26", "resnet34", "resnet50", "resnet101", "resnet152"]:
         layouts[f"timm/{model_name}"] = timm.create_model(model_name, pretrained=False)
+        layouts[f"timm/{model_name}d"] = timm.create_model(f"{model_name}d", pretrained=False)
         if model_name in interop.TORCHVISION_MODELS:
             layouts[f"torchvision/{model_name}"] = getattr(torchvision.models, model_name)()
     table = {name: [[k, list(v.shape)] for k, v in model.state_dict().items()] for name, model in layouts.items()}
@@ -207,15 +216,15 @@ def main() -> None:
         gen = torch.Generator().manual_seed(4000 + index)
         n = 4
         images = torch.randn(n, 3, height, width, generator=gen)
-        if library == "timm":
+        if name not in DUMPS:
             training = interop.training_metadata(model, rate, input_size=[height, width])
             write_checkpoint(os.path.join(OUT, f"{name}.ckpt.h5"), arch, state, training,
-                             provenance("tools/make_interop_golden.py", model=f"timm/{model_name}",
+                             provenance("tools/make_interop_golden.py", model=f"timm/{model_name}{'d' if name in DEEP else ''}",
                                         channels=list(size)))
             arch_name = ""
         else:
             write_plain_dump(os.path.join(OUT, f"{name}.dump.h5"), state)
-            arch_name = f"torchvision/{model_name}"
+            arch_name = f"{library}/{model_name}{'d' if name in DEEP else ''}"
         cases = cases_for(model, rate, gen, n)
         # The library's forward in float64: the golden is then the exact function of the
         # stored float32 weights, and the tolerance measures DepthLens's rounding alone.

@@ -26,7 +26,8 @@ struct Inspect: ParsableCommand {
         let shortcut: String = switch arch.shortcut {
         case .averagePoolThenPad: "option A (average pooling, zero channels at the \(arch.channelPadding.rawValue))"
         case .subsampleThenPad: "option A (strided subsampling, zero channels at the \(arch.channelPadding.rawValue))"
-        case .projection: "option B (1x1 convolution + batch norm)"
+        case .projection: arch.averagePoolDownsample ? "option B (2x2 average pooling with the stride, 1x1 convolution + batch norm)"
+            : "option B (1x1 convolution + batch norm)"
         }
         let kind: String = switch arch.block {
         case .basic: "basic (post-activation)"
@@ -36,8 +37,9 @@ struct Inspect: ParsableCommand {
         out += "Architecture \(arch.family), \(kind) blocks, "
             + "\(arch.blockCount) blocks in \(arch.stages.count) stages\n"
         out += "Shortcuts    \(shortcut)\n"
-        let stem = arch.stemMaxPool ? "7x7/2 stem convolution of width \(arch.stemWidth), 3x3/2 max pooling"
-            : "stem width \(arch.stemWidth)"
+        let stem = arch.hasDeepStem
+            ? "deep stem (3x3 convolutions of width \(arch.stemWidth), \(arch.stemWidth), \(arch.stemOutputWidth)), 3x3/2 max pooling"
+            : arch.stemMaxPool ? "7x7/2 stem convolution of width \(arch.stemWidth), 3x3/2 max pooling" : "stem width \(arch.stemWidth)"
         out += "Input        \(arch.inChannels) channel(s); \(stem); \(arch.numClasses) classes\n"
         out += "Convolutions \(arch.convBias ? "with" : "without") bias; batch-norm eps \(arch.bnEps)\n"
         out += "Parameters   \(arch.parameterCount.formatted())\n"

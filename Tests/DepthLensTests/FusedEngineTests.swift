@@ -49,6 +49,12 @@ final class FusedEngineTests: XCTestCase {
             stages: [.init(blocks: 2, width: 3, stride: 1), .init(blocks: 2, width: 5, stride: 2), .init(blocks: 1, width: 4, stride: 2)],
             shortcut: .projection, convBias: false),
             height: 20, width: 26),
+        // timm's resnet*d: deep stem, average-pool projections with windows cut by odd edges.
+        Case(name: "imagenet-deep-avgdown-odd", architecture: Architecture(
+            family: Architecture.imageNetFamily, inChannels: 3, numClasses: 5, stemWidth: 5,
+            stages: [.init(blocks: 1, width: 10, stride: 1), .init(blocks: 2, width: 6, stride: 2), .init(blocks: 1, width: 12, stride: 2)],
+            shortcut: .projection, convBias: false, stem: .deep, downsample: .avg),
+            height: 27, width: 21),
     ]
 
     func testFusedEngineMatchesReferenceOnRandomNetworksAndGates() throws {

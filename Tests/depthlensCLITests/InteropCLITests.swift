@@ -17,6 +17,19 @@ final class InteropCLITests: XCTestCase {
         }
     }
 
+    func testInspectReadsADeepStemDump() throws {
+        let result = try CLI.run(["inspect", CLI.fixture("interop/timm_resnet18d.dump.h5"), "--arch", "timm/resnet18d"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        for line in ["deep stem (3x3 convolutions of width 8, 8, 16), 3x3/2 max pooling",
+                     "option B (2x2 average pooling with the stride, 1x1 convolution + batch norm)",
+                     "conv1.6.weight", "layer3.0.downsample.2.running_var"] {
+            XCTAssertTrue(result.stdout.contains(line), "missing '\(line)' in:\n\(result.stdout)")
+        }
+        let wrong = try CLI.run(["inspect", CLI.fixture("interop/timm_resnet18d.dump.h5"), "--arch", "timm/resnet18"])
+        XCTAssertEqual(wrong.status, 1)
+        XCTAssertTrue(wrong.stderr.contains("conv1.weight: missing tensor; timm/resnet18 reads the input channels and stem width from it (the file has conv1.0.weight: a deep stem, such as timm/resnet18d)"), wrong.stderr)
+    }
+
     func testInspectShowsAnExportedCheckpointsDropPathTraining() throws {
         let result = try CLI.run(["inspect", CLI.fixture("interop/timm_resnet50.ckpt.h5"), "--no-tensors"])
         XCTAssertEqual(result.status, 0, result.stderr)

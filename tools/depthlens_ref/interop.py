@@ -54,11 +54,24 @@ def blocks_of(model: nn.Module) -> list[nn.Module]:
 
 
 def architecture_of(model: nn.Module) -> dict:
-    """The format-v1 architecture of a timm or torchvision ResNet; refuses variants
-    DepthLens does not compute (deep stem, average-pool downsampling, grouped or wide
-    bottlenecks, squeeze-excitation, anti-aliasing, dilation)."""
-    if not isinstance(model.conv1, nn.Conv2d) or model.conv1.kernel_size != (7, 7) or model.conv1.stride != (2, 2):
-        raise ValueError("only the 7x7 stride-2 stem is supported (not timm's deep stems, resnet*d)")
+    """The format-v1 architecture of a timm or torchvision ResNet: 7x7 or timm's deep stem,
+    strided-convolution or average-pool (`avg_down`) downsampling. Refuses variants
+    DepthLens does not compute (tiered deep stems, grouped or wide bottlenecks,
+    squeeze-excitation, anti-aliasing, dilation)."""
+    extra = {}
+    if isinstance(model.conv1, nn.Sequential):
+        convs = [m for m in model.conv1 if isinstance(m, nn.Conv2d)]
+        kinds = [type(m).__name__ for m in model.conv1]
+        if kinds != ["Conv2d", "BatchNorm2d", "ReLU", "Conv2d", "BatchNorm2d", "ReLU", "Conv2d"] \
+                or [c.kernel_size for c in convs] != [(3, 3)] * 3 or [c.stride for c in convs] != [(2, 2), (1, 1), (1, 1)] \
+                or convs[1].out_channels != convs[0].out_channels or convs[2].out_channels != 2 * convs[0].out_channels:
+            raise ValueError(f"only timm's 'deep' stem (3x3 convolutions of w, w, 2w channels) is supported, found {model.conv1}")
+        extra["stem"] = "deep"
+        stem_width, in_channels = convs[0].out_channels, convs[0].in_channels
+    elif isinstance(model.conv1, nn.Conv2d) and model.conv1.kernel_size == (7, 7) and model.conv1.stride == (2, 2):
+        stem_width, in_channels = model.conv1.out_channels, model.conv1.in_channels
+    else:
+        raise ValueError(f"unsupported stem {model.conv1}")
     pool = model.maxpool
     if not isinstance(pool, nn.MaxPool2d) or pool.kernel_size not in (3, (3, 3)) or pool.stride not in (2, (2, 2)) \
             or pool.padding not in (1, (1, 1)):
@@ -84,12 +97,24 @@ def architecture_of(model: nn.Module) -> dict:
             if getattr(blk.conv2, "groups", 1) != 1 or blk.conv2.dilation != (1, 1):
                 raise ValueError(f"layer{s}: grouped or dilated convolutions are not supported")
             ds = blk.downsample
-            if ds is not None and (len(ds) != 2 or not isinstance(ds[0], nn.Conv2d) or ds[0].kernel_size != (1, 1)):
-                raise ValueError(f"layer{s}: only 1x1 convolution + batch norm downsampling is supported (not avg_down)")
+            if ds is None:
+                continue
+            if len(ds) == 3:
+                pool = ds[0]
+                ok_pool = isinstance(pool, nn.Identity) or (
+                    isinstance(pool, nn.AvgPool2d) and pool.kernel_size in (2, (2, 2)) and pool.stride in (2, (2, 2))
+                    and pool.ceil_mode and not pool.count_include_pad)
+                if not ok_pool or not isinstance(ds[1], nn.Conv2d) or ds[1].kernel_size != (1, 1) or ds[1].stride != (1, 1):
+                    raise ValueError(f"layer{s}: unsupported average-pool downsampling {ds}")
+                extra["downsample"] = "avg"
+            elif len(ds) != 2 or not isinstance(ds[0], nn.Conv2d) or ds[0].kernel_size != (1, 1):
+                raise ValueError(f"layer{s}: unsupported downsampling {ds}")
+    if extra.get("downsample") == "avg" and any(st["stride"] not in (1, 2) for st in stages):
+        raise ValueError("average-pool downsampling with strides other than 1 and 2 is not supported")
     return {
-        "family": "imagenet_resnet", "block": kind, "in_channels": model.conv1.in_channels,
-        "num_classes": model.fc.out_features, "stem_width": model.conv1.out_channels, "stages": stages,
-        "shortcut": "B", "conv_bias": False, "bn_eps": model.bn1.eps,
+        "family": "imagenet_resnet", "block": kind, "in_channels": in_channels,
+        "num_classes": model.fc.out_features, "stem_width": stem_width, "stages": stages,
+        "shortcut": "B", "conv_bias": False, "bn_eps": model.bn1.eps, **extra,
     }
 
 
@@ -204,7 +229,12 @@ def reference_forward(arch: dict, state: dict, x: torch.Tensor) -> torch.Tensor:
         return F.batch_norm(t, state[name + ".running_mean"], state[name + ".running_var"],
                             state[name + ".weight"], state[name + ".bias"], False, 0.0, eps)
 
-    x = F.relu(bn(F.conv2d(x, state["conv1.weight"], stride=2, padding=3), "bn1"))
+    if arch.get("stem") == "deep":
+        x = F.relu(bn(F.conv2d(x, state["conv1.0.weight"], stride=2, padding=1), "conv1.1"))
+        x = F.relu(bn(F.conv2d(x, state["conv1.3.weight"], padding=1), "conv1.4"))
+        x = F.relu(bn(F.conv2d(x, state["conv1.6.weight"], padding=1), "bn1"))
+    else:
+        x = F.relu(bn(F.conv2d(x, state["conv1.weight"], stride=2, padding=3), "bn1"))
     x = F.max_pool2d(x, 3, 2, 1)
     for s, stage in enumerate(arch["stages"], start=1):
         for b in range(stage["blocks"]):
@@ -219,6 +249,10 @@ def reference_forward(arch: dict, state: dict, x: torch.Tensor) -> torch.Tensor:
                 h = bn(F.conv2d(h, state[p + "conv2.weight"], padding=1), p + "bn2")
             if p + "downsample.0.weight" in state:
                 x = bn(F.conv2d(x, state[p + "downsample.0.weight"], stride=stride), p + "downsample.1")
+            elif p + "downsample.1.weight" in state:  # avg_down
+                if stride == 2:
+                    x = F.avg_pool2d(x, 2, 2, ceil_mode=True, count_include_pad=False)
+                x = bn(F.conv2d(x, state[p + "downsample.1.weight"]), p + "downsample.2")
             x = F.relu(x + h)
     return F.linear(x.mean((2, 3)), state["fc.weight"], state["fc.bias"])
 

@@ -73,6 +73,21 @@ public enum BatchNormRecalibration {
             return (y, oh, ow)
         }
 
+        /// ``ShortcutPool`` (timm's `avg_down`) on every image.
+        func averagePool(_ x: [Float], n: Int, c: Int, h: Int, w: Int) -> [Float] {
+            let oh = ShortcutPool.outputSize(h), ow = ShortcutPool.outputSize(w)
+            var y = [Float](repeating: 0, count: n * c * oh * ow)
+            x.withUnsafeBufferPointer { src in
+                y.withUnsafeMutableBufferPointer { dst in
+                    for i in 0..<n {
+                        Kernels.averagePool2x2(src.baseAddress! + i * c * h * w, channels: c, height: h, width: w,
+                                               output: dst.baseAddress! + i * c * oh * ow)
+                    }
+                }
+            }
+            return y
+        }
+
         /// Normalises with the batch's statistics and records them.
         mutating func norm(_ name: String, _ x: [Float], n: Int, c: Int, plane: Int, relu: Bool) -> [Float] {
             let weight = tensor("\(name).weight"), bias = tensor("\(name).bias")
@@ -104,10 +119,12 @@ public enum BatchNormRecalibration {
         mutating func forward(_ batch: ImageBatch, gates: [Float]) {
             let arch = checkpoint.architecture
             let n = batch.count
-            var (x, h, w) = conv("conv1", batch.pixels, n: n, c: batch.channels, h: batch.height, w: batch.width,
-                                 out: arch.stemWidth, kernel: arch.stemKernel, stride: arch.stemStride)
-            var c = arch.stemWidth
-            if arch.block != .preact { x = norm("bn1", x, n: n, c: c, plane: h * w, relu: true) }
+            var (x, h, w, c) = (batch.pixels, batch.height, batch.width, batch.channels)
+            for layer in arch.stemConvolutions {
+                (x, h, w) = conv(layer.name, x, n: n, c: c, h: h, w: w, out: layer.out, kernel: layer.kernel, stride: layer.stride)
+                c = layer.out
+                if arch.block != .preact { x = norm(layer.norm, x, n: n, c: c, plane: h * w, relu: true) }
+            }
             if arch.stemMaxPool { (x, h, w) = maxPool(x, n: n, c: c, h: h, w: w) }
             for spec in arch.blocks {
                 let p = spec.keyPrefix, g = gates[spec.index - 1]
@@ -122,9 +139,13 @@ public enum BatchNormRecalibration {
                 case .identity:
                     s = x
                 case .projection:
-                    let name = p + arch.projectionName
-                    let (y, ph, pw) = conv(name + ".0", activated, n: n, c: c, h: h, w: w, out: out, kernel: 1, stride: spec.stride)
-                    s = norm(name + ".1", y, n: n, c: out, plane: ph * pw, relu: false)
+                    let keys = arch.projectionKeys
+                    // avg_down: pool to the output size first, then a stride-1 convolution.
+                    let pooled = arch.averagePoolDownsample && spec.stride == 2
+                    let input = pooled ? averagePool(activated, n: n, c: c, h: h, w: w) : activated
+                    let (y, ph, pw) = conv(p + keys.conv, input, n: n, c: c, h: pooled ? oh : h, w: pooled ? ow : w, out: out,
+                                           kernel: 1, stride: pooled ? 1 : spec.stride)
+                    s = norm(p + keys.norm, y, n: n, c: out, plane: ph * pw, relu: false)
                 case .zeroPadded:
                     let average = arch.shortcut == .averagePoolThenPad
                     if average { (oh, ow) = (h / spec.stride, w / spec.stride) }

@@ -65,11 +65,15 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var convBias: Bool
     /// Batch-norm epsilon.
     public var bnEps: Double
+    /// `imagenet_resnet` only: the stem (nil: the 7x7 convolution).
+    public var stem: StemKind?
+    /// `imagenet_resnet` only: how projection shortcuts downsample (nil: strided 1x1 convolution).
+    public var downsample: DownsampleKind?
 
     public init(family: String = Architecture.cifarFamily, block: BlockKind = .basic, inChannels: Int,
                 numClasses: Int, stemWidth: Int, stages: [Stage],
                 shortcut: ShortcutKind = .averagePoolThenPad, channelPadding: ChannelPadding = .end,
-                convBias: Bool = true, bnEps: Double = 1e-5) {
+                convBias: Bool = true, bnEps: Double = 1e-5, stem: StemKind? = nil, downsample: DownsampleKind? = nil) {
         self.family = family
         self.block = block
         self.inChannels = inChannels
@@ -80,12 +84,15 @@ public struct Architecture: Codable, Equatable, Sendable {
         self.channelPadding = channelPadding
         self.convBias = convBias
         self.bnEps = bnEps
+        self.stem = stem
+        self.downsample = downsample
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case family, block, stages, shortcut
         case inChannels = "in_channels", numClasses = "num_classes", stemWidth = "stem_width"
         case channelPadding = "channel_padding", convBias = "conv_bias", bnEps = "bn_eps"
+        case stem, downsample
     }
 
     public init(from decoder: Decoder) throws {
@@ -100,6 +107,8 @@ public struct Architecture: Codable, Equatable, Sendable {
         channelPadding = try c.decodeIfPresent(ChannelPadding.self, forKey: .channelPadding) ?? .end
         convBias = try c.decodeIfPresent(Bool.self, forKey: .convBias) ?? true
         bnEps = try c.decodeIfPresent(Double.self, forKey: .bnEps) ?? 1e-5
+        stem = try c.decodeIfPresent(StemKind.self, forKey: .stem)
+        downsample = try c.decodeIfPresent(DownsampleKind.self, forKey: .downsample)
     }
 
     /// Parses and validates the JSON description.
@@ -145,7 +154,7 @@ public struct Architecture: Codable, Equatable, Sendable {
         try require((1...limit).contains(stemWidth), "stem_width", "must be between 1 and \(limit), found \(stemWidth)")
         try require(!stages.isEmpty, "stages", "must list at least one stage")
         try require(bnEps > 0 && bnEps.isFinite, "bn_eps", "must be a positive number, found \(bnEps)")
-        var width = stemWidth
+        var width = stemOutputWidth
         for (s, stage) in stages.enumerated() {
             let field = "stages[\(s)]"
             try require((1...limit).contains(stage.blocks), "\(field).blocks", "must be between 1 and \(limit), found \(stage.blocks)")
@@ -162,7 +171,7 @@ public struct Architecture: Codable, Equatable, Sendable {
     /// Every residual block in forward order, numbered globally from 1.
     public var blocks: [BlockSpec] {
         var result: [BlockSpec] = []
-        var channels = stemWidth
+        var channels = stemOutputWidth
         for (s, stage) in stages.enumerated() {
             let out = stage.width * expansion
             for b in 0..<stage.blocks {
@@ -181,7 +190,7 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var blockCount: Int { stages.reduce(0) { $0 + $1.blocks } }
 
     /// Channels entering the head.
-    public var featureWidth: Int { stages.last.map { $0.width * expansion } ?? stemWidth }
+    public var featureWidth: Int { stages.last.map { $0.width * expansion } ?? stemOutputWidth }
 }
 
 /// One residual block of an ``Architecture``.

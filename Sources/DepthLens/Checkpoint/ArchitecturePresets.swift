@@ -2,8 +2,9 @@
 /// `torchvision/resnet18`, ...), for loading a plain `state_dict` dump that carries no
 /// architecture of its own.
 ///
-/// The preset fixes the topology: block kind, blocks per stage, strides, the 7x7 stem.
-/// The sizes are read from the dump: input channels and stem width from `conv1.weight`,
+/// The preset fixes the topology: block kind, blocks per stage, strides, the stem (7x7,
+/// or timm's deep stem with average-pool downsampling for the `d` variants). The sizes
+/// are read from the dump: input channels and stem width from `conv1.weight` (`conv1.0.weight`),
 /// each stage's width from its first block's `conv1.weight`, classes from `fc.weight`.
 /// Every other tensor is then verified against the architecture those imply.
 public struct ArchitecturePreset: Sendable, Equatable {
@@ -12,6 +13,8 @@ public struct ArchitecturePreset: Sendable, Equatable {
     public var block: Architecture.BlockKind
     /// Blocks per stage.
     public var depths: [Int]
+    /// timm's `resnet*d`: deep stem and `avg_down` projections.
+    public var deep: Bool = false
 
     /// Every preset, in the order `--arch` help lists them. timm and torchvision name
     /// these networks' tensors identically; both prefixes are accepted so that a command
@@ -25,6 +28,7 @@ public struct ArchitecturePreset: Sendable, Equatable {
         ]
         let torchvision = ["resnet18", "resnet34", "resnet50", "resnet101", "resnet152"]
         return timm.map { ArchitecturePreset(name: "timm/\($0.0)", block: $0.1, depths: $0.2) }
+            + timm.map { ArchitecturePreset(name: "timm/\($0.0)d", block: $0.1, depths: $0.2, deep: true) }
             + timm.filter { torchvision.contains($0.0) }.map { ArchitecturePreset(name: "torchvision/\($0.0)", block: $0.1, depths: $0.2) }
     }()
 
@@ -43,7 +47,8 @@ public struct ArchitecturePreset: Sendable, Equatable {
     public func architecture(shape: (String) throws -> [Int]?) throws -> Architecture {
         func read(_ key: String, rank: Int, _ why: String) throws -> [Int] {
             guard let found = try shape(key) else {
-                let hint = key == "conv1.weight" ? " (deep-stem variants such as resnet50d are not supported)" : ""
+                let deepStem = key == "conv1.weight" ? try shape("conv1.0.weight") != nil : false
+                let hint = deepStem ? " (the file has conv1.0.weight: a deep stem, such as \(name)d)" : ""
                 throw PresetError(key: key, message: "missing tensor; \(name) \(why)\(hint)")
             }
             guard found.count == rank, found.allSatisfy({ $0 > 0 }) else {
@@ -51,9 +56,10 @@ public struct ArchitecturePreset: Sendable, Equatable {
             }
             return found
         }
-        let stem = try read("conv1.weight", rank: 4, "reads the input channels and stem width from it")
-        guard stem[2] == 7, stem[3] == 7 else {
-            throw PresetError(key: "conv1.weight", message: "shape \(stem) in the file, but \(name) has a 7x7 stem convolution [\(stem[0]), \(stem[1]), 7, 7]")
+        let stemKey = deep ? "conv1.0.weight" : "conv1.weight", side = deep ? 3 : 7
+        let stem = try read(stemKey, rank: 4, "reads the input channels and stem width from it")
+        guard stem[2] == side, stem[3] == side else {
+            throw PresetError(key: stemKey, message: "shape \(stem) in the file, but \(name) has a \(side)x\(side) stem convolution [\(stem[0]), \(stem[1]), \(side), \(side)]")
         }
         let classes = try read("fc.weight", rank: 2, "reads the number of classes from it")
         let stages = try depths.enumerated().map { s, blocks in
@@ -61,7 +67,8 @@ public struct ArchitecturePreset: Sendable, Equatable {
             return Architecture.Stage(blocks: blocks, width: first[0], stride: s == 0 ? 1 : 2)
         }
         return Architecture(family: Architecture.imageNetFamily, block: block, inChannels: stem[1], numClasses: classes[0],
-                            stemWidth: stem[0], stages: stages, shortcut: .projection, convBias: false, bnEps: 1e-5)
+                            stemWidth: stem[0], stages: stages, shortcut: .projection, convBias: false, bnEps: 1e-5,
+                            stem: deep ? .deep : nil, downsample: deep ? .avg : nil)
     }
 }
 

@@ -4,7 +4,8 @@
 /// `conv1`/`bn1`, blocks `layer{stage}.{b}.conv1|bn1|conv2|bn2|shortcut.0|shortcut.1`,
 /// pre-activation `bn_final`, head `fc`. The `imagenet_resnet` family has timm's and
 /// torchvision's names: a 7x7 `conv1`, bottlenecks add `conv3|bn3`, projections are
-/// `downsample.0|downsample.1`.
+/// `downsample.0|downsample.1`; timm's deep stem is `conv1.0|1|3|4|6` and `bn1`, its
+/// `avg_down` projections `downsample.1|downsample.2`.
 extension Architecture {
     /// Every expected key with its shape. Convolution weights are OIHW.
     public var expectedTensors: [(key: String, shape: [Int])] {
@@ -18,8 +19,10 @@ extension Architecture {
                 table.append(("\(name).\(field)", [channels]))
             }
         }
-        conv("conv1", out: stemWidth, in: inChannels, kernel: stemKernel)
-        if block != .preact { norm("bn1", stemWidth) }
+        for layer in stemConvolutions {
+            conv(layer.name, out: layer.out, in: layer.in, kernel: layer.kernel)
+            if block != .preact { norm(layer.norm, layer.out) }
+        }
         for spec in blocks {
             let p = spec.keyPrefix
             if block == .bottleneck {
@@ -36,8 +39,8 @@ extension Architecture {
                 norm(p + "bn2", spec.outChannels)
             }
             if spec.shortcut == .projection {
-                conv(p + projectionName + ".0", out: spec.outChannels, in: spec.inChannels, kernel: 1)
-                norm(p + projectionName + ".1", spec.outChannels)
+                conv(p + projectionKeys.conv, out: spec.outChannels, in: spec.inChannels, kernel: 1)
+                norm(p + projectionKeys.norm, spec.outChannels)
             }
         }
         if block == .preact { norm("bn_final", featureWidth) }

@@ -113,6 +113,35 @@ enum BlockedKernels {
         }
     }
 
+    /// ``ShortcutPool`` (2x2 average pooling, stride 2, ceil mode, padding not counted) on
+    /// every row; padded channels stay zero.
+    static func averagePool2x2(_ input: UnsafePointer<Float>, inShape: BlockedShape, output: UnsafeMutablePointer<Float>,
+                               outShape: BlockedShape, rows: Int) {
+        let b = inShape.block
+        for r in 0..<rows {
+            for cb in 0..<inShape.channelBlocks {
+                let src = input + r * inShape.rowSize + cb * inShape.plane * b
+                let dst = output + r * outShape.rowSize + cb * outShape.plane * b
+                for oy in 0..<outShape.height {
+                    let y1 = min(2 * oy + 2, inShape.height)
+                    for ox in 0..<outShape.width {
+                        let x1 = min(2 * ox + 2, inShape.width)
+                        let inverse = 1 / Float((y1 - 2 * oy) * (x1 - 2 * ox))
+                        let out = dst + (oy * outShape.width + ox) * b
+                        for j in 0..<b { out[j] = 0 }
+                        for y in (2 * oy)..<y1 {
+                            for x in (2 * ox)..<x1 {
+                                let v = src + (y * inShape.width + x) * b
+                                for j in 0..<b { out[j] += v[j] }
+                            }
+                        }
+                        for j in 0..<b { out[j] *= inverse }
+                    }
+                }
+            }
+        }
+    }
+
     /// Copies rows `indices` of `source` into consecutive rows of `destination`.
     static func gather(_ source: UnsafePointer<Float>, rows indices: [Int], rowSize: Int,
                        into destination: UnsafeMutablePointer<Float>) {

@@ -66,7 +66,7 @@ private struct ChunkIO: @unchecked Sendable {
 /// Which convolution of a network; prepared weights are cached under it. Blocks are
 /// named by their index in the checkpoint, so a reordered network shares the cache.
 enum LayerID: Hashable {
-    case stem
+    case stem(Int)
     case conv1(Int), conv2(Int), conv3(Int), projection(Int)
 }
 
@@ -108,14 +108,16 @@ final class FusedPass {
     let network: Network
     /// Activation shape after the stem (index 0) and after each block (index l + 1).
     let shapes: [BlockedShape]
-    /// The stem convolution's output before max pooling (equal to `shapes[0]` without it).
-    let stemShape: BlockedShape
+    /// The output of each stem convolution (the last equals `shapes[0]` without max pooling).
+    let stemShapes: [BlockedShape]
     let inputChannels: Int, inputHeight: Int, inputWidth: Int
     let chunk: Int
     private let capacity: Int
     private let hidden: UnsafeMutablePointer<Float>
     /// A bottleneck's second hidden activation.
     private let inner: UnsafeMutablePointer<Float>
+    /// Pre-activated block input (preact), a stem convolution's output (deep stem), or a
+    /// pooled block input (average-pool projections): never two at once.
     private let activated: UnsafeMutablePointer<Float>
     private let gathered: UnsafeMutablePointer<Float>
     private let gatheredOut: UnsafeMutablePointer<Float>
@@ -125,13 +127,16 @@ final class FusedPass {
         self.worker = worker
         self.network = network
         let stem = network.stem
-        let widths = [stem.outChannels] + network.blocks.flatMap { [$0.spec.outChannels, $0.spec.midChannels] }
+        let widths = network.stemLayers.map(\.outChannels) + network.blocks.flatMap { [$0.spec.outChannels, $0.spec.midChannels] }
         let block = widths.allSatisfy { $0 % 16 == 0 } ? 16 : 8
-        let convolved = network.stemConvolutionSize(height: batch.height, width: batch.width)
+        var (h, w) = (batch.height, batch.width)
+        stemShapes = network.stemLayers.map { conv in
+            (h, w) = (conv.outputSize(h), conv.outputSize(w))
+            return BlockedShape(channels: conv.outChannels, height: h, width: w, block: block)
+        }
         let pooled = network.stemOutputSize(height: batch.height, width: batch.width)
-        stemShape = BlockedShape(channels: stem.outChannels, height: convolved.height, width: convolved.width, block: block)
         var shapes = [BlockedShape(channels: stem.outChannels, height: pooled.height, width: pooled.width, block: block)]
-        var largest = max(stemShape.rowSize, shapes[0].rowSize)
+        var largest = max(stemShapes.map(\.rowSize).max() ?? 0, shapes[0].rowSize)
         for b in network.blocks {
             let last = shapes[shapes.count - 1]
             let next = BlockedShape(channels: b.spec.outChannels, height: b.outputSize(last.height),
@@ -212,14 +217,20 @@ final class FusedPass {
 
     // MARK: Layers
 
-    /// The stem on `n` images in NCHW (max pooling through `hidden` when the stem has it).
+    /// The stem on `n` images in NCHW: its convolutions (a deep stem's first two write
+    /// `inner` and `activated`), then max pooling through `hidden` when the stem has it.
     func stem(_ pixels: UnsafePointer<Float>, rows n: Int, into output: UnsafeMutablePointer<Float>) {
-        convolve(network.stem, layer: .stem, scale: 1, postOp: network.stemReLU ? .relu : .none,
-                 input: pixels, inputRow: inputChannels * inputHeight * inputWidth,
-                 inShape: BlockedShape(channels: inputChannels, height: inputHeight, width: inputWidth, block: shapes[0].block),
-                 plainInput: true, output: network.stemMaxPool ? hidden : output, outShape: stemShape, rows: n)
+        var source = pixels, row = inputChannels * inputHeight * inputWidth
+        var inShape = BlockedShape(channels: inputChannels, height: inputHeight, width: inputWidth, block: shapes[0].block)
+        for (i, conv) in network.stemLayers.enumerated() {
+            let last = i == network.stemLayers.count - 1
+            let target = last ? (network.stemMaxPool ? hidden : output) : (i % 2 == 0 ? inner : activated)
+            convolve(conv, layer: .stem(i), scale: 1, postOp: network.stemReLU ? .relu : .none, input: source, inputRow: row,
+                     inShape: inShape, plainInput: i == 0, output: target, outShape: stemShapes[i], rows: n)
+            (source, inShape, row) = (UnsafePointer(target), stemShapes[i], stemShapes[i].rowSize)
+        }
         if network.stemMaxPool {
-            BlockedKernels.maxPool(hidden, inShape: stemShape, output: output, outShape: shapes[0], rows: n)
+            BlockedKernels.maxPool(hidden, inShape: inShape, output: output, outShape: shapes[0], rows: n)
         }
     }
 
@@ -252,6 +263,13 @@ final class FusedPass {
         case .projection(let conv):
             convolve(conv, layer: .projection(index), scale: 1, postOp: !preact && g == 0 ? .relu : .none,
                      input: source, inputRow: inShape.rowSize, inShape: inShape, plainInput: false,
+                     output: y, outShape: outShape, rows: n)
+        case .pooledProjection(let conv):
+            let pooledShape = BlockedShape(channels: inShape.channels, height: outShape.height, width: outShape.width,
+                                           block: inShape.block)
+            BlockedKernels.averagePool2x2(x, inShape: inShape, output: activated, outShape: pooledShape, rows: n)
+            convolve(conv, layer: .projection(index), scale: 1, postOp: g == 0 ? .relu : .none,
+                     input: activated, inputRow: pooledShape.rowSize, inShape: pooledShape, plainInput: false,
                      output: y, outShape: outShape, rows: n)
         }
         guard g != 0 else { return }

@@ -114,4 +114,23 @@ enum Kernels {
             }
         }
     }
+
+    /// ``ShortcutPool``: 2x2 average pooling with stride 2, windows cut by the edge
+    /// averaging the pixels they have.
+    static func averagePool2x2(_ input: UnsafePointer<Float>, channels: Int, height h: Int, width w: Int,
+                               output: UnsafeMutablePointer<Float>) {
+        let oh = ShortcutPool.outputSize(h), ow = ShortcutPool.outputSize(w)
+        for c in 0..<channels {
+            let src = input + c * h * w, dst = output + c * oh * ow
+            for oy in 0..<oh {
+                let y1 = min(2 * oy + 2, h)
+                for ox in 0..<ow {
+                    let x1 = min(2 * ox + 2, w)
+                    var sum: Float = 0
+                    for y in (2 * oy)..<y1 { for x in (2 * ox)..<x1 { sum += src[y * w + x] } }
+                    dst[oy * ow + ox] = sum / Float((y1 - 2 * oy) * (x1 - 2 * ox))
+                }
+            }
+        }
+    }
 }

@@ -46,6 +46,9 @@ enum ShortcutPath: Sendable {
     case zeroPadded(stride: Int, averagePool: Bool, padBefore: Int, padAfter: Int)
     /// Option B: 1x1 convolution with batch norm folded in.
     case projection(Convolution)
+    /// timm's `avg_down`: 2x2 average pooling with stride 2 (``ShortcutPool``), then a 1x1
+    /// convolution with batch norm folded in.
+    case pooledProjection(Convolution)
 }
 
 /// One residual block, ready to evaluate: out = post(shortcut(x) + g * residual(x)).
@@ -76,6 +79,13 @@ extension ResidualBlock {
     /// The convolution that ends the residual branch: the one the gate scales and the
     /// residual add is fused into.
     var lastConvolution: Convolution { conv3 ?? conv2 }
+}
+
+/// 2x2 average pooling with stride 2, ceil mode, padding not counted (`nn.AvgPool2d(2, 2,
+/// ceil_mode=True, count_include_pad=False)`, timm's `avg_down`): a window cut by the
+/// edge averages the pixels it has.
+enum ShortcutPool {
+    static func outputSize(_ size: Int) -> Int { (size + 1) / 2 }
 }
 
 /// 3x3 max pooling with stride 2 and padding 1 (the ImageNet stem's); padding never wins.

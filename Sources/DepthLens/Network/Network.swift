@@ -2,7 +2,9 @@
 /// norm folded into the convolution before it where the topology allows.
 public struct Network: Sendable {
     public let architecture: Architecture
-    let stem: Convolution
+    /// The stem's convolutions with their batch norms folded in: one, or three for timm's
+    /// deep stem; each followed by ReLU when ``stemReLU``.
+    let stemLayers: [Convolution]
     let stemReLU: Bool
     /// Whether the stem ends with 3x3/2 max pooling (``StemPool``; the ImageNet family).
     let stemMaxPool: Bool
@@ -38,24 +40,29 @@ public struct Network: Sendable {
         }
         let preact = arch.block == .preact
         architecture = arch
-        let stemConv = conv("conv1", out: arch.stemWidth, in: arch.inChannels, kernel: arch.stemKernel, stride: arch.stemStride)
-        stem = preact ? stemConv : stemConv.folding(norm("bn1"))
+        stemLayers = arch.stemConvolutions.map { layer in
+            let c = conv(layer.name, out: layer.out, in: layer.in, kernel: layer.kernel, stride: layer.stride)
+            return preact ? c : c.folding(norm(layer.norm))
+        }
         stemReLU = !preact
+        func projection(_ spec: BlockSpec) -> ShortcutPath {
+            let keys = arch.projectionKeys
+            let pooled = arch.averagePoolDownsample && spec.stride == 2
+            let c = conv(spec.keyPrefix + keys.conv, out: spec.outChannels, in: spec.inChannels, kernel: 1,
+                         stride: pooled ? 1 : spec.stride).folding(norm(spec.keyPrefix + keys.norm))
+            return pooled ? .pooledProjection(c) : .projection(c)
+        }
         stemMaxPool = arch.stemMaxPool
         blocks = arch.blocks.map { spec in
             let p = spec.keyPrefix
             if arch.block == .bottleneck {
-                let projection = spec.shortcut == .projection
-                    ? ShortcutPath.projection(conv(p + "\(arch.projectionName).0", out: spec.outChannels, in: spec.inChannels,
-                                                   kernel: 1, stride: spec.stride).folding(norm(p + "\(arch.projectionName).1")))
-                    : ShortcutPath.identity
                 return ResidualBlock(
                     spec: spec, preNorm: nil,
                     conv1: conv(p + "conv1", out: spec.midChannels, in: spec.inChannels, kernel: 1, stride: 1).folding(norm(p + "bn1")),
                     conv2: conv(p + "conv2", out: spec.midChannels, in: spec.midChannels, kernel: 3, stride: spec.stride)
                         .folding(norm(p + "bn2")),
                     conv3: conv(p + "conv3", out: spec.outChannels, in: spec.midChannels, kernel: 1, stride: 1).folding(norm(p + "bn3")),
-                    shortcut: projection, reluAfterAdd: true)
+                    shortcut: spec.shortcut == .projection ? projection(spec) : .identity, reluAfterAdd: true)
             }
             let c1 = conv(p + "conv1", out: spec.outChannels, in: spec.inChannels, kernel: 3, stride: spec.stride)
             let c2 = conv(p + "conv2", out: spec.outChannels, in: spec.outChannels, kernel: 3, stride: 1)
@@ -64,8 +71,7 @@ public struct Network: Sendable {
             case .identity:
                 shortcut = .identity
             case .projection:
-                shortcut = .projection(conv(p + "\(arch.projectionName).0", out: spec.outChannels, in: spec.inChannels, kernel: 1,
-                                            stride: spec.stride).folding(norm(p + "\(arch.projectionName).1")))
+                shortcut = projection(spec)
             case .zeroPadded:
                 let extra = spec.outChannels - spec.inChannels
                 let before = arch.channelPadding == .both ? extra / 2 : 0
@@ -136,9 +142,12 @@ public struct Network: Sendable {
         return shapes
     }
 
-    /// The side lengths after the stem convolution, before any max pooling.
+    /// The stem's last convolution.
+    var stem: Convolution { stemLayers[stemLayers.count - 1] }
+
+    /// The side lengths after the stem convolutions, before any max pooling.
     func stemConvolutionSize(height: Int, width: Int) -> (height: Int, width: Int) {
-        (stem.outputSize(height), stem.outputSize(width))
+        stemLayers.reduce((height, width)) { size, conv in (conv.outputSize(size.0), conv.outputSize(size.1)) }
     }
 
     /// The side lengths after the whole stem (convolution, ReLU, max pooling).
@@ -151,8 +160,12 @@ public struct Network: Sendable {
     /// block outputs, the stem before pooling, and the inside of every residual branch.
     func largestActivation(height: Int, width: Int) throws -> Int {
         let shapes = try activationShapes(height: height, width: width)
-        let (sh, sw) = stemConvolutionSize(height: height, width: width)
-        var largest = max(stem.outChannels * sh * sw, shapes.map { $0.channels * $0.height * $0.width }.max() ?? 0)
+        var largest = shapes.map { $0.channels * $0.height * $0.width }.max() ?? 0
+        var (sh, sw) = (height, width)
+        for conv in stemLayers {
+            (sh, sw) = (conv.outputSize(sh), conv.outputSize(sw))
+            largest = max(largest, conv.outChannels * sh * sw)
+        }
         for (l, block) in blocks.enumerated() {
             let (h, w) = (shapes[l].height, shapes[l].width)
             let (h1, w1) = (block.conv1.outputSize(h), block.conv1.outputSize(w))

@@ -40,13 +40,19 @@ struct ReferenceEngine: EvaluationEngine {
         let net = network
         var (h, w) = (height, width)
         var channels = net.stem.outChannels
+        // Stem convolutions alternate between two scratch buffers; the last writes the
+        // block input, or a buffer that max pooling reads.
+        var source = image
+        for (i, conv) in net.stemLayers.enumerated() {
+            let last = i == net.stemLayers.count - 1
+            let target = last && !net.stemMaxPool ? ws.current : (i % 2 == 0 ? ws.next : ws.hidden)
+            Kernels.convolve(conv, input: source, height: h, width: w, output: target, relu: net.stemReLU)
+            (h, w) = (conv.outputSize(h), conv.outputSize(w))
+            source = UnsafePointer(target)
+        }
         if net.stemMaxPool {
-            Kernels.convolve(net.stem, input: image, height: h, width: w, output: ws.next, relu: net.stemReLU)
-            (h, w) = net.stemConvolutionSize(height: h, width: w)
-            Kernels.maxPool(ws.next, channels: channels, height: h, width: w, output: ws.current)
+            Kernels.maxPool(source, channels: channels, height: h, width: w, output: ws.current)
             (h, w) = (StemPool.outputSize(h), StemPool.outputSize(w))
-        } else {
-            Kernels.convolve(net.stem, input: image, height: h, width: w, output: ws.current, relu: net.stemReLU)
         }
         for (l, block) in net.blocks.enumerated() {
             let g = gates.gate(block: l, example: example)
@@ -68,6 +74,9 @@ struct ReferenceEngine: EvaluationEngine {
                                            averagePool: averagePool, padBefore: before, padAfter: after, output: ws.next)
             case .projection(let conv):
                 Kernels.convolve(conv, input: activated, height: h, width: w, output: ws.next, relu: false)
+            case .pooledProjection(let conv):
+                Kernels.averagePool2x2(activated, channels: channels, height: h, width: w, output: ws.residual)
+                Kernels.convolve(conv, input: ws.residual, height: oh, width: ow, output: ws.next, relu: false)
             }
             if g != 0 {
                 Kernels.convolve(block.conv1, input: activated, height: h, width: w, output: ws.hidden, relu: true)

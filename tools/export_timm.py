@@ -22,6 +22,11 @@ records timm's and torchvision's ImageNet mean and std.
 
 --plain-dump writes one dataset per key at the root, as `h5py` writes a dict of arrays;
 DepthLens reads it with `--arch timm/resnet18` (docs/interop.md).
+
+From Python, for a model in memory (timm or torchvision, any widths and class count):
+
+    from export_timm import export
+    export(model, "out.h5", drop_path_rate=0.1)
 """
 from __future__ import annotations
 
@@ -84,6 +89,22 @@ def write_plain_dump(path: str, state: dict) -> None:
             f.create_dataset(key, data=value.detach().cpu().numpy())
 
 
+def export(model: torch.nn.Module, path: str, drop_path_rate: float = 0.0, normalization: dict | None = IMAGENET,
+           input_size: list[int] | None = None, **extra) -> dict:
+    """Writes `model` (a timm or torchvision ResNet) as a DepthLens checkpoint; returns
+    the architecture. Raises ValueError for variants DepthLens does not compute, or when
+    the architecture read from the model does not reproduce its forward pass."""
+    arch = interop.architecture_of(model)
+    interop.check_architecture(model, arch)
+    if arch["in_channels"] != 3:
+        normalization = None
+    training = interop.training_metadata(model, drop_path_rate, normalization=normalization,
+                                         input_size=input_size, **extra)
+    write_checkpoint(path, arch, model.state_dict(), training,
+                     provenance("tools/export_timm.py", model=type(model).__module__ + "." + type(model).__name__))
+    return arch
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="timm/resnet18, timm/resnet50, torchvision/resnet34, ...")
@@ -113,7 +134,7 @@ def main() -> None:
                                          input_size=args.input_size, **extra)
     write_checkpoint(args.output, arch, model.state_dict(), training,
                      provenance("tools/export_timm.py", model=args.model, library_version=(
-                         __import__(library).__version__), weights=args.weights or "random"))
+                         sys.modules[library].__version__), weights=args.weights or "random"))
     print(f"{args.output}: {args.model}, {sum(s['blocks'] for s in arch['stages'])} blocks, "
           f"drop_path_rate {args.drop_path_rate} (linear-from-zero, inverted rule)")
 

@@ -197,14 +197,6 @@ def set_gates(gates: list[Gate], values: torch.Tensor | None) -> None:
             g.value = values[:, l].contiguous()
 
 
-def plain_state_dict(model: nn.Module) -> dict:
-    """The state_dict with gate wrappers' names undone (torchvision `bn2.0.` -> `bn2.`)."""
-    out = {}
-    for k, v in model.state_dict().items():
-        out[k.replace(".bn2.0.", ".bn2.").replace(".bn3.0.", ".bn3.")] = v
-    return out
-
-
 def randomize_batchnorm(model: nn.Module, gen: torch.Generator) -> None:
     """Non-trivial batch-norm parameters and running statistics, so that folding matters."""
     with torch.no_grad():

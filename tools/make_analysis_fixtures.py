@@ -180,6 +180,46 @@ def main():
         })
     rows(expected, "ensemble", "deterministic-expectation", metrics(logits(model, xt, p), y))
 
+    # ensemble (batch): a fresh mask per member for every batch of 16 images, from stream
+    # 10,000,000 + batch * M + m; (sample): a fresh mask per member per example n, from
+    # stream 20,000,000 + n * M + m (timm's drop path at test time).
+    M, batch = 4, 16
+    batch_logits = [np.concatenate([
+        logits(model, xt[start:start + batch],
+               [1.0 if k else 0.0 for k in Generator.stream(SEED, 10_000_000 + (start // batch) * M + m).bernoulli(p)])
+        for start in range(0, len(y), batch)]) for m in range(M)]
+    example_logits = [logits(model, xt, [[1.0 if k else 0.0 for k in Generator.stream(SEED, 20_000_000 + n * M + m).bernoulli(p)]
+                                         for n in range(len(y))]) for m in range(M)]
+    for granularity, members in (("batch", batch_logits), ("sample", example_logits)):
+        for size in (1, 2, 4):
+            logp = np.stack([log_softmax(z, axis=1) for z in members[:size]])
+            log_mean = logsumexp(logp, axis=0) - np.log(size)
+            rows(expected, "ensemble", f"{granularity}-M-{size}", {
+                "accuracy": float(np.mean(log_mean.argmax(1) == y)),
+                "nll": float(-np.mean(log_mean[np.arange(len(y)), y])),
+            })
+
+    # pruning rules (LayerDrop, Fan et al. 2019), written from the paper: every other
+    # deletes blocks l = 0 (mod floor(1/p)) for the rate p = 1 - d/L; evenly spaced keeps
+    # the block nearest the middle of each of d equal spans; downsampling blocks stay.
+    downsampling = {i + 1 for i, b in enumerate(model.blocks_list) if not b.identity_shortcut}
+    for rule, depth in (("every-other", 3), ("every-other", 2), ("every-other", 4), ("evenly-spaced", 2), ("evenly-spaced", 4)):
+        if rule == "every-other":
+            rate = (L - depth) / L
+            period = int(np.floor(1 / rate))
+            keep = {l for l in range(1, L + 1) if l % period != 0}
+        else:
+            keep = {int(np.floor((i + 0.5) * L / depth)) + 1 for i in range(depth)}
+        keep |= downsampling
+        dropped = [l for l in range(1, L + 1) if l not in keep]
+        g = [0.0 if l + 1 in dropped else q for l, q in enumerate(p)]
+        values = metrics(logits(model, xt, g), y)
+        values["active_blocks"] = float(len(keep))
+        name = f"prune-{rule}-{len(keep)}"
+        rows(expected, "prune", name, values)
+        expected.append({"analysis": "prune-choice", "configuration": name, "metric": "dropped", "value": float(depth),
+                         "dropped": dropped})
+
     # paths: exact Poisson-binomial by convolution, and Binomial(L, 1/2).
     pmf = np.array([1.0])
     for q in p:

@@ -21,12 +21,15 @@ struct Sample: ParsableCommand {
     @Option(help: "Sub-networks to draw.")
     var members = 32
 
+    @OptionGroup var recalibration: RecalibrationOptions
+
     func validate() throws { guard members >= 1 else { throw ValidationError("--members must be at least 1.") } }
 
     func run() throws {
         let context = try options.context(analysis: "sample")
+        let images = try recalibration.source(for: context.checkpoint)
         let folder = try options.folder(default: "sample")
-        try finish(try SampleAnalysis.run(context, members: members), options: options, folder: folder)
+        try finish(try SampleAnalysis.run(context, members: members, recalibration: images), options: options, folder: folder)
     }
 }
 
@@ -76,17 +79,13 @@ struct Lesion: ParsableCommand {
     @Option(help: ArgumentHelp("Prune to this many blocks (with --prune-rule).", valueName: "d"))
     var pruneDepth: [Int] = []
 
-    @Option(help: "Pruning rule: every-other, evenly-spaced, or greedy (LayerDrop: delete the block that hurts a held-out split least, repeatedly); downsampling blocks are always kept.")
+    @Option(help: "Pruning rule (LayerDrop, Fan et al. 2019): every-other (for the rate p = 1 - d/L, delete blocks l with l mod floor(1/p) = 0), evenly-spaced (keep d blocks spread evenly), or greedy (delete the block that hurts a held-out split least, repeatedly); downsampling blocks are always kept.")
     var pruneRule = "evenly-spaced"
 
     @Option(help: "Images held out (the first ones of the data) to choose greedy deletions on; the lesions are then evaluated on the rest.")
     var heldOut = 500
 
-    @Option(help: ArgumentHelp("Re-estimate each lesioned network's batch-norm statistics on this many training images first.", valueName: "n"))
-    var recalibrate: Int?
-
-    @Option(help: ArgumentHelp("Training images for --recalibrate (default: the checkpoint's data set's training split, when installed).", valueName: "path"))
-    var recalibrationData: String?
+    @OptionGroup var recalibration: RecalibrationOptions
 
     func validate() throws {
         if let randomK, randomK < 0 { throw ValidationError("--random-k must be zero or more.") }
@@ -138,17 +137,9 @@ struct Lesion: ParsableCommand {
         // Identical lesions (the same blocks) are evaluated once.
         var seen = Set<String>()
         lesions = lesions.filter { seen.insert($0.name).inserted }
-        var recalibration: (any ImageSource)?
-        if let recalibrate {
-            guard recalibrate >= 2 else { throw CLIError("--recalibrate needs at least 2 images, found \(recalibrate)") }
-            guard var request = recalibrationData.map(DataSetRequest.init(path:)) ?? DataSetRequest.defaultTrainingSet(for: context.checkpoint) else {
-                throw CLIError("\(context.checkpoint.path) records no data set whose training split DepthLens can find; give --recalibration-data")
-            }
-            request.limit = recalibrate
-            recalibration = try request.open(for: context.checkpoint)
-        }
+        let images = try recalibration.source(for: context.checkpoint)
         let folder = try options.folder(default: "lesion")
-        try finish(try LesionAnalysis.run(context, lesions: lesions, recalibration: recalibration), options: options, folder: folder)
+        try finish(try LesionAnalysis.run(context, lesions: lesions, recalibration: images), options: options, folder: folder)
     }
 }
 
@@ -164,6 +155,8 @@ struct Depth: ParsableCommand {
     @Option(help: "Sub-networks per depth.")
     var trials = 3
 
+    @OptionGroup var recalibration: RecalibrationOptions
+
     func validate() throws {
         guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
         if let depths { _ = try parseBlockList(depths, flag: "--depths") }
@@ -178,8 +171,9 @@ struct Depth: ParsableCommand {
         } else {
             chosen = evenlySpacedDepths(count: count, steps: 12)
         }
+        let images = try recalibration.source(for: context.checkpoint)
         let folder = try options.folder(default: "depth")
-        try finish(try DepthAnalysis.run(context, depths: chosen, trials: trials), options: options, folder: folder)
+        try finish(try DepthAnalysis.run(context, depths: chosen, trials: trials, recalibration: images), options: options, folder: folder)
     }
 }
 

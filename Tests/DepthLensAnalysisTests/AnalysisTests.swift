@@ -35,8 +35,9 @@ final class AnalysisTests: XCTestCase {
                                registry: registry, seed: 7)
     }
 
-    func assertMatches(_ table: ResultTable, analysis: String, minimum: Int = 6, file: StaticString = #filePath, line: UInt = #line) {
-        let wanted = Self.expected.filter { $0.analysis == analysis }
+    func assertMatches(_ table: ResultTable, analysis: String, configurations prefix: String = "", minimum: Int = 6,
+                       file: StaticString = #filePath, line: UInt = #line) {
+        let wanted = Self.expected.filter { $0.analysis == analysis && $0.configuration.hasPrefix(prefix) }
         XCTAssertGreaterThanOrEqual(wanted.count, minimum, file: file, line: line)
         for e in wanted {
             let row = table.rows.first { $0.configuration == e.configuration && $0.metric == e.metric && (e.k == nil || $0.k == Double(e.k!)) }
@@ -62,7 +63,65 @@ final class AnalysisTests: XCTestCase {
         let context = try self.context("official")
         assertMatches(try SampleAnalysis.run(context, members: 4), analysis: "sample")
         assertMatches(try DepthAnalysis.run(context, depths: [0, 3, 6], trials: 2), analysis: "depth")
-        assertMatches(try EnsembleAnalysis.run(context, members: 4, granularity: .pass), analysis: "ensemble")
+        let ensemble = try EnsembleAnalysis.run(context, members: 4, granularity: .pass)
+        assertMatches(ensemble, analysis: "ensemble", configurations: "pass-")
+        assertMatches(ensemble, analysis: "ensemble", configurations: "deterministic-", minimum: 2)
+    }
+
+    func testEnsemblesWithGatesPerBatchAndPerExample() throws {
+        let context = try self.context("official", batchSize: 16)
+        let batch = try EnsembleAnalysis.run(context, members: 4, granularity: .batch)
+        let sample = try EnsembleAnalysis.run(context, members: 4, granularity: .sample)
+        assertMatches(batch, analysis: "ensemble", configurations: "batch-")
+        assertMatches(sample, analysis: "ensemble", configurations: "sample-")
+        // Every gate behind the pooled rows is in the masks file: 4 members x 3 batches of
+        // 16, and 4 members x 48 examples.
+        XCTAssertEqual(batch.masks.filter { $0.key.hasPrefix("member-") && $0.key.contains("-batch-") }.count, 12)
+        XCTAssertEqual(sample.masks.filter { $0.key.hasPrefix("member-") && $0.key.contains("-example-") }.count, 192)
+        XCTAssertGreaterThan(Set(sample.masks.map(\.gates)).count, 20, "examples draw their own masks")
+    }
+
+    func testPruningRulesFollowLayerDrop() throws {
+        let context = try self.context("official")
+        let blocks = context.checkpoint.architecture.blocks
+        let choices = Self.expected.filter { $0.analysis == "prune-choice" }
+        XCTAssertEqual(choices.count, 5)
+        var lesions: [LesionAnalysis.Lesion] = []
+        for choice in choices {
+            let rule = choice.configuration.hasPrefix("prune-every-other") ? "every-other" : "evenly-spaced"
+            let lesion = try LesionAnalysis.prune(blocks: blocks, depth: Int(choice.value), rule: rule)
+            XCTAssertEqual(lesion.name, choice.configuration)
+            XCTAssertEqual(lesion.dropped, choice.dropped, "\(rule) to depth \(Int(choice.value))")
+            lesions.append(lesion)
+        }
+        assertMatches(try LesionAnalysis.run(context, lesions: lesions, analysis: "prune"), analysis: "prune", minimum: 15)
+        XCTAssertEqual(try LesionAnalysis.prune(blocks: blocks, depth: 3, rule: "every-other").dropped, [2, 4, 6],
+                       "half the depth deletes every second block")
+        XCTAssertThrowsError(try LesionAnalysis.prune(blocks: blocks, depth: 7, rule: "every-other")) {
+            XCTAssertTrue("\($0)".contains("prune depth 7 is outside 0...6"), "\($0)")
+        }
+    }
+
+    func testSampleAndDepthWithBatchNormRecalibration() throws {
+        let context = try self.context("official")
+        let images = try SubsetSource(context.source, offset: 0, limit: 20)
+        let plain = try SampleAnalysis.run(context, members: 2)
+        let recalibrated = try SampleAnalysis.run(context, members: 2, recalibration: images)
+        XCTAssertEqual(recalibrated.masks.map(\.key), ["sample-0-recalibrated", "sample-1-recalibrated"])
+        XCTAssertEqual(recalibrated.masks.map(\.gates), plain.masks.map(\.gates), "recalibration keeps the sub-networks")
+        let before = plain.rows.filter { $0.metric == "nll" }.map(\.value)
+        let after = recalibrated.rows.filter { $0.metric == "nll" }.map(\.value)
+        XCTAssertEqual(after.count, 2)
+        XCTAssertTrue(zip(before, after).allSatisfy { abs($0 - $1) > 1e-6 }, "new statistics change every member: \(before) \(after)")
+        // Each recalibrated member equals evaluating its recalibrated checkpoint directly.
+        let gates = recalibrated.masks[0].gates
+        let checkpoint = try BatchNormRecalibration.recalibrate(context.checkpoint, gates: gates, source: images, batchSize: 16)
+        var direct = context
+        direct.evaluator = Evaluator(network: Network(checkpoint: checkpoint))
+        let directNLL = try MemberEvaluation.run(direct, configurations: [gates])[0].first { $0.name == "nll" }!.value
+        XCTAssertEqual(after[0], directNLL, accuracy: 1e-9)
+        let depth = try DepthAnalysis.run(context, depths: [4], trials: 1, recalibration: images)
+        XCTAssertEqual(depth.masks.map(\.key), ["depth-4-trial-0-recalibrated"])
     }
 
     func testGreedyPruningChoosesOnHeldOutImagesLikeLayerDrop() throws {
@@ -97,6 +156,7 @@ final class AnalysisTests: XCTestCase {
         let a = try EnsembleAnalysis.run(try context("official", batchSize: 5, threads: 1), members: 3, granularity: .sample)
         let b = try EnsembleAnalysis.run(try context("official", batchSize: 48, threads: 3), members: 3, granularity: .sample)
         XCTAssertEqual(a.resultsCSV, b.resultsCSV)
+        XCTAssertEqual(a.masksCSV, b.masksCSV)
         let c = try SampleAnalysis.run(try context("official", batchSize: 7, threads: 1), members: 5)
         let d = try SampleAnalysis.run(try context("official", batchSize: 16, threads: 2), members: 5)
         XCTAssertEqual(c.resultsCSV, d.resultsCSV)
@@ -157,5 +217,26 @@ final class BatchNormRecalibrationTests: XCTestCase {
             let before = try Evaluator(network: Network(checkpoint: checkpoint)).logits(try test.batch(0..<test.count), gates: .shared(gates))
             XCTAssertGreaterThan(zip(before.scalars, expected).map { abs($0 - $1) }.max()!, 1e-2, variant)
         }
+    }
+}
+
+/// The standard plots show what the rows say.
+final class AnalysisPlotTests: XCTestCase {
+    func testRandomLesionPlotStartsAtTheFullNetworkAndKeepsBandsInsideValidErrors() throws {
+        var table = ResultTable(checkpoint: "c", schedule: "s", seed: 0)
+        table.append(ResultRow(analysis: "lesion", configuration: "none", member: "deterministic", k: 0, metric: "accuracy", value: 0.9))
+        for (trial, accuracy) in [0.95, 0.1, 0.12].enumerated() {
+            table.append(ResultRow(analysis: "lesion", configuration: "k-3-trial-\(trial)", member: "deterministic", k: 3,
+                                   metric: "accuracy", value: accuracy))
+        }
+        let plot = try XCTUnwrap(AnalysisPlots.plots(for: table).first { $0.file == "lesion-k-blocks.svg" }?.plot)
+        let series = try XCTUnwrap(plot.series.first)
+        XCTAssertEqual(series.points.map(\.x), [0, 3])
+        XCTAssertEqual(series.points[0].y, 0.1, accuracy: 1e-12, "k = 0 is the full network's error")
+        XCTAssertEqual(series.points[1].y, 1 - (0.95 + 0.1 + 0.12) / 3, accuracy: 1e-12)
+        let band = try XCTUnwrap(series.band?.last)
+        XCTAssertEqual(band.high, 1, "mean + sd exceeds 1 here and is cut to 1")
+        XCTAssertGreaterThanOrEqual(band.low, 0)
+        XCTAssertLessThan(band.low, series.points[1].y)
     }
 }

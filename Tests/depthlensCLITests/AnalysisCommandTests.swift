@@ -49,13 +49,28 @@ final class AnalysisCommandTests: XCTestCase {
         }
     }
 
-    func testLesionWithBatchNormRecalibration() throws {
+    func testFixedSubNetworksWithBatchNormRecalibration() throws {
         let folder = CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let result = try CLI.run(["lesion", checkpoint, "--data", data, "--drop", "2,5", "--recalibrate", "20",
-                                  "--recalibration-data", data, "-o", folder.path, "--quiet"])
-        XCTAssertEqual(result.status, 0, result.stderr)
-        XCTAssertTrue(result.stdout.contains("drop-list-2,5-recalibrated"), result.stdout)
+        let runs: [(arguments: [String], configuration: String)] = [
+            (["lesion", "--drop", "2,5"], "drop-list-2,5-recalibrated"),
+            (["sample", "--members", "2"], "sample-1-recalibrated"),
+            (["depth", "--depths", "3", "--trials", "1"], "depth-3-trial-0-recalibrated"),
+        ]
+        for (arguments, configuration) in runs {
+            let out = folder.appendingPathComponent(arguments[0]).path
+            let result = try CLI.run(arguments + [checkpoint, "--data", data, "--recalibrate", "20", "--recalibration-data", data,
+                                                  "-o", out, "--quiet"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            let masks = try String(contentsOfFile: "\(out)/\(arguments[0])-masks.csv", encoding: .utf8)
+            XCTAssertTrue(masks.contains("\(configuration)"), masks)
+        }
+        let lonely = try CLI.run(["sample", checkpoint, "--data", data, "--recalibration-data", data, "-o", folder.path])
+        XCTAssertEqual(lonely.status, 64)
+        XCTAssertTrue(lonely.stderr.contains("--recalibration-data needs --recalibrate N"), lonely.stderr)
+        let one = try CLI.run(["depth", checkpoint, "--data", data, "--recalibrate", "1", "-o", folder.path])
+        XCTAssertEqual(one.status, 64)
+        XCTAssertTrue(one.stderr.contains("--recalibrate needs at least 2 images"), one.stderr)
         let missing = try CLI.run(["lesion", checkpoint, "--data", data, "--drop", "2", "--recalibrate", "20", "-o", folder.path])
         XCTAssertEqual(missing.status, 1)
         XCTAssertTrue(missing.stderr.contains("give --recalibration-data"), missing.stderr)

@@ -49,6 +49,30 @@ final class BundledCheckpointTests: XCTestCase {
         }
     }
 
+    func testEveryAnalysisRunsOnEveryShippedCheckpoint() throws {
+        let folder = CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let analyses: [[String]] = [
+            ["lesion", "--single", "--random-k", "2", "--trials", "1", "--prune-depth", "6", "--prune-rule", "every-other"],
+            ["lesion", "--prune-depth", "6", "--prune-rule", "greedy", "--held-out", "24"],
+            ["ensemble", "--members", "2", "--granularity", "sample"],
+            ["sample", "--members", "2"],
+            ["depth", "--depths", "0,6", "--trials", "1"],
+            ["reorder", "--swaps", "0,2", "--trials", "1"],
+            ["paths"],
+            ["report", "--members", "2", "--trials", "1"],
+        ]
+        for name in try shipped().keys.sorted() {
+            for arguments in analyses {
+                let out = folder.appendingPathComponent("\(name)-\(arguments[0])").path
+                let result = try CLI.run(arguments + ["data/\(name).h5", "--data", Self.subset, "--limit", "48", "-o", out, "--quiet"])
+                XCTAssertEqual(result.status, 0, "\(name) \(arguments): \(result.stderr)")
+                let written = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
+                XCTAssertTrue(written.contains { $0.hasSuffix("-results.csv") }, "\(name) \(arguments[0]) wrote \(written)")
+            }
+        }
+    }
+
     func testEvalCommandCountsTheSameCorrectPredictions() throws {
         for (name, summary) in try shipped() {
             let result = try CLI.run(["eval", "data/\(name).h5", "--data", Self.subset, "--json", "--quiet"])

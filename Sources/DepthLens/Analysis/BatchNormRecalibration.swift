@@ -8,6 +8,16 @@
 /// This runs the plain reference kernels on whole batches (batch statistics need them);
 /// it is meant for a few thousand images.
 public enum BatchNormRecalibration {
+    /// The networks of `configurations`, each with its statistics re-estimated on
+    /// `source`; nil without a source (the analyses then use the context's network).
+    public static func networks(_ context: AnalysisContext, _ configurations: [[Float]],
+                                _ source: (any ImageSource)?) throws -> [Network]? {
+        guard let source else { return nil }
+        return try configurations.map { gates in
+            Network(checkpoint: try recalibrate(context.checkpoint, gates: gates, source: source, batchSize: context.batchSize))
+        }
+    }
+
     /// A copy of `checkpoint` whose running statistics are re-estimated under `gates`.
     public static func recalibrate(_ checkpoint: Checkpoint, gates: [Float], source: any ImageSource,
                                    batchSize: Int) throws -> Checkpoint {

@@ -40,6 +40,11 @@ public enum EnsembleAnalysis {
         if granularity == .pass {
             for (m, gates) in passMasks.enumerated() { table.recordMask("member-\(m)", gates: gates) }
         }
+        // Per-example gates are keyed by example index, so they do not depend on the batch size.
+        func exampleGates(_ n: Int, _ m: Int) -> [Float] {
+            var generator = SeededGenerator.stream(seed: context.seed, 20_000_000 + n * members + m)
+            return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
+        }
         let full = [Float](repeating: 1, count: L)
         let total = context.source.count
         for (batchIndex, start) in stride(from: 0, to: total, by: context.batchSize).enumerated() {
@@ -61,14 +66,11 @@ public enum EnsembleAnalysis {
                     var generator = SeededGenerator.stream(seed: context.seed, 10_000_000 + batchIndex * members + m)
                     return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
                 }
+                for (m, gates) in masks.enumerated() { table.recordMask("member-\(m)-batch-\(batchIndex)", gates: gates) }
                 memberLogits = try context.evaluator.logits(batch, configurations: masks).map(\.scalars)
             case .sample:
                 for m in 0..<members {
-                    // Keyed by example index, so the draw does not depend on the batch size.
-                    let vectors = range.map { n -> [Float] in
-                        var generator = SeededGenerator.stream(seed: context.seed, 20_000_000 + n * members + m)
-                        return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
-                    }
+                    let vectors = range.map { exampleGates($0, m) }
                     memberLogits.append(try context.evaluator.logits(batch, gates: .perExample(vectors)).scalars)
                 }
             }
@@ -78,6 +80,9 @@ public enum EnsembleAnalysis {
                 growingFeeders[i].append(labels: Array(labels[range]), members: Array(memberLogits.prefix(size)), reference: fixed[1])
             }
             context.progress?(range.upperBound, total)
+        }
+        if granularity == .sample {  // recorded in one order for any batch size
+            for m in 0..<members { for n in 0..<total { table.recordMask("member-\(m)-example-\(n)", gates: exampleGates(n, m)) } }
         }
         deterministicFeeder.finish()
         growingFeeders.forEach { $0.finish() }

@@ -4,7 +4,11 @@
 /// `sample`: N sub-networks drawn from the schedule, one mask each for the whole pass;
 /// per member its number of active blocks and its metrics.
 public enum SampleAnalysis {
-    public static func run(_ context: AnalysisContext, members count: Int) throws -> ResultTable {
+    /// With `recalibration`, each member first has its batch-norm statistics re-estimated
+    /// on those images (``BatchNormRecalibration``); configurations are then named
+    /// `...-recalibrated`.
+    public static func run(_ context: AnalysisContext, members count: Int,
+                           recalibration: (any ImageSource)? = nil) throws -> ResultTable {
         var table = context.table()
         var configurations: [[Float]] = []
         var active: [Int] = []
@@ -14,9 +18,10 @@ public enum SampleAnalysis {
             configurations.append(context.sampledGates(keep))
             active.append(keep.filter { $0 }.count)
         }
-        let results = try MemberEvaluation.run(context, configurations: configurations)
+        let results = try MemberEvaluation.run(context, configurations: configurations,
+                                               networks: try BatchNormRecalibration.networks(context, configurations, recalibration))
         for (m, values) in results.enumerated() {
-            let mask = "sample-\(m)"
+            let mask = "sample-\(m)" + (recalibration == nil ? "" : "-recalibrated")
             table.recordMask(mask, gates: configurations[m])
             table.append(ResultRow(analysis: "sample", configuration: mask, member: "\(m)", k: Double(active[m]),
                                    metric: "active_blocks", value: Double(active[m]), mask: mask))
@@ -65,19 +70,25 @@ public enum LesionAnalysis {
         return lesions
     }
 
-    /// Keep `depth` blocks by a rule: `every-other` keeps blocks 1, 3, 5, ... (depth ignored),
-    /// `evenly-spaced` keeps `depth` blocks spread over the network (LayerDrop's rule),
-    /// always keeping blocks whose shortcut is not the identity when `keepDownsampling`.
+    /// Keep about `depth` blocks by a rule, always keeping blocks whose shortcut is not the
+    /// identity when `keepDownsampling`:
+    /// - `every-other` is LayerDrop's rule (Fan et al. 2019, section 5): for the pruning
+    ///   rate p = 1 - depth / L, delete the blocks l with l ≡ 0 (mod ⌊1/p⌋); at depth L / 2
+    ///   that deletes blocks 2, 4, 6, ... and keeps 1, 3, 5, ...
+    /// - `evenly-spaced` keeps exactly `depth` blocks, the one nearest the middle of each of
+    ///   `depth` equal spans of the network.
     public static func prune(blocks: [BlockSpec], depth: Int, rule: String, keepDownsampling: Bool = true) throws -> Lesion {
         let count = blocks.count
         var keep = Set<Int>()
+        guard (0...count).contains(depth) else {
+            throw EvaluationError.gates("prune depth \(depth) is outside 0...\(count)")
+        }
         switch rule {
         case "every-other":
-            keep = Set(stride(from: 1, through: count, by: 2))
+            let rate = Double(count - depth) / Double(count)
+            let period = rate > 0 ? Int((1 / rate).rounded(.down)) : Int.max
+            keep = Set((1...count).filter { $0 % period != 0 })
         case "evenly-spaced":
-            guard (0...count).contains(depth) else {
-                throw EvaluationError.gates("prune depth \(depth) is outside 0...\(count)")
-            }
             if depth > 0 {
                 for i in 0..<depth { keep.insert(Int((Double(i) + 0.5) * Double(count) / Double(depth)) + 1) }
             }
@@ -106,14 +117,8 @@ public enum LesionAnalysis {
             }
             return gates
         }
-        var networks: [Network]?
-        if let recalibration {
-            networks = try configurations.map { gates in
-                Network(checkpoint: try BatchNormRecalibration.recalibrate(context.checkpoint, gates: gates, source: recalibration,
-                                                                           batchSize: context.batchSize))
-            }
-        }
-        let results = try MemberEvaluation.run(context, configurations: configurations, networks: networks)
+        let results = try MemberEvaluation.run(context, configurations: configurations,
+                                               networks: try BatchNormRecalibration.networks(context, configurations, recalibration))
         for (i, var lesion) in lesions.enumerated() {
             if recalibration != nil { lesion.name += "-recalibrated" }
             table.recordMask(lesion.name, gates: configurations[i])
@@ -133,7 +138,9 @@ public enum LesionAnalysis {
 /// `trials` sub-networks drawn uniformly among those with exactly d blocks on, gated as
 /// during training (kept blocks 1, or 1/p_l for an inverted-trained network).
 public enum DepthAnalysis {
-    public static func run(_ context: AnalysisContext, depths: [Int], trials: Int) throws -> ResultTable {
+    /// With `recalibration`, as ``SampleAnalysis/run(_:members:recalibration:)``.
+    public static func run(_ context: AnalysisContext, depths: [Int], trials: Int,
+                           recalibration: (any ImageSource)? = nil) throws -> ResultTable {
         var table = context.table()
         var configurations: [[Float]] = []
         var names: [(String, Int)] = []
@@ -144,10 +151,11 @@ public enum DepthAnalysis {
             for t in 0..<trials {
                 var generator = SeededGenerator.stream(seed: context.seed, 2_000_000 + d * 10_000 + t)
                 configurations.append(context.sampledGates(MaskSampling.exactly(d, of: context.blockCount, using: &generator)))
-                names.append(("depth-\(d)-trial-\(t)", d))
+                names.append(("depth-\(d)-trial-\(t)" + (recalibration == nil ? "" : "-recalibrated"), d))
             }
         }
-        let results = try MemberEvaluation.run(context, configurations: configurations)
+        let results = try MemberEvaluation.run(context, configurations: configurations,
+                                               networks: try BatchNormRecalibration.networks(context, configurations, recalibration))
         for (i, (name, d)) in names.enumerated() {
             table.recordMask(name, gates: configurations[i])
             for value in results[i] {

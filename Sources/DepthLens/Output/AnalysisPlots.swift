@@ -9,10 +9,11 @@ public enum AnalysisPlots {
         func value(_ configuration: String, _ metric: String) -> Double? {
             table.rows.first { $0.configuration == configuration && $0.metric == metric }?.value
         }
+        // Error rates: a band of ±1 sd is cut to [0, 1], the values an error can take.
         func banded(_ name: String, _ pts: [(x: Double, y: Double)]) -> LinePlot.Series {
             let summary = meanAndDeviation(pts)
             return LinePlot.Series(name: name, points: summary.map { ($0.x, $0.mean) },
-                                   band: summary.map { ($0.x, $0.low, $0.high) })
+                                   band: summary.map { ($0.x, max(0, $0.low), min(1, $0.high)) })
         }
         switch analysis {
         case "lesion":
@@ -25,7 +26,11 @@ public enum AnalysisPlots {
                     title: "Deleting one block (Veit et al. 2016)", xLabel: "deleted block l", yLabel: "test error",
                     series: [.init(name: "one block deleted", points: single.sorted { $0.x < $1.x })], reference: full)))
             }
-            let random = points("accuracy", where: { $0.configuration.hasPrefix("k-") }, error: true)
+            // k = 0 is the full network, whether it came as `k-0-trial-0` or as `none`.
+            var random = points("accuracy", where: { $0.configuration.hasPrefix("k-") }, error: true)
+            if !random.isEmpty, !random.contains(where: { $0.x == 0 }) {
+                random += points("accuracy", where: { $0.configuration == "none" }, error: true)
+            }
             if !random.isEmpty {
                 plots.append(("lesion-k-blocks.svg", LinePlot(
                     title: "Deleting k random blocks", xLabel: "blocks deleted k", yLabel: "test error",

@@ -78,6 +78,9 @@ public struct LinePlot: Sendable {
         var (y0, y1) = (ys.min()!, ys.max()!)
         if x0 == x1 { x0 -= 1; x1 += 1 }
         if y0 == y1 { y0 -= 0.5; y1 += 0.5 }
+        // A margin, so a curve or reference line at an extreme never hides under the frame.
+        let margin = (y1 - y0) * 0.04
+        y0 -= margin; y1 += margin
         let xt = Self.ticks(x0, x1), yt = Self.ticks(y0, y1)
         x0 = min(x0, xt.first ?? x0); x1 = max(x1, xt.last ?? x1)
         y0 = min(y0, yt.first ?? y0); y1 = max(y1, yt.last ?? y1)

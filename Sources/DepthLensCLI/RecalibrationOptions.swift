@@ -1,0 +1,32 @@
+import ArgumentParser
+import DepthLens
+
+/// `--recalibrate N` for analyses of fixed sub-networks (lesion, sample, depth): dropping
+/// blocks shifts the statistics later batch norms see, so each sub-network may first
+/// have them re-estimated on N training images.
+struct RecalibrationOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("Re-estimate each sub-network's batch-norm statistics on this many training images first.", valueName: "n"))
+    var recalibrate: Int?
+
+    @Option(help: ArgumentHelp("Training images for --recalibrate (default: the checkpoint's data set's training split, when installed).", valueName: "path"))
+    var recalibrationData: String?
+
+    func validate() throws {
+        if let recalibrate, recalibrate < 2 {
+            throw ValidationError("--recalibrate needs at least 2 images (a batch of one has no variance), found \(recalibrate).")
+        }
+        if recalibrationData != nil, recalibrate == nil {
+            throw ValidationError("--recalibration-data needs --recalibrate N.")
+        }
+    }
+
+    /// The recalibration images, or nil when `--recalibrate` was not given.
+    func source(for checkpoint: Checkpoint) throws -> (any ImageSource)? {
+        guard let recalibrate else { return nil }
+        guard var request = recalibrationData.map(DataSetRequest.init(path:)) ?? DataSetRequest.defaultTrainingSet(for: checkpoint) else {
+            throw CLIError("\(checkpoint.path) records no data set whose training split DepthLens can find; give --recalibration-data")
+        }
+        request.limit = recalibrate
+        return try request.open(for: checkpoint)
+    }
+}

@@ -169,6 +169,7 @@ final class InteropGoldenTests: XCTestCase {
             for backend in [Evaluator.Backend.reference, .fast] {
                 let logits = try Evaluator(network: Network(checkpoint: recalibrated), backend: backend).logits(batch, gates: .shared(gates))
                 assertLogits(logits, match: expected, classes: 10, "\(model)/recalibrated/\(backend)")
+                print("\(model) recalibrated \(backend): max |logit difference| \(zip(logits.scalars, expected).map { abs($0 - $1) }.max() ?? 0)")
             }
             // The statistics really moved.
             let before = try Evaluator(network: Network(checkpoint: checkpoint)).logits(batch, gates: .shared(gates))

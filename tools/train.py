@@ -106,6 +106,19 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return ((torch.from_numpy(images.astype(np.float32)) / 255.0 - MEAN) / STD).unsqueeze(1)
 
 
+def precision_summary(history) -> str:
+    """'fp32 epochs 1-7, bf16 autocast epochs 8-20': the compute precision of each run of epochs."""
+    runs = []
+    for h in history:
+        kind = h.get("precision", "fp32")
+        if runs and runs[-1][0] == kind:
+            runs[-1][2] = h["epoch"]
+        else:
+            runs.append([kind, h["epoch"], h["epoch"]])
+    names = {"fp32": "fp32", "bf16": "bf16 autocast (fp32 weights, optimizer and batch-norm statistics)"}
+    return ", ".join(f"{names[k]} epochs {a}-{b}" if a != b else f"{names[k]} epoch {a}" for k, a, b in runs)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", required=True, choices=["sd54", "baseline54", "timm27"])
@@ -115,6 +128,11 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=0.1)
     ap.add_argument("--seed", type=int, default=31415)
     ap.add_argument("--threads", type=int, default=2)
+    # bf16 autocast halves the time of a step on this CPU (AVX-512 BF16: 0.82 s against
+    # 1.72 s for a timm27 step of 128 images); weights, optimizer state, batch-norm
+    # statistics and the loss stay float32, and evaluation is float32. Recorded per epoch.
+    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                    help="compute precision of the training steps (bf16: torch.autocast on the CPU)")
     # Kept in the repository (tools/train-state/) so that a later session on a fresh
     # machine resumes where this one stopped.
     ap.add_argument("--state-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "train-state"))
@@ -169,16 +187,17 @@ def main() -> None:
         for i in range(0, len(order), args.batch_size):
             idx = order[i:i + args.batch_size]
             x = augment(train_x[idx], gen)
-            logits = train_forward(model, x, p, training["gate_granularity"], gen)
-            loss = F.cross_entropy(logits, train_y[idx])
+            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
+                logits = train_forward(model, x, p, training["gate_granularity"], gen)
+            loss = F.cross_entropy(logits.float(), train_y[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
-            total_loss += float(loss) * len(idx)
+            total_loss += float(loss.detach()) * len(idx)
         elapsed += time.time() - t0
         correct, nll = evaluate(model, test_x, test_y, test_gates)
         history.append({"epoch": epoch + 1, "lr": lr, "train_loss": total_loss / len(order),
-                        "test_correct": correct, "test_nll": nll, "seconds": elapsed})
+                        "test_correct": correct, "test_nll": nll, "seconds": elapsed, "precision": args.precision})
         print(f"{args.model} epoch {epoch + 1}/{args.epochs} lr {lr:g} train_loss {total_loss / len(order):.4f} "
               f"test_acc {correct / len(test_x):.4f} test_nll {nll:.4f} time {elapsed:.0f}s", flush=True)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
@@ -204,6 +223,7 @@ def main() -> None:
         "test_nll": nll,
         "train_seconds": round(elapsed, 1),
         "train_threads": args.threads,
+        "train_precision": precision_summary(history),
         "recipe": recipe_name,
         "command": command,
         "history": history,

@@ -7,4 +7,4 @@ set -e
 cd "$(dirname "$0")/.."
 mkdir -p "$HOME/.cache"
 printf '%s\n' sd54 timm27 baseline54 | xargs -P 2 -I{} sh -c \
-  'nice -n 5 python3 tools/train.py --model {} --widths 16,32,64 --epochs 20 --threads 1 >> "$HOME/.cache/depthlens-train-{}.log" 2>&1'
+  'nice -n 5 python3 tools/train.py --model {} --widths 16,32,64 --epochs 20 --threads 1 --precision bf16 >> "$HOME/.cache/depthlens-train-{}.log" 2>&1'

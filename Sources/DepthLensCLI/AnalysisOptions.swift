@@ -9,6 +9,8 @@ struct AnalysisOptions: ParsableArguments {
     @Argument(help: "A DepthLens checkpoint (.h5, format v1).")
     var checkpoint: String
 
+    @OptionGroup var architecture: ArchitectureOption
+
     @OptionGroup var data: DataOptions
     @OptionGroup var runtime: RuntimeOptions
     @OptionGroup var plugins: PluginOptions
@@ -43,7 +45,7 @@ struct AnalysisOptions: ParsableArguments {
     /// Loads the checkpoint and plugins, resolves schedule, rule and data.
     func context(analysis: String, ensemble: Bool = false, needsData: Bool = true) throws -> AnalysisContext {
         try plugins.load()
-        let ckpt = try Checkpoint.load(from: checkpoint)
+        let ckpt = try architecture.load(checkpoint)
         let registry = PluginRegistry.shared
         let survival: [Double]
         let scheduleName: String

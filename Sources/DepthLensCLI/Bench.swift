@@ -11,6 +11,8 @@ struct Bench: ParsableCommand {
     @Argument(help: "A DepthLens checkpoint.")
     var checkpoint: String
 
+    @OptionGroup var architecture: ArchitectureOption
+
     @Option(help: "HDF5 file with a float32 `images` dataset (N, C, H, W), already normalised.")
     var data: String
 
@@ -43,7 +45,7 @@ struct Bench: ParsableCommand {
         let count = min(batchSize, shape[0])
         let batch = ImageBatch(count: count, channels: shape[1], height: shape[2], width: shape[3],
                                pixels: Array(all[0..<(count * size)]))
-        let network = Network(checkpoint: try Checkpoint.load(from: checkpoint))
+        let network = Network(checkpoint: try architecture.load(checkpoint))
         let evaluator = Evaluator(network: network, threads: threads, backend: backend)
         let batches = max(1, images / count)
         func seconds(_ body: () throws -> Void) rethrows -> Double {

@@ -14,6 +14,8 @@ struct Eval: ParsableCommand {
     @Argument(help: "A DepthLens checkpoint (.h5, format v1).")
     var checkpoint: String
 
+    @OptionGroup var architecture: ArchitectureOption
+
     @OptionGroup var dataOptions: DataOptions
 
     @Option(help: "Test-time rule (default: the checkpoint's; all blocks on when it records none).")
@@ -28,7 +30,7 @@ struct Eval: ParsableCommand {
     var quiet = false
 
     func run() throws {
-        let ckpt = try Checkpoint.load(from: checkpoint)
+        let ckpt = try architecture.load(checkpoint)
         let chosenRule = rule ?? ckpt.training?.testTimeRule
         let gates = try GateConfiguration(rule: chosenRule).resolve(for: ckpt)
         let source = try dataOptions.open(for: ckpt)

@@ -9,31 +9,44 @@ struct Inspect: ParsableCommand {
     @Argument(help: "A DepthLens checkpoint (.h5, format v1).")
     var checkpoint: String
 
+    @OptionGroup var architecture: ArchitectureOption
+
     @Flag(help: "Leave out the tensor table.")
     var noTensors = false
 
     func run() throws {
-        let ckpt = try Checkpoint.load(from: checkpoint)
+        let ckpt = try architecture.load(checkpoint)
         print(render(ckpt, tensors: !noTensors), terminator: "")
     }
 
     func render(_ ckpt: Checkpoint, tensors: Bool) -> String {
         let arch = ckpt.architecture
-        var out = "Checkpoint   \(ckpt.path) (format v\(Checkpoint.formatVersion))\n"
+        var out = "Checkpoint   \(ckpt.path) "
+            + (architecture.arch.map { "(plain state_dict dump read as \($0))\n" } ?? "(format v\(Checkpoint.formatVersion))\n")
         let shortcut: String = switch arch.shortcut {
         case .averagePoolThenPad: "option A (average pooling, zero channels at the \(arch.channelPadding.rawValue))"
         case .subsampleThenPad: "option A (strided subsampling, zero channels at the \(arch.channelPadding.rawValue))"
-        case .projection: "option B (1x1 convolution + batch norm)"
+        case .projection: arch.averagePoolDownsample ? "option B (2x2 average pooling with the stride, 1x1 convolution + batch norm)"
+            : "option B (1x1 convolution + batch norm)"
         }
-        out += "Architecture \(arch.family), \(arch.block == .basic ? "basic (post-activation)" : "pre-activation") blocks, "
+        let kind: String = switch arch.block {
+        case .basic: "basic (post-activation)"
+        case .preact: "pre-activation"
+        case .bottleneck: "bottleneck (1x1, 3x3, 1x1; expansion \(arch.expansion))"
+        }
+        out += "Architecture \(arch.family), \(kind) blocks, "
             + "\(arch.blockCount) blocks in \(arch.stages.count) stages\n"
         out += "Shortcuts    \(shortcut)\n"
-        out += "Input        \(arch.inChannels) channel(s); stem width \(arch.stemWidth); \(arch.numClasses) classes\n"
+        let stem = arch.hasDeepStem
+            ? "deep stem (3x3 convolutions of width \(arch.stemWidth), \(arch.stemWidth), \(arch.stemOutputWidth)), 3x3/2 max pooling"
+            : arch.stemMaxPool ? "7x7/2 stem convolution of width \(arch.stemWidth), 3x3/2 max pooling" : "stem width \(arch.stemWidth)"
+        out += "Input        \(arch.inChannels) channel(s); \(stem); \(arch.numClasses) classes\n"
         out += "Convolutions \(arch.convBias ? "with" : "without") bias; batch-norm eps \(arch.bnEps)\n"
         out += "Parameters   \(arch.parameterCount.formatted())\n"
         out += "\nStages\n"
         for (s, stage) in arch.stages.enumerated() {
-            out += "  stage \(s + 1): \(stage.blocks) blocks, width \(stage.width), stride \(stage.stride)\n"
+            let output = arch.expansion == 1 ? "" : " (output \(stage.width * arch.expansion))"
+            out += "  stage \(s + 1): \(stage.blocks) blocks, width \(stage.width)\(output), stride \(stage.stride)\n"
         }
         let p = ckpt.training?.survivalProbabilities
         out += "\nBlocks\n"

@@ -57,6 +57,8 @@ struct ScheduleCommand: ParsableCommand {
     @Option(help: "The checkpoint whose blocks the schedule is applied to.")
     var checkpoint: String
 
+    @OptionGroup var architecture: ArchitectureOption
+
     @Flag(help: "Print JSON.")
     var json = false
 
@@ -64,7 +66,7 @@ struct ScheduleCommand: ParsableCommand {
 
     func run() throws {
         try plugins.load()
-        let ckpt = try Checkpoint.load(from: checkpoint)
+        let ckpt = try architecture.load(checkpoint)
         let p = try PluginRegistry.shared.survivalProbabilities(spec, for: ckpt.architecture)
         let blocks = ckpt.architecture.blocks
         let expected = p.reduce(0, +)

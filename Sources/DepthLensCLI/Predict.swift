@@ -15,6 +15,8 @@ struct Predict: ParsableCommand {
     @Argument(help: "A DepthLens checkpoint (.h5, format v1).")
     var checkpoint: String
 
+    @OptionGroup var architecture: ArchitectureOption
+
     @OptionGroup var dataOptions: DataOptions
 
     @OptionGroup var gates: GateOptions
@@ -30,7 +32,7 @@ struct Predict: ParsableCommand {
     }
 
     func run() throws {
-        let ckpt = try Checkpoint.load(from: checkpoint)
+        let ckpt = try architecture.load(checkpoint)
         let gateVector = try gates.configuration.resolve(for: ckpt)
         let source = try dataOptions.open(for: ckpt)
         let evaluator = Evaluator(network: Network(checkpoint: ckpt), threads: runtime.threads)

@@ -38,6 +38,23 @@ final class FusedEngineTests: XCTestCase {
             stages: [.init(blocks: 2, width: 5, stride: 1), .init(blocks: 2, width: 12, stride: 2)],
             shortcut: .projection, convBias: false),
             height: 9, width: 9),
+        // timm / torchvision layouts: 7x7 stride-2 stem, max pooling, downsample projections.
+        Case(name: "imagenet-basic-16", architecture: Architecture(
+            family: Architecture.imageNetFamily, inChannels: 3, numClasses: 10, stemWidth: 16,
+            stages: [.init(blocks: 2, width: 16, stride: 1), .init(blocks: 1, width: 32, stride: 2), .init(blocks: 1, width: 48, stride: 2)],
+            shortcut: .projection, convBias: false),
+            height: 23, width: 17),
+        Case(name: "imagenet-bottleneck-odd", architecture: Architecture(
+            family: Architecture.imageNetFamily, block: .bottleneck, inChannels: 3, numClasses: 6, stemWidth: 6,
+            stages: [.init(blocks: 2, width: 3, stride: 1), .init(blocks: 2, width: 5, stride: 2), .init(blocks: 1, width: 4, stride: 2)],
+            shortcut: .projection, convBias: false),
+            height: 20, width: 26),
+        // timm's resnet*d: deep stem, average-pool projections with windows cut by odd edges.
+        Case(name: "imagenet-deep-avgdown-odd", architecture: Architecture(
+            family: Architecture.imageNetFamily, inChannels: 3, numClasses: 5, stemWidth: 5,
+            stages: [.init(blocks: 1, width: 10, stride: 1), .init(blocks: 2, width: 6, stride: 2), .init(blocks: 1, width: 12, stride: 2)],
+            shortcut: .projection, convBias: false, stem: .deep, downsample: .avg),
+            height: 27, width: 21),
     ]
 
     func testFusedEngineMatchesReferenceOnRandomNetworksAndGates() throws {
@@ -80,7 +97,7 @@ final class FusedEngineTests: XCTestCase {
 
     func testConfigurationsSharePrefixesAndMatchIndependentPasses() throws {
         var random = SplitMix(seed: 21)
-        for c in [Self.cases[0], Self.cases[2], Self.cases[4]] {
+        for c in [Self.cases[0], Self.cases[2], Self.cases[4], Self.cases[6]] {
             let network = Network(checkpoint: Self.randomCheckpoint(c.architecture, &random))
             let batch = Self.randomBatch(count: 21, channels: c.architecture.inChannels, height: c.height, width: c.width, &random)
             let L = network.blockCount

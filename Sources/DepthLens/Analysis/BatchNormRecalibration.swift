@@ -68,6 +68,36 @@ public enum BatchNormRecalibration {
             return (y, oh, ow)
         }
 
+        /// The ImageNet stem's 3x3/2 max pooling on every image.
+        func maxPool(_ x: [Float], n: Int, c: Int, h: Int, w: Int) -> ([Float], Int, Int) {
+            let oh = StemPool.outputSize(h), ow = StemPool.outputSize(w)
+            var y = [Float](repeating: 0, count: n * c * oh * ow)
+            x.withUnsafeBufferPointer { src in
+                y.withUnsafeMutableBufferPointer { dst in
+                    for i in 0..<n {
+                        Kernels.maxPool(src.baseAddress! + i * c * h * w, channels: c, height: h, width: w,
+                                        output: dst.baseAddress! + i * c * oh * ow)
+                    }
+                }
+            }
+            return (y, oh, ow)
+        }
+
+        /// ``ShortcutPool`` (timm's `avg_down`) on every image.
+        func averagePool(_ x: [Float], n: Int, c: Int, h: Int, w: Int) -> [Float] {
+            let oh = ShortcutPool.outputSize(h), ow = ShortcutPool.outputSize(w)
+            var y = [Float](repeating: 0, count: n * c * oh * ow)
+            x.withUnsafeBufferPointer { src in
+                y.withUnsafeMutableBufferPointer { dst in
+                    for i in 0..<n {
+                        Kernels.averagePool2x2(src.baseAddress! + i * c * h * w, channels: c, height: h, width: w,
+                                               output: dst.baseAddress! + i * c * oh * ow)
+                    }
+                }
+            }
+            return y
+        }
+
         /// Normalises with the batch's statistics and records them.
         mutating func norm(_ name: String, _ x: [Float], n: Int, c: Int, plane: Int, relu: Bool) -> [Float] {
             let weight = tensor("\(name).weight"), bias = tensor("\(name).bias")
@@ -99,10 +129,13 @@ public enum BatchNormRecalibration {
         mutating func forward(_ batch: ImageBatch, gates: [Float]) {
             let arch = checkpoint.architecture
             let n = batch.count
-            var (x, h, w) = conv("conv1", batch.pixels, n: n, c: batch.channels, h: batch.height, w: batch.width,
-                                 out: arch.stemWidth, kernel: 3, stride: 1)
-            var c = arch.stemWidth
-            if arch.block == .basic { x = norm("bn1", x, n: n, c: c, plane: h * w, relu: true) }
+            var (x, h, w, c) = (batch.pixels, batch.height, batch.width, batch.channels)
+            for layer in arch.stemConvolutions {
+                (x, h, w) = conv(layer.name, x, n: n, c: c, h: h, w: w, out: layer.out, kernel: layer.kernel, stride: layer.stride)
+                c = layer.out
+                if arch.block != .preact { x = norm(layer.norm, x, n: n, c: c, plane: h * w, relu: true) }
+            }
+            if arch.stemMaxPool { (x, h, w) = maxPool(x, n: n, c: c, h: h, w: w) }
             for spec in arch.blocks {
                 let p = spec.keyPrefix, g = gates[spec.index - 1]
                 let out = spec.outChannels
@@ -116,8 +149,13 @@ public enum BatchNormRecalibration {
                 case .identity:
                     s = x
                 case .projection:
-                    let (y, ph, pw) = conv(p + "shortcut.0", activated, n: n, c: c, h: h, w: w, out: out, kernel: 1, stride: spec.stride)
-                    s = norm(p + "shortcut.1", y, n: n, c: out, plane: ph * pw, relu: false)
+                    let keys = arch.projectionKeys
+                    // avg_down: pool to the output size first, then a stride-1 convolution.
+                    let pooled = arch.averagePoolDownsample && spec.stride == 2
+                    let input = pooled ? averagePool(activated, n: n, c: c, h: h, w: w) : activated
+                    let (y, ph, pw) = conv(p + keys.conv, input, n: n, c: c, h: pooled ? oh : h, w: pooled ? ow : w, out: out,
+                                           kernel: 1, stride: pooled ? 1 : spec.stride)
+                    s = norm(p + keys.norm, y, n: n, c: out, plane: ph * pw, relu: false)
                 case .zeroPadded:
                     let average = arch.shortcut == .averagePoolThenPad
                     if average { (oh, ow) = (h / spec.stride, w / spec.stride) }
@@ -134,14 +172,23 @@ public enum BatchNormRecalibration {
                         }
                     }
                 }
-                if g != 0 {
+                if g != 0, arch.block == .bottleneck {
+                    let mid = spec.midChannels
+                    var (t, th, tw) = conv(p + "conv1", x, n: n, c: c, h: h, w: w, out: mid, kernel: 1, stride: 1)
+                    t = norm(p + "bn1", t, n: n, c: mid, plane: th * tw, relu: true)
+                    (t, th, tw) = conv(p + "conv2", t, n: n, c: mid, h: th, w: tw, out: mid, kernel: 3, stride: spec.stride)
+                    t = norm(p + "bn2", t, n: n, c: mid, plane: th * tw, relu: true)
+                    (t, th, tw) = conv(p + "conv3", t, n: n, c: mid, h: th, w: tw, out: out, kernel: 1, stride: 1)
+                    t = norm(p + "bn3", t, n: n, c: out, plane: th * tw, relu: false)
+                    for k in 0..<s.count { s[k] += g * t[k] }
+                } else if g != 0 {
                     var (t, th, tw) = conv(p + "conv1", activated, n: n, c: c, h: h, w: w, out: out, kernel: 3, stride: spec.stride)
                     t = norm(p + (arch.block == .preact ? "bn2" : "bn1"), t, n: n, c: out, plane: th * tw, relu: true)
                     var (r, _, _) = conv(p + "conv2", t, n: n, c: out, h: th, w: tw, out: out, kernel: 3, stride: 1)
                     if arch.block == .basic { r = norm(p + "bn2", r, n: n, c: out, plane: th * tw, relu: false) }
                     for k in 0..<s.count { s[k] += g * r[k] }
                 }
-                if arch.block == .basic { for k in 0..<s.count where s[k] < 0 { s[k] = 0 } }
+                if arch.block != .preact { for k in 0..<s.count where s[k] < 0 { s[k] = 0 } }
                 (x, h, w, c) = (s, oh, ow, out)
             }
             if arch.block == .preact { _ = norm("bn_final", x, n: n, c: c, plane: h * w, relu: true) }

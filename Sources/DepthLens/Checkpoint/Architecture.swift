@@ -1,7 +1,10 @@
 import Foundation
 
-/// The network a checkpoint describes: a CIFAR-style residual network of any number of
-/// stages, blocks per stage, widths, input channels and classes.
+/// The network a checkpoint describes: a residual network of any number of stages,
+/// blocks per stage, widths, input channels and classes, in one of two families:
+/// `cifar_resnet` (3x3 stem, the Stochastic Depth paper's networks) or `imagenet_resnet`
+/// (7x7 stem with max pooling, basic or bottleneck blocks: timm's and torchvision's
+/// ResNets, see ImageNetResNet.swift).
 ///
 /// Stored as JSON in the checkpoint's `architecture` attribute; field names are the
 /// JSON keys in snake case (docs/checkpoint-format.md).
@@ -12,6 +15,9 @@ public struct Architecture: Codable, Equatable, Sendable {
         case basic
         /// BN-ReLU-conv-BN-ReLU-conv, add, no ReLU after the add (He et al. 2016).
         case preact
+        /// 1x1 conv-BN-ReLU, 3x3 conv (with the stride)-BN-ReLU, 1x1 conv-BN, add, ReLU;
+        /// four times as many output channels as the stage width (`imagenet_resnet` only).
+        case bottleneck
     }
 
     /// How a block whose input and output shapes differ forms its shortcut.
@@ -32,7 +38,8 @@ public struct Architecture: Codable, Equatable, Sendable {
         case both
     }
 
-    /// One stage: `blocks` blocks of `width` channels; the first uses `stride`.
+    /// One stage: `blocks` blocks of `width` channels (the inner width of a bottleneck,
+    /// whose output has ``Architecture/expansion`` times as many); the first uses `stride`.
     public struct Stage: Codable, Equatable, Sendable {
         public var blocks: Int
         public var width: Int
@@ -45,7 +52,7 @@ public struct Architecture: Codable, Equatable, Sendable {
         }
     }
 
-    /// Always `cifar_resnet` in format v1.
+    /// ``cifarFamily`` or ``imageNetFamily``.
     public var family: String
     public var block: BlockKind
     public var inChannels: Int
@@ -58,11 +65,16 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var convBias: Bool
     /// Batch-norm epsilon.
     public var bnEps: Double
+    /// `imagenet_resnet` only: the stem (nil: the 7x7 convolution).
+    public var stem: StemKind?
+    /// `imagenet_resnet` only: how projection shortcuts downsample (nil: strided 1x1 convolution).
+    public var downsample: DownsampleKind?
 
-    public init(block: BlockKind = .basic, inChannels: Int, numClasses: Int, stemWidth: Int, stages: [Stage],
+    public init(family: String = Architecture.cifarFamily, block: BlockKind = .basic, inChannels: Int,
+                numClasses: Int, stemWidth: Int, stages: [Stage],
                 shortcut: ShortcutKind = .averagePoolThenPad, channelPadding: ChannelPadding = .end,
-                convBias: Bool = true, bnEps: Double = 1e-5) {
-        self.family = "cifar_resnet"
+                convBias: Bool = true, bnEps: Double = 1e-5, stem: StemKind? = nil, downsample: DownsampleKind? = nil) {
+        self.family = family
         self.block = block
         self.inChannels = inChannels
         self.numClasses = numClasses
@@ -72,12 +84,15 @@ public struct Architecture: Codable, Equatable, Sendable {
         self.channelPadding = channelPadding
         self.convBias = convBias
         self.bnEps = bnEps
+        self.stem = stem
+        self.downsample = downsample
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
         case family, block, stages, shortcut
         case inChannels = "in_channels", numClasses = "num_classes", stemWidth = "stem_width"
         case channelPadding = "channel_padding", convBias = "conv_bias", bnEps = "bn_eps"
+        case stem, downsample
     }
 
     public init(from decoder: Decoder) throws {
@@ -92,6 +107,8 @@ public struct Architecture: Codable, Equatable, Sendable {
         channelPadding = try c.decodeIfPresent(ChannelPadding.self, forKey: .channelPadding) ?? .end
         convBias = try c.decodeIfPresent(Bool.self, forKey: .convBias) ?? true
         bnEps = try c.decodeIfPresent(Double.self, forKey: .bnEps) ?? 1e-5
+        stem = try c.decodeIfPresent(StemKind.self, forKey: .stem)
+        downsample = try c.decodeIfPresent(DownsampleKind.self, forKey: .downsample)
     }
 
     /// Parses and validates the JSON description.
@@ -129,38 +146,41 @@ public struct Architecture: Codable, Equatable, Sendable {
             if !ok { throw ArchitectureError(field: field, message: message) }
         }
         let limit = 1 << 16
-        try require(family == "cifar_resnet", "family", "unsupported family '\(family)' (format v1 knows cifar_resnet)")
+        try require(Self.families.contains(family), "family",
+                    "unsupported family '\(family)' (format v1 knows \(Self.families.joined(separator: ", ")))")
+        try validateFamily()
         try require((1...limit).contains(inChannels), "in_channels", "must be between 1 and \(limit), found \(inChannels)")
         try require((1...limit).contains(numClasses), "num_classes", "must be between 1 and \(limit), found \(numClasses)")
         try require((1...limit).contains(stemWidth), "stem_width", "must be between 1 and \(limit), found \(stemWidth)")
         try require(!stages.isEmpty, "stages", "must list at least one stage")
         try require(bnEps > 0 && bnEps.isFinite, "bn_eps", "must be a positive number, found \(bnEps)")
-        var width = stemWidth
+        var width = stemOutputWidth
         for (s, stage) in stages.enumerated() {
             let field = "stages[\(s)]"
             try require((1...limit).contains(stage.blocks), "\(field).blocks", "must be between 1 and \(limit), found \(stage.blocks)")
             try require((1...limit).contains(stage.width), "\(field).width", "must be between 1 and \(limit), found \(stage.width)")
             try require((1...16).contains(stage.stride), "\(field).stride", "must be between 1 and 16, found \(stage.stride)")
             if shortcut != .projection {
-                try require(stage.width >= width, "\(field).width",
+                try require(stage.width * expansion >= width, "\(field).width",
                             "option A shortcuts can only add channels, but width \(stage.width) is narrower than the \(width) before it")
             }
-            width = stage.width
+            width = stage.width * expansion
         }
     }
 
     /// Every residual block in forward order, numbered globally from 1.
     public var blocks: [BlockSpec] {
         var result: [BlockSpec] = []
-        var channels = stemWidth
+        var channels = stemOutputWidth
         for (s, stage) in stages.enumerated() {
+            let out = stage.width * expansion
             for b in 0..<stage.blocks {
                 let stride = b == 0 ? stage.stride : 1
-                let identity = stride == 1 && channels == stage.width
+                let identity = stride == 1 && channels == out
                 let kind: BlockSpec.Shortcut = identity ? .identity : (shortcut == .projection ? .projection : .zeroPadded)
                 result.append(BlockSpec(index: result.count + 1, stage: s + 1, indexInStage: b, inChannels: channels,
-                                        outChannels: stage.width, stride: stride, shortcut: kind))
-                channels = stage.width
+                                        midChannels: stage.width, outChannels: out, stride: stride, shortcut: kind))
+                channels = out
             }
         }
         return result
@@ -170,7 +190,7 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var blockCount: Int { stages.reduce(0) { $0 + $1.blocks } }
 
     /// Channels entering the head.
-    public var featureWidth: Int { stages.last?.width ?? stemWidth }
+    public var featureWidth: Int { stages.last.map { $0.width * expansion } ?? stemOutputWidth }
 }
 
 /// One residual block of an ``Architecture``.
@@ -192,9 +212,19 @@ public struct BlockSpec: Equatable, Sendable {
     /// Position inside the stage, from 0 (the `b` in `layer{stage}.{b}.`).
     public var indexInStage: Int
     public var inChannels: Int
+    /// Channels inside the residual branch: the stage width (equal to `outChannels` but
+    /// for bottlenecks).
+    public var midChannels: Int
     public var outChannels: Int
     public var stride: Int
     public var shortcut: Shortcut
+
+    public init(index: Int, stage: Int, indexInStage: Int, inChannels: Int, midChannels: Int, outChannels: Int,
+                stride: Int, shortcut: Shortcut) {
+        (self.index, self.stage, self.indexInStage) = (index, stage, indexInStage)
+        (self.inChannels, self.midChannels, self.outChannels) = (inChannels, midChannels, outChannels)
+        (self.stride, self.shortcut) = (stride, shortcut)
+    }
 
     /// The `state_dict` key prefix of this block, such as `layer2.0.`.
     public var keyPrefix: String { "layer\(stage).\(indexInStage)." }

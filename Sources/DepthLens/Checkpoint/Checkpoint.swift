@@ -61,7 +61,8 @@ public struct Checkpoint: Sendable {
                 throw fail("@format_version", "is \(version); this DepthLens reads version \(formatVersion)")
             }
         } else {
-            throw fail("@format_version", "missing attribute; is this a DepthLens checkpoint? (see docs/checkpoint-format.md)")
+            throw fail("@format_version", "missing attribute; is this a DepthLens checkpoint? (see docs/checkpoint-format.md; "
+                       + "for a plain state_dict dump, name its architecture, such as --arch timm/resnet18)")
         }
         let architecture: Architecture
         do {
@@ -90,6 +91,40 @@ public struct Checkpoint: Sendable {
         let tensors = try loadTensors(from: try root.group("tensors"), architecture: architecture, fail: fail)
         return Checkpoint(path: path, architecture: architecture, training: training,
                           provenance: provenance, tensors: tensors)
+    }
+
+    /// Loads a plain HDF5 dump of a `state_dict` (one dataset per key at the root, as
+    /// h5py writes a dict of arrays) as the network `preset` names.
+    ///
+    /// The sizes come from the dump (``ArchitecturePreset/architecture(shape:)``); then
+    /// every tensor is verified as for a checkpoint: none missing, none unused (except
+    /// `num_batches_tracked` counters), each of the implied shape and finite. The result
+    /// records no training metadata.
+    /// - Throws: ``CheckpointError`` naming the file and the key, or ``HDF5Error``.
+    public static func load(from path: String, preset: ArchitecturePreset) throws -> Checkpoint {
+        let file = try HDF5File.open(path)
+        let root = try file.root
+        func fail(_ place: String, _ message: String) -> CheckpointError {
+            CheckpointError(file: path, location: place, message: message)
+        }
+        if root.hasAttribute("format_version") || root.contains("tensors") {
+            throw fail("--arch", "this is a DepthLens checkpoint, which records its own architecture; leave out --arch \(preset.name)")
+        }
+        let architecture: Architecture
+        do {
+            architecture = try preset.architecture { key in
+                guard root.contains(key), try root.kind(of: key) == .dataset else { return nil }
+                return try root.dataset(key).shape
+            }
+            try architecture.validate()
+        } catch let error as PresetError {
+            throw fail(error.key, error.message)
+        } catch let error as ArchitectureError {
+            throw fail("--arch \(preset.name)", error.description)
+        }
+        let tensors = try loadTensors(from: root, architecture: architecture, fail: fail)
+        return Checkpoint(path: path, architecture: architecture, training: nil,
+                          provenance: ["source": "plain state_dict dump", "arch": preset.name], tensors: tensors)
     }
 
     /// Reads the tensors the architecture implies from `group`, verifying each.

@@ -2,7 +2,10 @@
 ///
 /// Names follow the PyTorch reference model (tools/depthlens_ref/model.py): stem
 /// `conv1`/`bn1`, blocks `layer{stage}.{b}.conv1|bn1|conv2|bn2|shortcut.0|shortcut.1`,
-/// pre-activation `bn_final`, head `fc`.
+/// pre-activation `bn_final`, head `fc`. The `imagenet_resnet` family has timm's and
+/// torchvision's names: a 7x7 `conv1`, bottlenecks add `conv3|bn3`, projections are
+/// `downsample.0|downsample.1`; timm's deep stem is `conv1.0|1|3|4|6` and `bn1`, its
+/// `avg_down` projections `downsample.1|downsample.2`.
 extension Architecture {
     /// Every expected key with its shape. Convolution weights are OIHW.
     public var expectedTensors: [(key: String, shape: [Int])] {
@@ -16,17 +19,28 @@ extension Architecture {
                 table.append(("\(name).\(field)", [channels]))
             }
         }
-        conv("conv1", out: stemWidth, in: inChannels, kernel: 3)
-        if block == .basic { norm("bn1", stemWidth) }
+        for layer in stemConvolutions {
+            conv(layer.name, out: layer.out, in: layer.in, kernel: layer.kernel)
+            if block != .preact { norm(layer.norm, layer.out) }
+        }
         for spec in blocks {
             let p = spec.keyPrefix
-            conv(p + "conv1", out: spec.outChannels, in: spec.inChannels, kernel: 3)
-            norm(p + "bn1", block == .preact ? spec.inChannels : spec.outChannels)
-            conv(p + "conv2", out: spec.outChannels, in: spec.outChannels, kernel: 3)
-            norm(p + "bn2", spec.outChannels)
+            if block == .bottleneck {
+                conv(p + "conv1", out: spec.midChannels, in: spec.inChannels, kernel: 1)
+                norm(p + "bn1", spec.midChannels)
+                conv(p + "conv2", out: spec.midChannels, in: spec.midChannels, kernel: 3)
+                norm(p + "bn2", spec.midChannels)
+                conv(p + "conv3", out: spec.outChannels, in: spec.midChannels, kernel: 1)
+                norm(p + "bn3", spec.outChannels)
+            } else {
+                conv(p + "conv1", out: spec.outChannels, in: spec.inChannels, kernel: 3)
+                norm(p + "bn1", block == .preact ? spec.inChannels : spec.outChannels)
+                conv(p + "conv2", out: spec.outChannels, in: spec.outChannels, kernel: 3)
+                norm(p + "bn2", spec.outChannels)
+            }
             if spec.shortcut == .projection {
-                conv(p + "shortcut.0", out: spec.outChannels, in: spec.inChannels, kernel: 1)
-                norm(p + "shortcut.1", spec.outChannels)
+                conv(p + projectionKeys.conv, out: spec.outChannels, in: spec.inChannels, kernel: 1)
+                norm(p + projectionKeys.norm, spec.outChannels)
             }
         }
         if block == .preact { norm("bn_final", featureWidth) }

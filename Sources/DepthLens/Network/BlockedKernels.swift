@@ -77,6 +77,71 @@ enum BlockedKernels {
         }
     }
 
+    /// ``StemPool`` (3x3 max pooling, stride 2, padding 1) on every row; the padded
+    /// channels stay zero (their inputs are zero).
+    static func maxPool(_ input: UnsafePointer<Float>, inShape: BlockedShape, output: UnsafeMutablePointer<Float>,
+                        outShape: BlockedShape, rows: Int) {
+        let b = inShape.block, k = StemPool.kernel, s = StemPool.stride, pad = StemPool.padding
+        for r in 0..<rows {
+            for cb in 0..<inShape.channelBlocks {
+                let src = input + r * inShape.rowSize + cb * inShape.plane * b
+                let dst = output + r * outShape.rowSize + cb * outShape.plane * b
+                for oy in 0..<outShape.height {
+                    let y0 = max(oy * s - pad, 0), y1 = min(oy * s - pad + k, inShape.height)
+                    for ox in 0..<outShape.width {
+                        let x0 = max(ox * s - pad, 0), x1 = min(ox * s - pad + k, inShape.width)
+                        let out = dst + (oy * outShape.width + ox) * b
+                        if b == 16 {
+                            var best = SIMD16<Float>(repeating: -.infinity)
+                            for y in y0..<y1 {
+                                for x in x0..<x1 {
+                                    let v = UnsafeRawPointer(src + (y * inShape.width + x) * 16).loadUnaligned(as: SIMD16<Float>.self)
+                                    best = pointwiseMax(best, v)
+                                }
+                            }
+                            UnsafeMutableRawPointer(out).storeBytes(of: best, as: SIMD16<Float>.self)
+                        } else {
+                            for j in 0..<b {
+                                var best = -Float.infinity
+                                for y in y0..<y1 { for x in x0..<x1 { best = max(best, src[(y * inShape.width + x) * b + j]) } }
+                                out[j] = best
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// ``ShortcutPool`` (2x2 average pooling, stride 2, ceil mode, padding not counted) on
+    /// every row; padded channels stay zero.
+    static func averagePool2x2(_ input: UnsafePointer<Float>, inShape: BlockedShape, output: UnsafeMutablePointer<Float>,
+                               outShape: BlockedShape, rows: Int) {
+        let b = inShape.block
+        for r in 0..<rows {
+            for cb in 0..<inShape.channelBlocks {
+                let src = input + r * inShape.rowSize + cb * inShape.plane * b
+                let dst = output + r * outShape.rowSize + cb * outShape.plane * b
+                for oy in 0..<outShape.height {
+                    let y1 = min(2 * oy + 2, inShape.height)
+                    for ox in 0..<outShape.width {
+                        let x1 = min(2 * ox + 2, inShape.width)
+                        let inverse = 1 / Float((y1 - 2 * oy) * (x1 - 2 * ox))
+                        let out = dst + (oy * outShape.width + ox) * b
+                        for j in 0..<b { out[j] = 0 }
+                        for y in (2 * oy)..<y1 {
+                            for x in (2 * ox)..<x1 {
+                                let v = src + (y * inShape.width + x) * b
+                                for j in 0..<b { out[j] += v[j] }
+                            }
+                        }
+                        for j in 0..<b { out[j] *= inverse }
+                    }
+                }
+            }
+        }
+    }
+
     /// Copies rows `indices` of `source` into consecutive rows of `destination`.
     static func gather(_ source: UnsafePointer<Float>, rows indices: [Int], rowSize: Int,
                        into destination: UnsafeMutablePointer<Float>) {

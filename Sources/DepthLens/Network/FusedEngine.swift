@@ -66,8 +66,8 @@ private struct ChunkIO: @unchecked Sendable {
 /// Which convolution of a network; prepared weights are cached under it. Blocks are
 /// named by their index in the checkpoint, so a reordered network shares the cache.
 enum LayerID: Hashable {
-    case stem
-    case conv1(Int), conv2(Int), projection(Int)
+    case stem(Int)
+    case conv1(Int), conv2(Int), conv3(Int), projection(Int)
 }
 
 /// A network's weights in oneDNN's formats, by layer and gate scale, shared by the
@@ -108,10 +108,16 @@ final class FusedPass {
     let network: Network
     /// Activation shape after the stem (index 0) and after each block (index l + 1).
     let shapes: [BlockedShape]
+    /// The output of each stem convolution (the last equals `shapes[0]` without max pooling).
+    let stemShapes: [BlockedShape]
     let inputChannels: Int, inputHeight: Int, inputWidth: Int
     let chunk: Int
     private let capacity: Int
     private let hidden: UnsafeMutablePointer<Float>
+    /// A bottleneck's second hidden activation.
+    private let inner: UnsafeMutablePointer<Float>
+    /// Pre-activated block input (preact), a stem convolution's output (deep stem), or a
+    /// pooled block input (average-pool projections): never two at once.
     private let activated: UnsafeMutablePointer<Float>
     private let gathered: UnsafeMutablePointer<Float>
     private let gatheredOut: UnsafeMutablePointer<Float>
@@ -121,20 +127,30 @@ final class FusedPass {
         self.worker = worker
         self.network = network
         let stem = network.stem
-        let widths = [stem.outChannels] + network.blocks.map(\.spec.outChannels)
+        let widths = network.stemLayers.map(\.outChannels) + network.blocks.flatMap { [$0.spec.outChannels, $0.spec.midChannels] }
         let block = widths.allSatisfy { $0 % 16 == 0 } ? 16 : 8
-        var shapes = [BlockedShape(channels: stem.outChannels, height: batch.height, width: batch.width, block: block)]
+        var (h, w) = (batch.height, batch.width)
+        stemShapes = network.stemLayers.map { conv in
+            (h, w) = (conv.outputSize(h), conv.outputSize(w))
+            return BlockedShape(channels: conv.outChannels, height: h, width: w, block: block)
+        }
+        let pooled = network.stemOutputSize(height: batch.height, width: batch.width)
+        var shapes = [BlockedShape(channels: stem.outChannels, height: pooled.height, width: pooled.width, block: block)]
+        var largest = max(stemShapes.map(\.rowSize).max() ?? 0, shapes[0].rowSize)
         for b in network.blocks {
             let last = shapes[shapes.count - 1]
-            shapes.append(BlockedShape(channels: b.spec.outChannels, height: b.conv1.outputSize(last.height),
-                                       width: b.conv1.outputSize(last.width), block: block))
+            let next = BlockedShape(channels: b.spec.outChannels, height: b.outputSize(last.height),
+                                    width: b.outputSize(last.width), block: block)
+            for hidden in Self.hiddenShapes(b, input: last, output: next) { largest = max(largest, hidden.rowSize) }
+            largest = max(largest, next.rowSize)
+            shapes.append(next)
         }
         self.shapes = shapes
         (inputChannels, inputHeight, inputWidth) = (batch.channels, batch.height, batch.width)
         chunk = min(FusedEngine.chunkSize, max(batch.count, 1))
-        capacity = chunk * (shapes.map(\.rowSize).max() ?? 1)
-        (hidden, activated, gathered, gatheredOut) = (worker.buffer(capacity), worker.buffer(capacity),
-                                                      worker.buffer(capacity), worker.buffer(capacity))
+        capacity = chunk * largest
+        (hidden, inner, activated, gathered, gatheredOut) = (worker.buffer(capacity), worker.buffer(capacity), worker.buffer(capacity),
+                                                             worker.buffer(capacity), worker.buffer(capacity))
     }
 
     /// An activation buffer for one chunk, until ``give(_:)`` returns it.
@@ -201,12 +217,29 @@ final class FusedPass {
 
     // MARK: Layers
 
-    /// The stem on `n` images in NCHW.
+    /// The stem on `n` images in NCHW: its convolutions (a deep stem's first two write
+    /// `inner` and `activated`), then max pooling through `hidden` when the stem has it.
     func stem(_ pixels: UnsafePointer<Float>, rows n: Int, into output: UnsafeMutablePointer<Float>) {
-        convolve(network.stem, layer: .stem, scale: 1, postOp: network.stemReLU ? .relu : .none,
-                 input: pixels, inputRow: inputChannels * inputHeight * inputWidth,
-                 inShape: BlockedShape(channels: inputChannels, height: inputHeight, width: inputWidth, block: shapes[0].block),
-                 plainInput: true, output: output, outShape: shapes[0], rows: n)
+        var source = pixels, row = inputChannels * inputHeight * inputWidth
+        var inShape = BlockedShape(channels: inputChannels, height: inputHeight, width: inputWidth, block: shapes[0].block)
+        for (i, conv) in network.stemLayers.enumerated() {
+            let last = i == network.stemLayers.count - 1
+            let target = last ? (network.stemMaxPool ? hidden : output) : (i % 2 == 0 ? inner : activated)
+            convolve(conv, layer: .stem(i), scale: 1, postOp: network.stemReLU ? .relu : .none, input: source, inputRow: row,
+                     inShape: inShape, plainInput: i == 0, output: target, outShape: stemShapes[i], rows: n)
+            (source, inShape, row) = (UnsafePointer(target), stemShapes[i], stemShapes[i].rowSize)
+        }
+        if network.stemMaxPool {
+            BlockedKernels.maxPool(hidden, inShape: inShape, output: output, outShape: shapes[0], rows: n)
+        }
+    }
+
+    /// The shapes inside block `b`'s residual branch: after conv1, and (bottlenecks) after conv2.
+    static func hiddenShapes(_ b: ResidualBlock, input: BlockedShape, output: BlockedShape) -> [BlockedShape] {
+        let first = BlockedShape(channels: b.conv1.outChannels, height: b.conv1.outputSize(input.height),
+                                 width: b.conv1.outputSize(input.width), block: output.block)
+        guard b.conv3 != nil else { return [first] }
+        return [first, BlockedShape(channels: b.conv2.outChannels, height: output.height, width: output.width, block: output.block)]
     }
 
     /// Block `l` with gate `g` on `n` rows: output = post(shortcut(input) + g * residual(input)).
@@ -231,15 +264,31 @@ final class FusedPass {
             convolve(conv, layer: .projection(index), scale: 1, postOp: !preact && g == 0 ? .relu : .none,
                      input: source, inputRow: inShape.rowSize, inShape: inShape, plainInput: false,
                      output: y, outShape: outShape, rows: n)
+        case .pooledProjection(let conv):
+            let pooledShape = BlockedShape(channels: inShape.channels, height: outShape.height, width: outShape.width,
+                                           block: inShape.block)
+            BlockedKernels.averagePool2x2(x, inShape: inShape, output: activated, outShape: pooledShape, rows: n)
+            convolve(conv, layer: .projection(index), scale: 1, postOp: g == 0 ? .relu : .none,
+                     input: activated, inputRow: pooledShape.rowSize, inShape: pooledShape, plainInput: false,
+                     output: y, outShape: outShape, rows: n)
         }
         guard g != 0 else { return }
-        let hiddenShape = BlockedShape(channels: block.conv1.outChannels, height: outShape.height, width: outShape.width,
-                                       block: outShape.block)
+        let hiddenShapes = Self.hiddenShapes(block, input: inShape, output: outShape)
+        let hiddenShape = hiddenShapes[0]
         convolve(block.conv1, layer: .conv1(index), scale: 1, postOp: .relu, input: source, inputRow: inShape.rowSize,
                  inShape: inShape, plainInput: false, output: hidden, outShape: hiddenShape, rows: n)
-        convolve(block.conv2, layer: .conv2(index), scale: g, postOp: block.reluAfterAdd ? .sumReLU : .sum,
-                 input: hidden, inputRow: hiddenShape.rowSize, inShape: hiddenShape, plainInput: false,
-                 output: y, outShape: outShape, rows: n)
+        let addOp: ConvolutionShape.PostOp = block.reluAfterAdd ? .sumReLU : .sum
+        if let conv3 = block.conv3 {
+            let innerShape = hiddenShapes[1]
+            convolve(block.conv2, layer: .conv2(index), scale: 1, postOp: .relu, input: hidden, inputRow: hiddenShape.rowSize,
+                     inShape: hiddenShape, plainInput: false, output: inner, outShape: innerShape, rows: n)
+            convolve(conv3, layer: .conv3(index), scale: g, postOp: addOp, input: inner, inputRow: innerShape.rowSize,
+                     inShape: innerShape, plainInput: false, output: y, outShape: outShape, rows: n)
+        } else {
+            convolve(block.conv2, layer: .conv2(index), scale: g, postOp: addOp,
+                     input: hidden, inputRow: hiddenShape.rowSize, inShape: hiddenShape, plainInput: false,
+                     output: y, outShape: outShape, rows: n)
+        }
     }
 
     /// One convolution over `n` rows, as pieces whose sizes are powers of two.

@@ -94,4 +94,43 @@ enum Kernels {
     static func relu(_ x: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0..<count where x[i] < 0 { x[i] = 0 }
     }
+
+    /// ``StemPool``: 3x3 max pooling with stride 2 and padding 1 per channel (padded
+    /// positions never win, as in PyTorch).
+    static func maxPool(_ input: UnsafePointer<Float>, channels: Int, height h: Int, width w: Int,
+                        output: UnsafeMutablePointer<Float>) {
+        let oh = StemPool.outputSize(h), ow = StemPool.outputSize(w)
+        let k = StemPool.kernel, s = StemPool.stride, pad = StemPool.padding
+        for c in 0..<channels {
+            let src = input + c * h * w, dst = output + c * oh * ow
+            for oy in 0..<oh {
+                let y0 = max(oy * s - pad, 0), y1 = min(oy * s - pad + k, h)
+                for ox in 0..<ow {
+                    let x0 = max(ox * s - pad, 0), x1 = min(ox * s - pad + k, w)
+                    var best = -Float.infinity
+                    for y in y0..<y1 { for x in x0..<x1 { best = max(best, src[y * w + x]) } }
+                    dst[oy * ow + ox] = best
+                }
+            }
+        }
+    }
+
+    /// ``ShortcutPool``: 2x2 average pooling with stride 2, windows cut by the edge
+    /// averaging the pixels they have.
+    static func averagePool2x2(_ input: UnsafePointer<Float>, channels: Int, height h: Int, width w: Int,
+                               output: UnsafeMutablePointer<Float>) {
+        let oh = ShortcutPool.outputSize(h), ow = ShortcutPool.outputSize(w)
+        for c in 0..<channels {
+            let src = input + c * h * w, dst = output + c * oh * ow
+            for oy in 0..<oh {
+                let y1 = min(2 * oy + 2, h)
+                for ox in 0..<ow {
+                    let x1 = min(2 * ox + 2, w)
+                    var sum: Float = 0
+                    for y in (2 * oy)..<y1 { for x in (2 * ox)..<x1 { sum += src[y * w + x] } }
+                    dst[oy * ow + ox] = sum / Float((y1 - 2 * oy) * (x1 - 2 * ox))
+                }
+            }
+        }
+    }
 }

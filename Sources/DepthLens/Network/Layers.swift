@@ -46,6 +46,9 @@ enum ShortcutPath: Sendable {
     case zeroPadded(stride: Int, averagePool: Bool, padBefore: Int, padAfter: Int)
     /// Option B: 1x1 convolution with batch norm folded in.
     case projection(Convolution)
+    /// timm's `avg_down`: 2x2 average pooling with stride 2 (``ShortcutPool``), then a 1x1
+    /// convolution with batch norm folded in.
+    case pooledProjection(Convolution)
 }
 
 /// One residual block, ready to evaluate: out = post(shortcut(x) + g * residual(x)).
@@ -56,9 +59,38 @@ struct ResidualBlock: Sendable {
     var preNorm: ChannelAffine?
     /// conv1 with the batch norm that follows it folded in (bn1 for basic, bn2 for preact).
     var conv1: Convolution
-    /// conv2, with bn2 folded in for basic blocks.
+    /// conv2, with bn2 folded in for basic and bottleneck blocks.
     var conv2: Convolution
+    /// Bottlenecks only: the last 1x1 convolution with bn3 folded in (conv2 is then
+    /// followed by ReLU).
+    var conv3: Convolution?
     var shortcut: ShortcutPath
     /// ReLU after the add (basic blocks).
     var reluAfterAdd: Bool
+}
+
+extension ResidualBlock {
+    /// Spatial size of the block's output for an input side of `size`.
+    func outputSize(_ size: Int) -> Int {
+        let inner = conv2.outputSize(conv1.outputSize(size))
+        return conv3.map { $0.outputSize(inner) } ?? inner
+    }
+
+    /// The convolution that ends the residual branch: the one the gate scales and the
+    /// residual add is fused into.
+    var lastConvolution: Convolution { conv3 ?? conv2 }
+}
+
+/// 2x2 average pooling with stride 2, ceil mode, padding not counted (`nn.AvgPool2d(2, 2,
+/// ceil_mode=True, count_include_pad=False)`, timm's `avg_down`): a window cut by the
+/// edge averages the pixels it has.
+enum ShortcutPool {
+    static func outputSize(_ size: Int) -> Int { (size + 1) / 2 }
+}
+
+/// 3x3 max pooling with stride 2 and padding 1 (the ImageNet stem's); padding never wins.
+enum StemPool {
+    static let kernel = 3, stride = 2, padding = 1
+
+    static func outputSize(_ size: Int) -> Int { (size + 2 * padding - kernel) / stride + 1 }
 }

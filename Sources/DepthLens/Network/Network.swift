@@ -2,8 +2,12 @@
 /// norm folded into the convolution before it where the topology allows.
 public struct Network: Sendable {
     public let architecture: Architecture
-    let stem: Convolution
+    /// The stem's convolutions with their batch norms folded in: one, or three for timm's
+    /// deep stem; each followed by ReLU when ``stemReLU``.
+    let stemLayers: [Convolution]
     let stemReLU: Bool
+    /// Whether the stem ends with 3x3/2 max pooling (``StemPool``; the ImageNet family).
+    let stemMaxPool: Bool
     private(set) var blocks: [ResidualBlock]
     let finalNorm: ChannelAffine?
     /// Head weights (classes x features) and bias.
@@ -39,11 +43,30 @@ public struct Network: Sendable {
         }
         let preact = arch.block == .preact
         architecture = arch
-        let stemConv = conv("conv1", out: arch.stemWidth, in: arch.inChannels, kernel: 3, stride: 1)
-        stem = preact ? stemConv : stemConv.folding(norm("bn1"))
+        stemLayers = arch.stemConvolutions.map { layer in
+            let c = conv(layer.name, out: layer.out, in: layer.in, kernel: layer.kernel, stride: layer.stride)
+            return preact ? c : c.folding(norm(layer.norm))
+        }
         stemReLU = !preact
+        func projection(_ spec: BlockSpec) -> ShortcutPath {
+            let keys = arch.projectionKeys
+            let pooled = arch.averagePoolDownsample && spec.stride == 2
+            let c = conv(spec.keyPrefix + keys.conv, out: spec.outChannels, in: spec.inChannels, kernel: 1,
+                         stride: pooled ? 1 : spec.stride).folding(norm(spec.keyPrefix + keys.norm))
+            return pooled ? .pooledProjection(c) : .projection(c)
+        }
+        stemMaxPool = arch.stemMaxPool
         blocks = arch.blocks.map { spec in
             let p = spec.keyPrefix
+            if arch.block == .bottleneck {
+                return ResidualBlock(
+                    spec: spec, preNorm: nil,
+                    conv1: conv(p + "conv1", out: spec.midChannels, in: spec.inChannels, kernel: 1, stride: 1).folding(norm(p + "bn1")),
+                    conv2: conv(p + "conv2", out: spec.midChannels, in: spec.midChannels, kernel: 3, stride: spec.stride)
+                        .folding(norm(p + "bn2")),
+                    conv3: conv(p + "conv3", out: spec.outChannels, in: spec.midChannels, kernel: 1, stride: 1).folding(norm(p + "bn3")),
+                    shortcut: spec.shortcut == .projection ? projection(spec) : .identity, reluAfterAdd: true)
+            }
             let c1 = conv(p + "conv1", out: spec.outChannels, in: spec.inChannels, kernel: 3, stride: spec.stride)
             let c2 = conv(p + "conv2", out: spec.outChannels, in: spec.outChannels, kernel: 3, stride: 1)
             let shortcut: ShortcutPath
@@ -51,8 +74,7 @@ public struct Network: Sendable {
             case .identity:
                 shortcut = .identity
             case .projection:
-                shortcut = .projection(conv(p + "shortcut.0", out: spec.outChannels, in: spec.inChannels, kernel: 1,
-                                            stride: spec.stride).folding(norm(p + "shortcut.1")))
+                shortcut = projection(spec)
             case .zeroPadded:
                 let extra = spec.outChannels - spec.inChannels
                 let before = arch.channelPadding == .both ? extra / 2 : 0
@@ -61,10 +83,10 @@ public struct Network: Sendable {
             }
             if preact {
                 return ResidualBlock(spec: spec, preNorm: norm(p + "bn1"), conv1: c1.folding(norm(p + "bn2")),
-                                     conv2: c2, shortcut: shortcut, reluAfterAdd: false)
+                                     conv2: c2, conv3: nil, shortcut: shortcut, reluAfterAdd: false)
             }
             return ResidualBlock(spec: spec, preNorm: nil, conv1: c1.folding(norm(p + "bn1")),
-                                 conv2: c2.folding(norm(p + "bn2")), shortcut: shortcut, reluAfterAdd: true)
+                                 conv2: c2.folding(norm(p + "bn2")), conv3: nil, shortcut: shortcut, reluAfterAdd: true)
         }
         finalNorm = preact ? norm("bn_final") : nil
         headWeight = tensor("fc.weight")
@@ -105,18 +127,54 @@ public struct Network: Sendable {
     /// - Throws: ``EvaluationError`` when a block cannot take that size (an average-pool
     ///   shortcut needs sides divisible by its stride, as in PyTorch's `avg_pool2d`).
     public func activationShapes(height: Int, width: Int) throws -> [(channels: Int, height: Int, width: Int)] {
-        var shapes = [(channels: stem.outChannels, height: height, width: width)]
-        var (h, w) = (height, width)
+        var (h, w) = stemOutputSize(height: height, width: width)
+        guard h > 0, w > 0 else {
+            throw EvaluationError.inputSize("a \(height)x\(width) image leaves nothing after the stem")
+        }
+        var shapes = [(channels: stem.outChannels, height: h, width: w)]
         for block in blocks {
             if case .zeroPadded(let stride, true, _, _) = block.shortcut, h % stride != 0 || w % stride != 0 {
                 throw EvaluationError.inputSize(
                     "block \(block.spec.index) (\(block.spec.keyPrefix.dropLast())) has an average-pool shortcut with stride \(stride), "
                     + "which needs a \(h)x\(w) input to divide evenly; give images whose sides are multiples of the total stride")
             }
-            h = block.conv1.outputSize(h)
-            w = block.conv1.outputSize(w)
+            h = block.outputSize(h)
+            w = block.outputSize(w)
             shapes.append((block.spec.outChannels, h, w))
         }
         return shapes
+    }
+
+    /// The stem's last convolution.
+    var stem: Convolution { stemLayers[stemLayers.count - 1] }
+
+    /// The side lengths after the stem convolutions, before any max pooling.
+    func stemConvolutionSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        stemLayers.reduce((height, width)) { size, conv in (conv.outputSize(size.0), conv.outputSize(size.1)) }
+    }
+
+    /// The side lengths after the whole stem (convolution, ReLU, max pooling).
+    func stemOutputSize(height: Int, width: Int) -> (height: Int, width: Int) {
+        let (h, w) = stemConvolutionSize(height: height, width: width)
+        return stemMaxPool ? (StemPool.outputSize(h), StemPool.outputSize(w)) : (h, w)
+    }
+
+    /// Floats of the largest activation one image produces anywhere in the network:
+    /// block outputs, the stem before pooling, and the inside of every residual branch.
+    func largestActivation(height: Int, width: Int) throws -> Int {
+        let shapes = try activationShapes(height: height, width: width)
+        var largest = shapes.map { $0.channels * $0.height * $0.width }.max() ?? 0
+        var (sh, sw) = (height, width)
+        for conv in stemLayers {
+            (sh, sw) = (conv.outputSize(sh), conv.outputSize(sw))
+            largest = max(largest, conv.outChannels * sh * sw)
+        }
+        for (l, block) in blocks.enumerated() {
+            let (h, w) = (shapes[l].height, shapes[l].width)
+            let (h1, w1) = (block.conv1.outputSize(h), block.conv1.outputSize(w))
+            largest = max(largest, block.conv1.outChannels * h1 * w1,
+                          block.conv2.outChannels * block.conv2.outputSize(h1) * block.conv2.outputSize(w1))
+        }
+        return largest
     }
 }

@@ -10,9 +10,8 @@ struct ReferenceEngine: EvaluationEngine {
     func logits(_ batch: ImageBatch, gates: Gates) -> [Float] {
         let classes = network.architecture.numClasses
         var output = [Float](repeating: 0, count: batch.count * classes)
-        guard batch.count > 0, let shapes = try? network.activationShapes(height: batch.height, width: batch.width)
+        guard batch.count > 0, let largest = try? network.largestActivation(height: batch.height, width: batch.width)
         else { return output }
-        let largest = shapes.map { $0.channels * $0.height * $0.width }.max() ?? 0
         let workers = min(threads, batch.count)
         output.withUnsafeMutableBufferPointer { out in
             batch.pixels.withUnsafeBufferPointer { pixels in
@@ -40,11 +39,24 @@ struct ReferenceEngine: EvaluationEngine {
                          workspace ws: inout Workspace, logits: UnsafeMutablePointer<Float>) {
         let net = network
         var (h, w) = (height, width)
-        Kernels.convolve(net.stem, input: image, height: h, width: w, output: ws.current, relu: net.stemReLU)
         var channels = net.stem.outChannels
+        // Stem convolutions alternate between two scratch buffers; the last writes the
+        // block input, or a buffer that max pooling reads.
+        var source = image
+        for (i, conv) in net.stemLayers.enumerated() {
+            let last = i == net.stemLayers.count - 1
+            let target = last && !net.stemMaxPool ? ws.current : (i % 2 == 0 ? ws.next : ws.hidden)
+            Kernels.convolve(conv, input: source, height: h, width: w, output: target, relu: net.stemReLU)
+            (h, w) = (conv.outputSize(h), conv.outputSize(w))
+            source = UnsafePointer(target)
+        }
+        if net.stemMaxPool {
+            Kernels.maxPool(source, channels: channels, height: h, width: w, output: ws.current)
+            (h, w) = (StemPool.outputSize(h), StemPool.outputSize(w))
+        }
         for (l, block) in net.blocks.enumerated() {
             let g = gates.gate(block: l, example: example)
-            let oh = block.conv1.outputSize(h), ow = block.conv1.outputSize(w)
+            let oh = block.outputSize(h), ow = block.outputSize(w)
             let outCount = block.spec.outChannels * oh * ow
             // A dropped identity block changes nothing: its input is already post-activated.
             if g == 0, case .identity = block.shortcut { continue }
@@ -62,10 +74,19 @@ struct ReferenceEngine: EvaluationEngine {
                                            averagePool: averagePool, padBefore: before, padAfter: after, output: ws.next)
             case .projection(let conv):
                 Kernels.convolve(conv, input: activated, height: h, width: w, output: ws.next, relu: false)
+            case .pooledProjection(let conv):
+                Kernels.averagePool2x2(activated, channels: channels, height: h, width: w, output: ws.residual)
+                Kernels.convolve(conv, input: ws.residual, height: oh, width: ow, output: ws.next, relu: false)
             }
             if g != 0 {
                 Kernels.convolve(block.conv1, input: activated, height: h, width: w, output: ws.hidden, relu: true)
-                Kernels.convolve(block.conv2, input: ws.hidden, height: oh, width: ow, output: ws.residual, relu: false)
+                let h1 = block.conv1.outputSize(h), w1 = block.conv1.outputSize(w)
+                if let conv3 = block.conv3 {
+                    Kernels.convolve(block.conv2, input: ws.hidden, height: h1, width: w1, output: ws.inner, relu: true)
+                    Kernels.convolve(conv3, input: ws.inner, height: oh, width: ow, output: ws.residual, relu: false)
+                } else {
+                    Kernels.convolve(block.conv2, input: ws.hidden, height: h1, width: w1, output: ws.residual, relu: false)
+                }
                 Kernels.addScaled(ws.residual, scale: g, into: ws.next, count: outCount)
             }
             if block.reluAfterAdd { Kernels.relu(ws.next, count: outCount) }
@@ -119,6 +140,8 @@ struct Workspace: ~Copyable {
     var next: UnsafeMutablePointer<Float>
     let activated: UnsafeMutablePointer<Float>
     let hidden: UnsafeMutablePointer<Float>
+    /// A bottleneck's second hidden activation (after its 3x3 convolution).
+    let inner: UnsafeMutablePointer<Float>
     let residual: UnsafeMutablePointer<Float>
 
     init(capacity: Int) {
@@ -127,10 +150,10 @@ struct Workspace: ~Copyable {
             p.initialize(repeating: 0, count: max(capacity, 1))
             return p
         }
-        (current, next, activated, hidden, residual) = (buffer(), buffer(), buffer(), buffer(), buffer())
+        (current, next, activated, hidden, inner, residual) = (buffer(), buffer(), buffer(), buffer(), buffer(), buffer())
     }
 
     deinit {
-        for p in [current, next, activated, hidden, residual] { p.deallocate() }
+        for p in [current, next, activated, hidden, inner, residual] { p.deallocate() }
     }
 }

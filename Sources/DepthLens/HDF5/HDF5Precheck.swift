@@ -109,9 +109,9 @@ enum HDF5Precheck {
             searchFrom = start + 1
             guard start + 16 <= file.count, file.bytes[start + 1] == 0x43, file.bytes[start + 2] == 0x4F,
                   file.bytes[start + 3] == 0x4C else { continue }
-            // Version 1 and three reserved zero bytes, or it is not a collection header.
-            guard file.bytes[start + 4] == 1, file.bytes[start + 5] == 0, file.bytes[start + 6] == 0,
-                  file.bytes[start + 7] == 0, let size = file.uint(start + 8, 8) else { continue }
+            // Version 1, as libhdf5 requires; it ignores the three reserved bytes, so must
+            // this check (a collection with them set slipped past it; found by fuzzing).
+            guard file.bytes[start + 4] == 1, let size = file.uint(start + 8, 8) else { continue }
             guard size >= 16, size <= UInt64(file.count - start) else {
                 return .failure(Problem(message: "global heap collection at byte \(start) declares \(size) bytes, beyond the end of the \(file.count)-byte file (damaged file?)"))
             }
@@ -211,9 +211,11 @@ enum HDF5Precheck {
             guard let objectSize = objects[index] else {
                 return "attribute '\(name)' of the root group refers to global heap object \(index) at byte \(address), which the collection does not hold (damaged file?)"
             }
-            // libhdf5 allocates length x the base type's size before copying the object.
+            // libhdf5 allocates length x the base type's size, then copies the whole object
+            // into it: the two must agree exactly (a shorter length overflowed the buffer,
+            // a longer one allocated gigabytes; both found by fuzzing).
             let (needed, overflow) = length.multipliedReportingOverflow(by: max(1, baseSize))
-            if overflow || needed > objectSize {
+            if overflow || needed != objectSize {
                 return "attribute '\(name)' of the root group declares \(length) elements of \(baseSize) bytes in global heap object \(index), which holds \(objectSize) bytes (damaged file?)"
             }
         }

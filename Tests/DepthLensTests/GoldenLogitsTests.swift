@@ -24,17 +24,7 @@ final class GoldenLogitsTests: XCTestCase {
             for name in names {
                 let golden = try group.group(name)
                 let expected = try golden.dataset("logits").readFloats()
-                var gates = Gates.allOn
-                if golden.contains("gates") {
-                    let g = try golden.dataset("gates")
-                    let values = try g.readFloats()
-                    if g.shape.count == 1 {
-                        gates = .shared(values)
-                    } else {
-                        let L = g.shape[1]
-                        gates = .perExample((0..<g.shape[0]).map { Array(values[($0 * L)..<(($0 + 1) * L)]) })
-                    }
-                }
+                let gates = try goldenGates(golden)
                 if golden.contains("order") {
                     let order = try golden.dataset("order").readIntegers().map { Int($0) }
                     evaluator = Evaluator(network: try network.reordered(order), threads: 2)

@@ -41,13 +41,7 @@ final class InteropGoldenTests: XCTestCase {
                     for name in names {
                         let golden = try group.group(name)
                         let expected = try golden.dataset("logits").readFloats()
-                        var gates = Gates.allOn
-                        if golden.contains("gates") {
-                            let g = try golden.dataset("gates")
-                            let values = try g.readFloats()
-                            gates = g.shape.count == 1 ? .shared(values)
-                                : .perExample((0..<g.shape[0]).map { Array(values[($0 * g.shape[1])..<(($0 + 1) * g.shape[1])]) })
-                        }
+                        let gates = try goldenGates(golden)
                         let logits = try evaluator.logits(batch, gates: gates)
                         assertLogits(logits, match: expected, classes: checkpoint.architecture.numClasses,
                                      "\(model)/\(backend)/\(name)/threads \(threads)")

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .model import randomize_batchnorm as randomize_common
+
 # timm's and torchvision's ImageNet ResNets by name: block kind and blocks per stage.
 PRESETS = {
     "resnet18": ("basic", [2, 2, 2, 2]),
@@ -198,15 +200,13 @@ def set_gates(gates: list[Gate], values: torch.Tensor | None) -> None:
 
 
 def randomize_batchnorm(model: nn.Module, gen: torch.Generator) -> None:
-    """Non-trivial batch-norm parameters and running statistics, so that folding matters."""
+    """Non-trivial batch-norm parameters and running statistics, so that folding matters
+    (the same draws as model.randomize_batchnorm), and a non-zero batch counter, which a
+    plain state_dict dump carries and DepthLens must ignore."""
+    randomize_common(model, gen)
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.weight.copy_(0.5 + torch.rand(c, generator=gen))
-                m.bias.copy_(0.2 * torch.randn(c, generator=gen))
-                m.running_mean.copy_(0.2 * torch.randn(c, generator=gen))
-                m.running_var.copy_(0.5 + torch.rand(c, generator=gen))
                 m.num_batches_tracked.fill_(7)
 
 

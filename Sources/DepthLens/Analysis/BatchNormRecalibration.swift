@@ -56,29 +56,30 @@ public enum BatchNormRecalibration {
                                     weight: tensor("\(name).weight"),
                                     bias: checkpoint.architecture.convBias ? tensor("\(name).bias") : [Float](repeating: 0, count: out))
             let oh = layer.outputSize(h), ow = layer.outputSize(w)
-            var y = [Float](repeating: 0, count: n * out * oh * ow)
-            x.withUnsafeBufferPointer { src in
-                y.withUnsafeMutableBufferPointer { dst in
-                    for i in 0..<n {
-                        Kernels.convolve(layer, input: src.baseAddress! + i * c * h * w, height: h, width: w,
-                                         output: dst.baseAddress! + i * out * oh * ow, relu: false)
-                    }
-                }
+            let y = Self.perImage(x, n: n, inputSize: c * h * w, outputSize: out * oh * ow) { src, dst in
+                Kernels.convolve(layer, input: src, height: h, width: w, output: dst, relu: false)
             }
             return (y, oh, ow)
+        }
+
+        /// Runs `kernel` on each of the `n` images of `x` (`inputSize` values each), into a
+        /// new batch of `outputSize` values an image.
+        static func perImage(_ x: [Float], n: Int, inputSize: Int, outputSize: Int,
+                             _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
+            var y = [Float](repeating: 0, count: n * outputSize)
+            x.withUnsafeBufferPointer { src in
+                y.withUnsafeMutableBufferPointer { dst in
+                    for i in 0..<n { kernel(src.baseAddress! + i * inputSize, dst.baseAddress! + i * outputSize) }
+                }
+            }
+            return y
         }
 
         /// The ImageNet stem's 3x3/2 max pooling on every image.
         func maxPool(_ x: [Float], n: Int, c: Int, h: Int, w: Int) -> ([Float], Int, Int) {
             let oh = StemPool.outputSize(h), ow = StemPool.outputSize(w)
-            var y = [Float](repeating: 0, count: n * c * oh * ow)
-            x.withUnsafeBufferPointer { src in
-                y.withUnsafeMutableBufferPointer { dst in
-                    for i in 0..<n {
-                        Kernels.maxPool(src.baseAddress! + i * c * h * w, channels: c, height: h, width: w,
-                                        output: dst.baseAddress! + i * c * oh * ow)
-                    }
-                }
+            let y = Self.perImage(x, n: n, inputSize: c * h * w, outputSize: c * oh * ow) { src, dst in
+                Kernels.maxPool(src, channels: c, height: h, width: w, output: dst)
             }
             return (y, oh, ow)
         }
@@ -86,14 +87,8 @@ public enum BatchNormRecalibration {
         /// ``ShortcutPool`` (timm's `avg_down`) on every image.
         func averagePool(_ x: [Float], n: Int, c: Int, h: Int, w: Int) -> [Float] {
             let oh = ShortcutPool.outputSize(h), ow = ShortcutPool.outputSize(w)
-            var y = [Float](repeating: 0, count: n * c * oh * ow)
-            x.withUnsafeBufferPointer { src in
-                y.withUnsafeMutableBufferPointer { dst in
-                    for i in 0..<n {
-                        Kernels.averagePool2x2(src.baseAddress! + i * c * h * w, channels: c, height: h, width: w,
-                                               output: dst.baseAddress! + i * c * oh * ow)
-                    }
-                }
+            let y = Self.perImage(x, n: n, inputSize: c * h * w, outputSize: c * oh * ow) { src, dst in
+                Kernels.averagePool2x2(src, channels: c, height: h, width: w, output: dst)
             }
             return y
         }

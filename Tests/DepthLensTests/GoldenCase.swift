@@ -1,0 +1,13 @@
+import DepthLens
+
+/// The gates of a golden case: none (all on), a shared vector (rank 1), or one vector per
+/// example (rank 2, examples x blocks), as tools/make_golden.py and
+/// tools/make_interop_golden.py write them.
+func goldenGates(_ golden: HDF5Group) throws -> Gates {
+    guard golden.contains("gates") else { return .allOn }
+    let g = try golden.dataset("gates")
+    let values = try g.readFloats()
+    guard g.shape.count == 2 else { return .shared(values) }
+    let blocks = g.shape[1]
+    return .perExample((0..<g.shape[0]).map { Array(values[($0 * blocks)..<(($0 + 1) * blocks)]) })
+}

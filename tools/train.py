@@ -10,7 +10,10 @@ Three recipes (issue 3, shared/docs/stochastic-depth.md):
               drop rates linspace(0, 0.2, L); identity at test time.
 
 Training saves its full state after every epoch under --state-dir and resumes from it,
-so it can be stopped and restarted at will:
+so it can be stopped and restarted at will. `--extend N --extend-lr LR` continues a
+finished recipe with a warm restart (Loshchilov & Hutter's SGDR): N more epochs of
+cosine annealing from LR, saved under its own state file and started from the base
+recipe's final state:
 
     nohup python3 tools/train.py --model sd54 > train-sd54.log 2>&1 &
 """
@@ -18,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -106,6 +110,34 @@ def to_tensor(images: np.ndarray) -> torch.Tensor:
     return ((torch.from_numpy(images.astype(np.float32)) / 255.0 - MEAN) / STD).unsqueeze(1)
 
 
+def cpu_has_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AVX-512 BF16 or AMX); elsewhere PyTorch
+    emulates it, which made a step 10x slower than fp32 on an AVX2-only EPYC."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def learning_rate(args, epoch: int) -> float:
+    """The paper's step schedule (lr, lr/10 at 50%, lr/100 at 75% of --epochs), then the
+    warm restart's cosine annealing from --extend-lr over --extend epochs."""
+    if epoch < args.epochs:
+        return args.lr * (1.0 if epoch < 0.5 * args.epochs else 0.1 if epoch < 0.75 * args.epochs else 0.01)
+    e = epoch - args.epochs
+    return args.extend_lr * 0.5 * (1 + math.cos(math.pi * e / args.extend))
+
+
+def schedule_summary(args) -> str:
+    step = f"step x0.1 at 50% and 75% of {args.epochs} epochs"
+    if not args.extend:
+        return step
+    return (f"{step}, then a warm restart: {args.extend} epochs of cosine annealing from "
+            f"{args.extend_lr:g} (per epoch: lr = {args.extend_lr:g} * (1 + cos(pi e / {args.extend})) / 2)")
+
+
 def precision_summary(history) -> str:
     """'fp32 epochs 1-7, bf16 autocast epochs 8-20': the compute precision of each run of epochs."""
     runs = []
@@ -131,8 +163,12 @@ def main() -> None:
     # bf16 autocast halves the time of a step on this CPU (AVX-512 BF16: 0.82 s against
     # 1.72 s for a timm27 step of 128 images); weights, optimizer state, batch-norm
     # statistics and the loss stay float32, and evaluation is float32. Recorded per epoch.
-    ap.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                    help="compute precision of the training steps (bf16: torch.autocast on the CPU)")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
+                    help="compute precision of the training steps (bf16: torch.autocast on the CPU; "
+                         "auto: bf16 where the CPU has native bf16, else fp32)")
+    ap.add_argument("--extend", type=int, default=0, metavar="N",
+                    help="after --epochs, N more epochs of cosine annealing from --extend-lr (warm restart)")
+    ap.add_argument("--extend-lr", type=float, default=0.05)
     # Kept in the repository (tools/train-state/) so that a later session on a fresh
     # machine resumes where this one stopped.
     ap.add_argument("--state-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "train-state"))
@@ -140,13 +176,18 @@ def main() -> None:
     args = ap.parse_args()
 
     torch.set_num_threads(args.threads)
+    if args.precision == "auto":
+        args.precision = "bf16" if cpu_has_bf16() else "fp32"
     widths = [int(w) for w in args.widths.split(",")]
     arch, training = recipe(args.model, widths)
     p = training["survival_probabilities"]
     os.makedirs(args.state_dir, exist_ok=True)
     # One state file per recipe (model, widths, epochs), so runs of different recipes never mix.
-    recipe_name = f"{args.model}-w{'-'.join(map(str, widths))}-e{args.epochs}"
+    base_name = f"{args.model}-w{'-'.join(map(str, widths))}-e{args.epochs}"
+    recipe_name = base_name + (f"+cos{args.extend}-lr{args.extend_lr:g}" if args.extend else "")
+    base_path = os.path.join(args.state_dir, f"{base_name}.pt")
     state_path = os.path.join(args.state_dir, f"{recipe_name}.pt")
+    total_epochs = args.epochs + args.extend
     if args.model == "timm27" and widths == [8, 16, 32] and args.epochs == 12:
         legacy = os.path.join(args.state_dir, "timm27.pt")  # the first run's name
         if os.path.exists(legacy) and not os.path.exists(state_path):
@@ -154,17 +195,20 @@ def main() -> None:
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", f"fmnist-{args.model}.h5")
 
     torch.manual_seed(args.seed)
-    model = CifarResNet(arch)
+    # channels_last: 1.2x faster steps in fp32 on the CPU (oneDNN's NHWC convolutions).
+    model = CifarResNet(arch).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(args.seed)
     start_epoch, elapsed, history = 0, 0.0, []
-    if os.path.exists(state_path):
-        st = torch.load(state_path, weights_only=False)
+    # An extension starts from its base recipe's state until it has saved its own.
+    resume_path = state_path if os.path.exists(state_path) else base_path
+    if os.path.exists(resume_path):
+        st = torch.load(resume_path, weights_only=False)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         gen.set_state(st["generator"])
         start_epoch, elapsed, history = st["epoch"], st["elapsed"], st["history"]
-        if start_epoch >= args.epochs and os.path.exists(out) and st.get("exported"):
+        if start_epoch >= total_epochs and os.path.exists(out) and st.get("exported"):
             print(f"{recipe_name}: already trained and exported to {out}", flush=True)
             return
         print(f"resuming {recipe_name} at epoch {start_epoch + 1} ({elapsed:.0f}s trained so far)", flush=True)
@@ -175,9 +219,8 @@ def main() -> None:
     test_x, test_y = to_tensor(test_x), torch.from_numpy(test_y.astype(np.int64))
     test_gates = torch.tensor(p) if training["test_time_rule"] == "expectation" else None
 
-    for epoch in range(start_epoch, args.epochs):
-        # The paper's step schedule: lr, lr/10 at 50%, lr/100 at 75% of the epochs.
-        lr = args.lr * (1.0 if epoch < 0.5 * args.epochs else 0.1 if epoch < 0.75 * args.epochs else 0.01)
+    for epoch in range(start_epoch, total_epochs):
+        lr = learning_rate(args, epoch)
         for group in opt.param_groups:
             group["lr"] = lr
         model.train()
@@ -186,7 +229,7 @@ def main() -> None:
         total_loss = 0.0
         for i in range(0, len(order), args.batch_size):
             idx = order[i:i + args.batch_size]
-            x = augment(train_x[idx], gen)
+            x = augment(train_x[idx], gen).contiguous(memory_format=torch.channels_last)
             with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.precision == "bf16"):
                 logits = train_forward(model, x, p, training["gate_granularity"], gen)
             loss = F.cross_entropy(logits.float(), train_y[idx])
@@ -195,14 +238,15 @@ def main() -> None:
             opt.step()
             total_loss += float(loss.detach()) * len(idx)
         elapsed += time.time() - t0
+        save_path = base_path if epoch < args.epochs else state_path
         correct, nll = evaluate(model, test_x, test_y, test_gates)
         history.append({"epoch": epoch + 1, "lr": lr, "train_loss": total_loss / len(order),
                         "test_correct": correct, "test_nll": nll, "seconds": elapsed, "precision": args.precision})
-        print(f"{args.model} epoch {epoch + 1}/{args.epochs} lr {lr:g} train_loss {total_loss / len(order):.4f} "
+        print(f"{args.model} epoch {epoch + 1}/{total_epochs} lr {lr:g} train_loss {total_loss / len(order):.4f} "
               f"test_acc {correct / len(test_x):.4f} test_nll {nll:.4f} time {elapsed:.0f}s", flush=True)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                    "epoch": epoch + 1, "elapsed": elapsed, "history": history}, state_path + ".tmp")
-        os.replace(state_path + ".tmp", state_path)
+                    "epoch": epoch + 1, "elapsed": elapsed, "history": history}, save_path + ".tmp")
+        os.replace(save_path + ".tmp", save_path)
 
     correct, nll = evaluate(model, test_x, test_y, test_gates)
     command = "python3 tools/train.py " + " ".join(sys.argv[1:])
@@ -211,10 +255,10 @@ def main() -> None:
         "class_names": FASHION_CLASSES,
         "normalization": {"mean": [MEAN], "std": [STD]},
         "input_size": [28, 28],
-        "epochs": args.epochs,
+        "epochs": total_epochs,
         "batch_size": args.batch_size,
         "optimizer": {"name": "sgd", "lr": args.lr, "momentum": 0.9, "nesterov": True, "weight_decay": 1e-4,
-                      "lr_schedule": "step x0.1 at 50% and 75% of epochs"},
+                      "lr_schedule": schedule_summary(args)},
         "augmentation": "random crop 28 with zero padding 2, horizontal flip",
         "seed": args.seed,
         "test_correct": correct,
@@ -228,6 +272,7 @@ def main() -> None:
         "command": command,
         "history": history,
     })
+    model = model.to(memory_format=torch.contiguous_format)
     write_checkpoint(out, arch, model.state_dict(), training, provenance("tools/train.py"))
     st = torch.load(state_path, weights_only=False)
     st["exported"] = True

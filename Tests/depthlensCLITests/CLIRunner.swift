@@ -24,10 +24,14 @@ enum CLI {
         return Bundle.main.bundleURL
     }
 
-    static func run(_ arguments: [String]) throws -> CLIResult {
+    /// `environment` adds to (or overrides) the test process's own variables.
+    static func run(_ arguments: [String], environment: [String: String] = [:]) throws -> CLIResult {
         let process = Process()
         process.executableURL = productsDirectory.appendingPathComponent("depthlens")
         process.arguments = arguments
+        if !environment.isEmpty {
+            process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        }
         process.currentDirectoryURL = packageRoot
         let out = Pipe(), err = Pipe()
         process.standardOutput = out

@@ -19,6 +19,21 @@ struct BlockedShape: Equatable {
 }
 
 enum BlockedKernels {
+    /// `rows` images from planar NCHW into `shape`'s blocked layout, padded channels zero.
+    static func block(planar input: UnsafePointer<Float>, rows: Int, into output: UnsafeMutablePointer<Float>,
+                      shape: BlockedShape) {
+        let plane = shape.plane
+        output.update(repeating: 0, count: rows * shape.rowSize)
+        for r in 0..<rows {
+            let dst = output + r * shape.rowSize
+            for c in 0..<shape.channels {
+                let src = input + (r * shape.channels + c) * plane
+                let base = (c / shape.block) * plane * shape.block + c % shape.block
+                for p in 0..<plane { dst[base + p * shape.block] = src[p] }
+            }
+        }
+    }
+
     /// output = max(0, input * scale + shift) per channel (pre-activation batch norm and
     /// ReLU); padded channels stay zero.
     static func affineReLU(_ norm: ChannelAffine, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,

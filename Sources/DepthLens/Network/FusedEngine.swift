@@ -1,7 +1,7 @@
 import Foundation
 
 /// The fast engine: batch norm folded, activations blocked (`nChw16c`, or `nChw8c` when
-/// a width is not a multiple of 16), direct convolutions from oneDNN with bias, ReLU and
+/// a width is not a multiple of 16 or the CPU lacks AVX-512), direct convolutions from oneDNN with bias, ReLU and
 /// the residual add fused (the shortcut is written into the destination first, then
 /// conv2 accumulates into it), the batch processed in chunks of ``chunkSize`` images.
 ///
@@ -122,13 +122,15 @@ final class FusedPass {
     private let gathered: UnsafeMutablePointer<Float>
     private let gatheredOut: UnsafeMutablePointer<Float>
     private var spare: [UnsafeMutablePointer<Float>] = []
+    /// Where the stem's input is blocked first, when oneDNN has no JIT kernel for plain input.
+    private let blockedImages: (buffer: UnsafeMutablePointer<Float>, shape: BlockedShape)?
 
     init(worker: DNNL.Worker, network: Network, batch: ImageBatch) {
         self.worker = worker
         self.network = network
         let stem = network.stem
         let widths = network.stemLayers.map(\.outChannels) + network.blocks.flatMap { [$0.spec.outChannels, $0.spec.midChannels] }
-        let block = widths.allSatisfy { $0 % 16 == 0 } ? 16 : 8
+        let block = worker.dnnl.widestBlock == 16 && widths.allSatisfy { $0 % 16 == 0 } ? 16 : 8
         var (h, w) = (batch.height, batch.width)
         stemShapes = network.stemLayers.map { conv in
             (h, w) = (conv.outputSize(h), conv.outputSize(w))
@@ -151,6 +153,21 @@ final class FusedPass {
         capacity = chunk * largest
         (hidden, inner, activated, gathered, gatheredOut) = (worker.buffer(capacity), worker.buffer(capacity), worker.buffer(capacity),
                                                              worker.buffer(capacity), worker.buffer(capacity))
+        // oneDNN's SSE4.1 kernels do not read plain NCHW images into blocked outputs (its
+        // reference convolution would, 10x slower than the whole rest of the network), so
+        // there the images are blocked first and the stem reads blocked input like any layer.
+        let blockedInput = BlockedShape(channels: batch.channels, height: batch.height, width: batch.width, block: block)
+        let (dnnl, firstOut, rowLimit) = (worker.dnnl, stemShapes[0], chunk)
+        let stemPostOp: ConvolutionShape.PostOp = network.stemReLU ? .relu : .none
+        let pieces = sequence(first: 1) { $0 * 2 <= rowLimit ? $0 * 2 : nil }  // what convolve runs
+        if batch.count > 0, let first = network.stemLayers.first, pieces.contains(where: { rows in
+            dnnl.primitive(Self.shape(first, postOp: stemPostOp, inShape: blockedInput, plainInput: true,
+                                      outShape: firstOut, rows: rows)).implementation.hasPrefix("ref")
+        }) {
+            blockedImages = (worker.buffer(chunk * blockedInput.rowSize), blockedInput)
+        } else {
+            blockedImages = nil
+        }
     }
 
     /// An activation buffer for one chunk, until ``give(_:)`` returns it.
@@ -222,11 +239,16 @@ final class FusedPass {
     func stem(_ pixels: UnsafePointer<Float>, rows n: Int, into output: UnsafeMutablePointer<Float>) {
         var source = pixels, row = inputChannels * inputHeight * inputWidth
         var inShape = BlockedShape(channels: inputChannels, height: inputHeight, width: inputWidth, block: shapes[0].block)
+        var plain = true
+        if let (buffer, shape) = blockedImages {
+            BlockedKernels.block(planar: pixels, rows: n, into: buffer, shape: shape)
+            (source, row, plain) = (UnsafePointer(buffer), shape.rowSize, false)
+        }
         for (i, conv) in network.stemLayers.enumerated() {
             let last = i == network.stemLayers.count - 1
             let target = last ? (network.stemMaxPool ? hidden : output) : (i % 2 == 0 ? inner : activated)
             convolve(conv, layer: .stem(i), scale: 1, postOp: network.stemReLU ? .relu : .none, input: source, inputRow: row,
-                     inShape: inShape, plainInput: i == 0, output: target, outShape: stemShapes[i], rows: n)
+                     inShape: inShape, plainInput: plain && i == 0, output: target, outShape: stemShapes[i], rows: n)
             (source, inShape, row) = (UnsafePointer(target), stemShapes[i], stemShapes[i].rowSize)
         }
         if network.stemMaxPool {
@@ -298,18 +320,23 @@ final class FusedPass {
         var start = 0
         while start < n {
             let piece = 1 << (Int.bitWidth - 1 - (n - start).leadingZeroBitCount)
-            let shape = ConvolutionShape(batch: piece,
-                                         inChannels: plainInput ? conv.inChannels : inShape.channelBlocks * inShape.block,
-                                         outChannels: outShape.channelBlocks * outShape.block,
-                                         height: inShape.height, width: inShape.width, kernel: conv.kernel,
-                                         stride: conv.stride, padding: conv.padding, block: outShape.block,
-                                         plainSource: plainInput, postOp: postOp)
-            let primitive = worker.dnnl.primitive(shape)
+            let primitive = worker.dnnl.primitive(Self.shape(conv, postOp: postOp, inShape: inShape, plainInput: plainInput,
+                                                             outShape: outShape, rows: piece))
             let weights = network.fusedWeights.weights(conv, layer: layer, scale: scale, for: primitive, worker: worker)
             worker.execute(primitive, weights: weights, source: input + start * inputRow,
                             destination: output + start * outShape.rowSize)
             start += piece
         }
+    }
+
+    /// The primitive shape of `conv` on `rows` images: channels padded to whole blocks,
+    /// except a plain NCHW input's.
+    static func shape(_ conv: Convolution, postOp: ConvolutionShape.PostOp, inShape: BlockedShape, plainInput: Bool,
+                      outShape: BlockedShape, rows: Int) -> ConvolutionShape {
+        ConvolutionShape(batch: rows, inChannels: plainInput ? conv.inChannels : inShape.channelBlocks * inShape.block,
+                         outChannels: outShape.channelBlocks * outShape.block, height: inShape.height, width: inShape.width,
+                         kernel: conv.kernel, stride: conv.stride, padding: conv.padding, block: outShape.block,
+                         plainSource: plainInput, postOp: postOp)
     }
 }
 

@@ -3,7 +3,7 @@ import Foundation
 import XCTest
 
 /// Plugins loaded at run time through the C ABI: the Swift example plugin
-/// (Examples/SchedulePlugin, built here with swiftc against DepthLensPluginKit) and
+/// (Plugins/Examples/SchedulePlugin, built here with swiftc against DepthLensPluginKit) and
 /// small C libraries that break the contract in each way a plugin can.
 final class RuntimePluginTests: XCTestCase {
     static let folder = CLI.temporaryDirectory()
@@ -34,7 +34,7 @@ final class RuntimePluginTests: XCTestCase {
         XCTAssertEqual(process.terminationStatus, 0, "\(program) \(arguments.joined(separator: " ")):\n\(output)")
     }
 
-    /// Builds Examples/SchedulePlugin as a user would get it: PluginKit as a module, the
+    /// Builds Plugins/Examples/SchedulePlugin as a user would get it: PluginKit as a module, the
     /// plugin as a shared library linking it.
     static func examplePlugin() throws -> String {
         if let built { return built }
@@ -48,7 +48,7 @@ final class RuntimePluginTests: XCTestCase {
                          "-emit-module-path", "\(dir)/DepthLensPluginKit.swiftmodule", "-c"] + kitSources + ["-o", "\(dir)/kit.o"])
         let library = "\(dir)/libCosineSchedule.so"
         try run(swiftc, ["-parse-as-library", "-emit-library", "-module-name", "CosineSchedule", "-I", dir, "-I", include,
-                         "\(root)/Examples/SchedulePlugin/Sources/CosineSchedule/CosineSchedule.swift", "\(dir)/kit.o", "-o", library])
+                         "\(root)/Plugins/Examples/SchedulePlugin/Sources/CosineSchedule/CosineSchedule.swift", "\(dir)/kit.o", "-o", library])
         built = library
         return library
     }

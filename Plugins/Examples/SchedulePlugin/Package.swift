@@ -8,7 +8,7 @@ let package = Package(
         .library(name: "CosineSchedule", type: .dynamic, targets: ["CosineSchedule"]),
     ],
     dependencies: [
-        .package(name: "DepthLens", path: "../.."),
+        .package(name: "DepthLens", path: "../../.."),
     ],
     targets: [
         .target(name: "CosineSchedule", dependencies: [.product(name: "DepthLensPluginKit", package: "DepthLens")]),

@@ -10,7 +10,7 @@ let package = Package(
         .executable(name: "my-depthlens", targets: ["my-depthlens"]),
     ],
     dependencies: [
-        .package(name: "DepthLens", path: "../.."),
+        .package(name: "DepthLens", path: "../../.."),
     ],
     targets: [
         // The plugins: they need only the plugin API, the DepthLens library.

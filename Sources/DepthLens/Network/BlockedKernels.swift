@@ -47,12 +47,9 @@ enum BlockedKernels {
                 let base = (r * shape.channelBlocks + cb) * plane * b
                 let src = input + base, dst = output + base
                 if b == 16 {
-                    let s = SIMD16<Float>(scale[(cb * 16)..<(cb * 16 + 16)]), t = SIMD16<Float>(shift[(cb * 16)..<(cb * 16 + 16)])
-                    for p in 0..<plane {
-                        let v = UnsafeRawPointer(src + p * 16).loadUnaligned(as: SIMD16<Float>.self)
-                        let y = (v * s + t).replacing(with: 0, where: v * s + t .< 0)
-                        UnsafeMutableRawPointer(dst + p * 16).storeBytes(of: y, as: SIMD16<Float>.self)
-                    }
+                    affineReLU(SIMD16<Float>.self, src, dst, plane: plane, scale: scale[(cb * b)...], shift: shift[(cb * b)...])
+                } else if b == 8 {
+                    affineReLU(SIMD8<Float>.self, src, dst, plane: plane, scale: scale[(cb * b)...], shift: shift[(cb * b)...])
                 } else {
                     for p in 0..<plane {
                         for j in 0..<b {
@@ -107,14 +104,9 @@ enum BlockedKernels {
                         let x0 = max(ox * s - pad, 0), x1 = min(ox * s - pad + k, inShape.width)
                         let out = dst + (oy * outShape.width + ox) * b
                         if b == 16 {
-                            var best = SIMD16<Float>(repeating: -.infinity)
-                            for y in y0..<y1 {
-                                for x in x0..<x1 {
-                                    let v = UnsafeRawPointer(src + (y * inShape.width + x) * 16).loadUnaligned(as: SIMD16<Float>.self)
-                                    best = pointwiseMax(best, v)
-                                }
-                            }
-                            UnsafeMutableRawPointer(out).storeBytes(of: best, as: SIMD16<Float>.self)
+                            windowMax(SIMD16<Float>.self, src, width: inShape.width, rows: y0..<y1, columns: x0..<x1, into: out)
+                        } else if b == 8 {
+                            windowMax(SIMD8<Float>.self, src, width: inShape.width, rows: y0..<y1, columns: x0..<x1, into: out)
                         } else {
                             for j in 0..<b {
                                 var best = -Float.infinity
@@ -126,6 +118,33 @@ enum BlockedKernels {
                 }
             }
         }
+    }
+
+    /// One channel block of `plane` pixels: max(0, v * scale + shift), a vector of the
+    /// block's channels at a time (16 with AVX-512, 8 otherwise).
+    @inline(__always)
+    private static func affineReLU<V: SIMD>(_: V.Type, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, plane: Int,
+                                            scale: ArraySlice<Float>, shift: ArraySlice<Float>) where V.Scalar == Float {
+        let n = V.scalarCount
+        let s = V(scale.prefix(n)), t = V(shift.prefix(n))
+        for p in 0..<plane {
+            let y = UnsafeRawPointer(src + p * n).loadUnaligned(as: V.self) * s + t
+            UnsafeMutableRawPointer(dst + p * n).storeBytes(of: y.replacing(with: 0, where: y .< 0), as: V.self)
+        }
+    }
+
+    /// The channel-wise maximum over a window of blocked pixels, one vector per pixel.
+    @inline(__always)
+    private static func windowMax<V: SIMD>(_: V.Type, _ src: UnsafePointer<Float>, width: Int, rows: Range<Int>,
+                                           columns: Range<Int>, into out: UnsafeMutablePointer<Float>) where V.Scalar == Float {
+        let n = V.scalarCount
+        var best = V(repeating: -.infinity)
+        for y in rows {
+            for x in columns {
+                best = pointwiseMax(best, UnsafeRawPointer(src + (y * width + x) * n).loadUnaligned(as: V.self))
+            }
+        }
+        UnsafeMutableRawPointer(out).storeBytes(of: best, as: V.self)
     }
 
     /// ``ShortcutPool`` (2x2 average pooling, stride 2, ceil mode, padding not counted) on

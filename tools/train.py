@@ -199,7 +199,7 @@ def main() -> None:
     model = CifarResNet(arch).to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(args.seed)
-    start_epoch, elapsed, history = 0, 0.0, []
+    start_epoch, elapsed, history, runs = 0, 0.0, [], []
     # An extension starts from its base recipe's state until it has saved its own.
     resume_path = state_path if os.path.exists(state_path) else base_path
     if os.path.exists(resume_path):
@@ -208,6 +208,7 @@ def main() -> None:
         opt.load_state_dict(st["optimizer"])
         gen.set_state(st["generator"])
         start_epoch, elapsed, history = st["epoch"], st["elapsed"], st["history"]
+        runs = st.get("runs", [])  # absent in states saved before session 3
         if start_epoch >= total_epochs and os.path.exists(out) and st.get("exported"):
             print(f"{recipe_name}: already trained and exported to {out}", flush=True)
             return
@@ -219,6 +220,11 @@ def main() -> None:
     test_x, test_y = to_tensor(test_x), torch.from_numpy(test_y.astype(np.int64))
     test_gates = torch.tensor(p) if training["test_time_rule"] == "expectation" else None
 
+    # Every invocation that trained epochs, with its flags (precision and threads may differ
+    # from one session's machine to the next); exported as training.runs.
+    command = "python3 tools/train.py " + " ".join(sys.argv[1:])
+    if start_epoch < total_epochs:
+        runs.append({"first_epoch": start_epoch + 1, "command": command, "precision": args.precision})
     for epoch in range(start_epoch, total_epochs):
         lr = learning_rate(args, epoch)
         for group in opt.param_groups:
@@ -245,11 +251,10 @@ def main() -> None:
         print(f"{args.model} epoch {epoch + 1}/{total_epochs} lr {lr:g} train_loss {total_loss / len(order):.4f} "
               f"test_acc {correct / len(test_x):.4f} test_nll {nll:.4f} time {elapsed:.0f}s", flush=True)
         torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                    "epoch": epoch + 1, "elapsed": elapsed, "history": history}, save_path + ".tmp")
+                    "epoch": epoch + 1, "elapsed": elapsed, "history": history, "runs": runs}, save_path + ".tmp")
         os.replace(save_path + ".tmp", save_path)
 
     correct, nll = evaluate(model, test_x, test_y, test_gates)
-    command = "python3 tools/train.py " + " ".join(sys.argv[1:])
     training.update({
         "dataset": "fashion-mnist",
         "class_names": FASHION_CLASSES,
@@ -270,6 +275,7 @@ def main() -> None:
         "train_precision": precision_summary(history),
         "recipe": recipe_name,
         "command": command,
+        "runs": runs,
         "history": history,
     })
     model = model.to(memory_format=torch.contiguous_format)

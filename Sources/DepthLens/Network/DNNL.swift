@@ -65,13 +65,6 @@ final class DNNL: @unchecked Sendable {
         }
     }
 
-    /// The implementations of every convolution primitive created so far, by shape.
-    var implementations: [ConvolutionShape: String] {
-        lock.lock()
-        defer { lock.unlock() }
-        return primitives.mapValues(\.implementation)
-    }
-
     /// The convolution primitive for `shape`, created on first use.
     func primitive(_ shape: ConvolutionShape) -> ConvolutionPrimitive {
         lock.lock()

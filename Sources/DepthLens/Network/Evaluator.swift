@@ -32,8 +32,9 @@ public struct Evaluator: Sendable {
         self.backend = backend ?? Self.defaultBackend
     }
 
-    /// Whether oneDNN started, so that ``Backend/fast`` really runs the fused engine
-    /// (otherwise it falls back to the reference kernels).
+    /// Whether oneDNN started and has JIT convolutions on this CPU (SSE4.1 or better), so
+    /// that ``Backend/fast`` really runs the fused engine (otherwise it falls back to the
+    /// reference kernels).
     public static var isFastEngineAvailable: Bool { DNNL.shared != nil }
 
     /// ``Backend/fast`` unless `DEPTHLENS_BACKEND` names another backend.

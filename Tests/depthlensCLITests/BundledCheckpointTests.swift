@@ -22,8 +22,7 @@ final class BundledCheckpointTests: XCTestCase {
     }
 
     func testEveryShippedCheckpointHasPyTorchPredictions() throws {
-        let files = try FileManager.default.contentsOfDirectory(atPath: CLI.packageRoot.appendingPathComponent("data").path)
-            .filter { $0.hasPrefix("fmnist-") && $0.hasSuffix(".h5") }.map { String($0.dropLast(3)) }
+        let files = try CLI.shippedCheckpoints()
         XCTAssertFalse(files.isEmpty, "no checkpoint in data/")
         XCTAssertEqual(Set(files), Set(try shipped().keys), "data/ and the committed predictions list different checkpoints")
     }

@@ -16,6 +16,12 @@ enum CLI {
         packageRoot.appendingPathComponent("Tests/Fixtures").appendingPathComponent(relative).path
     }
 
+    /// The bundled checkpoints, `data/fmnist-*.h5`, as names without the extension, sorted.
+    static func shippedCheckpoints() throws -> [String] {
+        try FileManager.default.contentsOfDirectory(atPath: packageRoot.appendingPathComponent("data").path)
+            .filter { $0.hasPrefix("fmnist-") && $0.hasSuffix(".h5") }.map { String($0.dropLast(3)) }.sorted()
+    }
+
     /// The folder holding the test bundle, which also holds the built executable.
     static var productsDirectory: URL {
         for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {

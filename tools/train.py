@@ -138,6 +138,34 @@ def schedule_summary(args) -> str:
             f"{args.extend_lr:g} (per epoch: lr = {args.extend_lr:g} * (1 + cos(pi e / {args.extend})) / 2)")
 
 
+# Invocations made before train.py recorded them (session 3): reconstructed from each
+# epoch's recorded precision and tools/train_all.sh as committed at the time. Resumes
+# with an unchanged command are merged into one entry.
+_CMD = "python3 tools/train.py --model {} --widths 16,32,64 --epochs 20 "
+UNRECORDED_RUNS = {
+    "timm27": [
+        {"first_epoch": 1, "command": _CMD.format("timm27") + "--threads 1", "precision": "fp32"},
+        {"first_epoch": 9, "command": _CMD.format("timm27") + "--threads 1 --precision bf16", "precision": "bf16"},
+        {"first_epoch": 21, "command": _CMD.format("timm27") + "--extend 10 --extend-lr 0.05 --threads 1 --precision auto",
+         "precision": "fp32"},
+    ],
+    "sd54": [
+        {"first_epoch": 1, "command": _CMD.format("sd54") + "--threads 1", "precision": "fp32"},
+        {"first_epoch": 6, "command": _CMD.format("sd54") + "--threads 1 --precision bf16", "precision": "bf16"},
+        {"first_epoch": 14, "command": _CMD.format("sd54") + "--extend 0 --extend-lr 0.05 --threads 1 --precision auto",
+         "precision": "fp32"},
+    ],
+}
+
+
+def complete_runs(model: str, runs: list) -> list:
+    """`runs` with the unrecorded invocations that trained the epochs before its first
+    recorded one put in front, each marked as reconstructed."""
+    first = runs[0]["first_epoch"] if runs else float("inf")
+    earlier = [dict(r, reconstructed=True) for r in UNRECORDED_RUNS.get(model, []) if r["first_epoch"] < first]
+    return earlier + runs
+
+
 def precision_summary(history) -> str:
     """'fp32 epochs 1-7, bf16 autocast epochs 8-20': the compute precision of each run of epochs."""
     runs = []
@@ -275,7 +303,7 @@ def main() -> None:
         "train_precision": precision_summary(history),
         "recipe": recipe_name,
         "command": command,
-        "runs": runs,
+        "runs": complete_runs(args.model, runs),
         "history": history,
     })
     model = model.to(memory_format=torch.contiguous_format)

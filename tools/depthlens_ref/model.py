@@ -151,6 +151,8 @@ class CifarResNet(nn.Module):
                             blk.shortcut(x) if blk.projects else blk.option_a(x))
                         x = blk.post(shortcut)
                         continue
+                    if g == 1.0:
+                        g = None  # the same values and gradients as 1.0 * r, without the multiply (3% of a step)
             x = blk(x, g)
         if self.preact:
             x = F.relu(self.bn_final(x))

@@ -13,7 +13,9 @@ Training saves its full state after every epoch under --state-dir and resumes fr
 so it can be stopped and restarted at will. `--extend N --extend-lr LR` continues a
 finished recipe with a warm restart (Loshchilov & Hutter's SGDR): N more epochs of
 cosine annealing from LR, saved under its own state file and started from the base
-recipe's final state:
+recipe's final state. `--extend 20,20` runs a second restart after the first, from the
+state the first ended in (`--extend-lr` takes one value for all or one per restart).
+`--exported` trains nothing and answers whether the recipe is done:
 
     nohup python3 tools/train.py --model sd54 > train-sd54.log 2>&1 &
 """
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import fcntl
 import math
 import os
 import sys
@@ -121,21 +124,53 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+def restarts(args) -> list[tuple[int, float]]:
+    """The warm restarts after the step schedule, as (epochs, starting lr) in order."""
+    return list(zip(args.extend, args.extend_lr))
+
+
 def learning_rate(args, epoch: int) -> float:
-    """The paper's step schedule (lr, lr/10 at 50%, lr/100 at 75% of --epochs), then the
-    warm restart's cosine annealing from --extend-lr over --extend epochs."""
+    """The paper's step schedule (lr, lr/10 at 50%, lr/100 at 75% of --epochs), then each
+    warm restart's cosine annealing: lr = LR (1 + cos(pi e / N)) / 2 in its epoch e."""
     if epoch < args.epochs:
         return args.lr * (1.0 if epoch < 0.5 * args.epochs else 0.1 if epoch < 0.75 * args.epochs else 0.01)
     e = epoch - args.epochs
-    return args.extend_lr * 0.5 * (1 + math.cos(math.pi * e / args.extend))
+    for n, lr in restarts(args):
+        if e < n:
+            return lr * 0.5 * (1 + math.cos(math.pi * e / n))
+        e -= n
+    raise ValueError(f"epoch {epoch + 1} is past the recipe's {args.epochs + sum(args.extend)} epochs")
 
 
 def schedule_summary(args) -> str:
     step = f"step x0.1 at 50% and 75% of {args.epochs} epochs"
     if not args.extend:
         return step
-    return (f"{step}, then a warm restart: {args.extend} epochs of cosine annealing from "
-            f"{args.extend_lr:g} (per epoch: lr = {args.extend_lr:g} * (1 + cos(pi e / {args.extend})) / 2)")
+    if len(args.extend) == 1:
+        # The wording recorded in the checkpoints already shipped (timm27): kept as it was.
+        n, lr = args.extend[0], args.extend_lr[0]
+        return (f"{step}, then a warm restart: {n} epochs of cosine annealing from "
+                f"{lr:g} (per epoch: lr = {lr:g} * (1 + cos(pi e / {n})) / 2)")
+    parts = ", ".join(f"{n} epochs from {lr:g}" for n, lr in restarts(args))
+    return (f"{step}, then {len(args.extend)} warm restarts of cosine annealing, each from the state the "
+            f"previous one ended in: {parts} (per epoch e of a restart of N epochs from LR: "
+            f"lr = LR * (1 + cos(pi e / N)) / 2)")
+
+
+def recipe_names(args, widths) -> list[str]:
+    """State-file names of the recipe's phases: the step schedule, then the recipe up to
+    the end of each warm restart. A longer recipe resumes from the longest phase saved."""
+    names = [f"{args.model}-w{'-'.join(map(str, widths))}-e{args.epochs}"]
+    for n, lr in restarts(args):
+        names.append(names[-1] + f"+cos{n}-lr{lr:g}")
+    return names
+
+
+def parse_list(text: str, kind, flag: str) -> list:
+    try:
+        return [kind(v) for v in text.split(",")]
+    except ValueError:
+        raise SystemExit(f"{flag}: expected a comma-separated list, got {text!r}")
 
 
 # Invocations made before train.py recorded them (session 3): reconstructed from each
@@ -194,15 +229,29 @@ def main() -> None:
     ap.add_argument("--precision", choices=["fp32", "bf16", "auto"], default="fp32",
                     help="compute precision of the training steps (bf16: torch.autocast on the CPU; "
                          "auto: bf16 where the CPU has native bf16, else fp32)")
-    ap.add_argument("--extend", type=int, default=0, metavar="N",
-                    help="after --epochs, N more epochs of cosine annealing from --extend-lr (warm restart)")
-    ap.add_argument("--extend-lr", type=float, default=0.05)
+    ap.add_argument("--extend", default="0", metavar="N[,N...]",
+                    help="after --epochs, N more epochs of cosine annealing from --extend-lr (a warm "
+                         "restart); a list runs one restart after another (0: none)")
+    ap.add_argument("--extend-lr", default="0.05", metavar="LR[,LR...]",
+                    help="each restart's starting lr: one value for all, or one per restart")
+    ap.add_argument("--exported", action="store_true",
+                    help="train nothing: exit 0 if the recipe is trained and exported, 1 if not")
     # Kept in the repository (tools/train-state/) so that a later session on a fresh
     # machine resumes where this one stopped.
     ap.add_argument("--state-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "train-state"))
     ap.add_argument("--out", default=None, help="checkpoint path (default data/fmnist-MODEL.h5)")
     args = ap.parse_args()
 
+    args.extend = parse_list(args.extend, int, "--extend")
+    if args.extend == [0]:
+        args.extend = []
+    args.extend_lr = parse_list(args.extend_lr, float, "--extend-lr")
+    if len(args.extend_lr) == 1:
+        args.extend_lr = args.extend_lr * len(args.extend)
+    if args.extend and len(args.extend_lr) != len(args.extend):
+        raise SystemExit(f"--extend-lr: {len(args.extend_lr)} values for {len(args.extend)} restarts")
+    if any(n <= 0 for n in args.extend):
+        raise SystemExit("--extend: a restart's length must be positive")
     torch.set_num_threads(args.threads)
     if args.precision == "auto":
         args.precision = "bf16" if cpu_has_bf16() else "fp32"
@@ -210,17 +259,36 @@ def main() -> None:
     arch, training = recipe(args.model, widths)
     p = training["survival_probabilities"]
     os.makedirs(args.state_dir, exist_ok=True)
-    # One state file per recipe (model, widths, epochs), so runs of different recipes never mix.
-    base_name = f"{args.model}-w{'-'.join(map(str, widths))}-e{args.epochs}"
-    recipe_name = base_name + (f"+cos{args.extend}-lr{args.extend_lr:g}" if args.extend else "")
-    base_path = os.path.join(args.state_dir, f"{base_name}.pt")
-    state_path = os.path.join(args.state_dir, f"{recipe_name}.pt")
-    total_epochs = args.epochs + args.extend
+    # One state file per phase of a recipe (model, widths, epochs, restarts), so runs of
+    # different recipes never mix and a longer recipe starts where a shorter one ended.
+    names = recipe_names(args, widths)
+    recipe_name = names[-1]
+    paths = [os.path.join(args.state_dir, f"{n}.pt") for n in names]
+    # Phase k (0: the step schedule) ends after this many epochs.
+    phase_ends = [args.epochs + sum(args.extend[:k]) for k in range(len(paths))]
+    state_path = paths[-1]
+    total_epochs = phase_ends[-1]
     if args.model == "timm27" and widths == [8, 16, 32] and args.epochs == 12:
         legacy = os.path.join(args.state_dir, "timm27.pt")  # the first run's name
         if os.path.exists(legacy) and not os.path.exists(state_path):
             os.replace(legacy, state_path)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", f"fmnist-{args.model}.h5")
+
+    def is_exported() -> bool:
+        if not (os.path.exists(state_path) and os.path.exists(out)):
+            return False
+        st = torch.load(state_path, weights_only=False)
+        return st["epoch"] >= total_epochs and bool(st.get("exported"))
+
+    if args.exported:
+        print(f"{recipe_name}: {'exported' if is_exported() else 'still to train'}", flush=True)
+        sys.exit(0 if is_exported() else 1)
+    # Two processes training one recipe would overwrite each other's state: one at a time.
+    lock = open(os.path.join(args.state_dir, f"{args.model}.lock"), "w")
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        raise SystemExit(f"{args.model}: another process is training it (lock {lock.name})")
 
     torch.manual_seed(args.seed)
     # channels_last: 1.2x faster steps in fp32 on the CPU (oneDNN's NHWC convolutions).
@@ -228,9 +296,10 @@ def main() -> None:
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(args.seed)
     start_epoch, elapsed, history, runs = 0, 0.0, [], []
-    # An extension starts from its base recipe's state until it has saved its own.
-    resume_path = state_path if os.path.exists(state_path) else base_path
-    if os.path.exists(resume_path):
+    # A phase starts from the state the previous one ended in until it has saved its own.
+    saved = [path for path in paths if os.path.exists(path)]
+    resume_path = saved[-1] if saved else None
+    if resume_path:
         st = torch.load(resume_path, weights_only=False)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
@@ -272,7 +341,7 @@ def main() -> None:
             opt.step()
             total_loss += float(loss.detach()) * len(idx)
         elapsed += time.time() - t0
-        save_path = base_path if epoch < args.epochs else state_path
+        save_path = next(path for path, end in zip(paths, phase_ends) if epoch < end)
         correct, nll = evaluate(model, test_x, test_y, test_gates)
         history.append({"epoch": epoch + 1, "lr": lr, "train_loss": total_loss / len(order),
                         "test_correct": correct, "test_nll": nll, "seconds": elapsed, "precision": args.precision})

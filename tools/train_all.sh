@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Trains (or resumes) the bundled models, saving state in tools/train-state/ after every
-# epoch and exporting to data/fmnist-MODEL.h5 when done; a finished and exported recipe is
-# skipped. Logs: ~/.cache/depthlens-train-MODEL.log.
+# Trains (or resumes) the bundled models one at a time, saving state in tools/train-state/
+# after every epoch and exporting to data/fmnist-MODEL.h5 when done; a finished and
+# exported recipe is skipped. Logs: ~/.cache/depthlens-train-MODEL.log.
 #   nohup tools/train_all.sh > /dev/null 2>&1 &
 # Jobs are "MODEL EPOCHS EXTEND": EPOCHS of the paper's step schedule, then the cosine warm
 # restarts EXTEND lists (each from lr 0.05; 0: none). timm27's 20 step-schedule epochs
@@ -10,9 +10,10 @@
 # 0.29 (timm27: 0.22), much further from the target: it gets a 20-epoch warm restart and
 # then a second one, since the first ended at 91.42% (session 5) with the training loss
 # still as high as the test NLL. baseline54 gets the same recipe as sd54, by definition.
-# Threads: with two recipes still to train, one core each; a recipe that trains alone
-# gets every core (sd54 alone with 2 threads: 5.5-6 min an epoch, against 13 min with one
-# beside baseline54). Rerun this script when one of two finishes to give the other both.
+# One recipe at a time, in the order below, with every core: two at once with one thread
+# each is no faster in all (sd54 alone with 2 threads: 5.5-6 min an epoch in session 5,
+# against 13 min with one beside baseline54; 3.9-4.5 min in session 6 under bf16), and
+# sd54's result, which decides whether both need another restart, comes first.
 # --precision auto: bf16 autocast where the CPU has native bf16 (2.1x faster there), fp32
 # elsewhere (emulated bf16 is 10x slower than fp32 on an AVX2-only CPU).
 set -e
@@ -28,7 +29,9 @@ for job in "${jobs[@]}"; do
     --exported > /dev/null 2>&1 || pending+=("$job")
 done
 [ ${#pending[@]} -gt 0 ] || { echo "every recipe is trained and exported"; exit 0; }
-threads=1
-[ ${#pending[@]} -gt 1 ] || threads=$(nproc)
-printf '%s\n' "${pending[@]}" | xargs -P 2 -L 1 sh -c \
-  'nice -n 5 python3 tools/train.py --model "$0" --widths 16,32,64 --epochs "$1" --extend "$2" --extend-lr 0.05 --threads '"$threads"' --precision auto >> "$HOME/.cache/depthlens-train-$0.log" 2>&1'
+for job in "${pending[@]}"; do
+  read -r model epochs extend <<<"$job"
+  nice -n 5 python3 tools/train.py --model "$model" --widths 16,32,64 --epochs "$epochs" --extend "$extend" \
+    --extend-lr 0.05 --threads "$(nproc)" --precision auto >> "$HOME/.cache/depthlens-train-$model.log" 2>&1 \
+    || echo "$model: training failed; see $HOME/.cache/depthlens-train-$model.log" >&2
+done

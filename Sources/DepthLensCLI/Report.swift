@@ -6,9 +6,10 @@ struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "The standard study in one results folder: eval, single and k-block lesions, ensemble, depth and paths, with CSVs, SVG plots and summary.md.",
         discussion: """
-            On the bundled defaults: `depthlens report data/fmnist-sd54.h5` evaluates the installed Fashion-MNIST \
-            test set. Unless --limit says otherwise, the first 2,000 test images are used, so that the study \
-            finishes in minutes on two cores; --limit 10000 uses them all.
+            On the bundled defaults (the README's main job): `depthlens report data/fmnist-timm27.h5` \
+            evaluates the installed Fashion-MNIST test set. Unless --limit says otherwise, the first 2,000 \
+            test images are used, so that the study finishes in minutes on two cores; --limit 10000 uses \
+            them all.
             """)
 
     @OptionGroup var options: AnalysisOptions

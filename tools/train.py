@@ -281,8 +281,9 @@ def main() -> None:
         return st["epoch"] >= total_epochs and bool(st.get("exported"))
 
     if args.exported:
-        print(f"{recipe_name}: {'exported' if is_exported() else 'still to train'}", flush=True)
-        sys.exit(0 if is_exported() else 1)
+        done = is_exported()
+        print(f"{recipe_name}: {'exported' if done else 'still to train'}", flush=True)
+        sys.exit(0 if done else 1)
     # Two processes training one recipe would overwrite each other's state: one at a time.
     lock = open(os.path.join(args.state_dir, f"{args.model}.lock"), "w")
     try:

@@ -15,15 +15,16 @@ finished recipe with a warm restart (Loshchilov & Hutter's SGDR): N more epochs 
 cosine annealing from LR, saved under its own state file and started from the base
 recipe's final state. `--extend 20,20` runs a second restart after the first, from the
 state the first ended in (`--extend-lr` takes one value for all or one per restart).
-`--exported` trains nothing and answers whether the recipe is done:
+`--exported` trains nothing and answers whether the recipe is done (exit 0 if so):
 
     nohup python3 tools/train.py --model sd54 > train-sd54.log 2>&1 &
+    python3 tools/train.py --model sd54 --widths 16,32,64 --epochs 20 --extend 20,20 --exported
 """
 from __future__ import annotations
 
 import argparse
-import json
 import fcntl
+import json
 import math
 import os
 import sys
@@ -280,10 +281,13 @@ def main() -> None:
         st = torch.load(state_path, weights_only=False)
         return st["epoch"] >= total_epochs and bool(st.get("exported"))
 
+    done = is_exported()
     if args.exported:
-        done = is_exported()
         print(f"{recipe_name}: {'exported' if done else 'still to train'}", flush=True)
         sys.exit(0 if done else 1)
+    if done:
+        print(f"{recipe_name}: already trained and exported to {out}", flush=True)
+        return
     # Two processes training one recipe would overwrite each other's state: one at a time.
     lock = open(os.path.join(args.state_dir, f"{args.model}.lock"), "w")
     try:
@@ -307,9 +311,6 @@ def main() -> None:
         gen.set_state(st["generator"])
         start_epoch, elapsed, history = st["epoch"], st["elapsed"], st["history"]
         runs = st.get("runs", [])  # absent in states saved before session 3
-        if start_epoch >= total_epochs and os.path.exists(out) and st.get("exported"):
-            print(f"{recipe_name}: already trained and exported to {out}", flush=True)
-            return
         print(f"resuming {recipe_name} at epoch {start_epoch + 1} ({elapsed:.0f}s trained so far)", flush=True)
 
     train_x, train_y = fashion_mnist("train")

@@ -14,6 +14,9 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Leave out the tensor table.")
     var noTensors = false
 
+    @Flag(help: "Also list the operations of the stem, of every residual unit (pre-activation, branch, shortcut, after the add) and of the head.")
+    var operations = false
+
     func run() throws {
         let ckpt = try architecture.load(checkpoint)
         print(render(ckpt, tensors: !noTensors), terminator: "")
@@ -21,6 +24,7 @@ struct Inspect: ParsableCommand {
 
     func render(_ ckpt: Checkpoint, tensors: Bool) -> String {
         let arch = ckpt.architecture
+        let model = arch.modelDescription
         var out = "Checkpoint   \(ckpt.path) "
             + (architecture.arch.map { "(plain state_dict dump read as \($0))\n" } ?? "(format v\(Checkpoint.formatVersion))\n")
         let shortcut: String = switch arch.shortcut {
@@ -52,10 +56,10 @@ struct Inspect: ParsableCommand {
         out += "\nBlocks\n"
         out += "  " + pad("l", 4) + pad("stage", 7) + pad("key", 14) + pad("channels", 11) + pad("stride", 8) + pad("shortcut", 10)
             + (p != nil ? "p_l" : "") + "\n"
-        for spec in arch.blocks {
-            out += "  " + pad("\(spec.index)", 4) + pad("\(spec.stage)", 7) + pad(String(spec.keyPrefix.dropLast()), 14)
-                + pad("\(spec.inChannels)->\(spec.outChannels)", 11) + pad("\(spec.stride)", 8)
-                + pad(spec.shortcut.rawValue, 10) + (p.map { String(format: "%.4f", $0[spec.index - 1]) } ?? "") + "\n"
+        for unit in model.units {
+            out += "  " + pad("\(unit.block)", 4) + pad("\(unit.stage)", 7) + pad(unit.name, 14)
+                + pad("\(unit.inChannels)->\(unit.outChannels)", 11) + pad("\(unit.stride)", 8)
+                + pad(shortcutName(unit), 10) + (p.map { String(format: "%.4f", $0[unit.block - 1]) } ?? "") + "\n"
         }
         if let p {
             out += "  expected number of active blocks: \(String(format: "%.3f", p.reduce(0, +))) of \(p.count)\n"
@@ -82,16 +86,42 @@ struct Inspect: ParsableCommand {
             out += "\nProvenance\n"
             for (key, value) in ckpt.provenance.sorted(by: { $0.key < $1.key }) { out += "  \(key): \(value)\n" }
         }
+        if operations { out += renderOperations(model) }
         if tensors {
-            let table = arch.expectedTensors
+            let table = model.tensors
             out += "\nTensors (\(table.count))\n"
             let width = (table.map(\.key.count).max() ?? 10) + 2
-            for (key, shape) in table {
-                out += "  " + pad(key, width) + "(" + shape.map(String.init).joined(separator: ", ") + ")\n"
+            let shapeWidth = (table.map { shapeText($0.shape).count }.max() ?? 10) + 2
+            for tensor in table {
+                out += "  " + pad(tensor.key, width) + pad(shapeText(tensor.shape), shapeWidth) + tensor.role.rawValue + "\n"
             }
         }
         return out
     }
+}
+
+/// "identity", "option A" (zero channels) or "option B" (a projection), as the paper names them.
+func shortcutName(_ unit: ResidualUnit) -> String {
+    guard let first = unit.shortcut.first else { return "identity" }
+    if case .zeroChannels = first { return "option A" }
+    return "option B"
+}
+
+func shapeText(_ shape: [Int]) -> String { "(" + shape.map(String.init).joined(separator: ", ") + ")" }
+
+/// The model description, one line a run of operations.
+func renderOperations(_ model: ModelDescription) -> String {
+    func line(_ ops: [ModelOperation]) -> String { ops.isEmpty ? "(none)" : ops.map(\.summary).joined(separator: ", ") }
+    var out = "\nOperations (\(model.family))\n  stem: \(line(model.stem))\n"
+    for unit in model.units {
+        out += "  \(unit.block) \(unit.name):"
+        if !unit.preActivation.isEmpty { out += " pre \(line(unit.preActivation));" }
+        out += " branch \(line(unit.branch)); shortcut "
+            + (unit.hasIdentityShortcut ? "identity" : line(unit.shortcut) + (unit.shortcutInput == .preActivated ? " (of pre)" : ""))
+        if !unit.afterAdd.isEmpty { out += "; after add \(line(unit.afterAdd))" }
+        out += "\n"
+    }
+    return out + "  head: \(line(model.head))\n"
 }
 
 func pad(_ text: String, _ width: Int) -> String {

@@ -42,151 +42,114 @@ public enum BatchNormRecalibration {
         return result
     }
 
-    /// One train-mode pass: batch tensors are (N, C, H, W), row-major.
+    /// One train-mode pass over the model description's operations: batch tensors are
+    /// (N, C, H, W), row-major; every batch norm normalises with the batch's statistics
+    /// and records them.
     struct Pass {
         let checkpoint: Checkpoint
+        let model: ModelDescription
         var statistics: [String: (mean: [Double], variance: [Double], batches: Int)] = [:]
 
-        init(checkpoint: Checkpoint) { self.checkpoint = checkpoint }
+        init(checkpoint: Checkpoint) {
+            self.checkpoint = checkpoint
+            model = checkpoint.architecture.modelDescription
+        }
 
         func tensor(_ key: String) -> [Float] { checkpoint.tensors[key]!.scalars }
 
-        func conv(_ name: String, _ x: [Float], n: Int, c: Int, h: Int, w: Int, out: Int, kernel: Int, stride: Int) -> ([Float], Int, Int) {
-            let layer = Convolution(outChannels: out, inChannels: c, kernel: kernel, stride: stride, padding: kernel / 2,
-                                    weight: tensor("\(name).weight"),
-                                    bias: checkpoint.architecture.convBias ? tensor("\(name).bias") : [Float](repeating: 0, count: out))
-            let oh = layer.outputSize(h), ow = layer.outputSize(w)
-            let y = Self.perImage(x, n: n, inputSize: c * h * w, outputSize: out * oh * ow) { src, dst in
-                Kernels.convolve(layer, input: src, height: h, width: w, output: dst, relu: false)
-            }
-            return (y, oh, ow)
+        /// A batch of `n` images of one shape.
+        struct Batch {
+            var values: [Float]
+            var n: Int
+            var shape: ActivationShape
         }
 
-        /// Runs `kernel` on each of the `n` images of `x` (`inputSize` values each), into a
-        /// new batch of `outputSize` values an image.
-        static func perImage(_ x: [Float], n: Int, inputSize: Int, outputSize: Int,
-                             _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> [Float] {
-            var y = [Float](repeating: 0, count: n * outputSize)
-            x.withUnsafeBufferPointer { src in
+        mutating func forward(_ batch: ImageBatch, gates: [Float]) {
+            var x = Batch(values: batch.pixels, n: batch.count,
+                          shape: ActivationShape(channels: batch.channels, height: batch.height, width: batch.width))
+            x = run(model.stem, x)
+            for unit in model.units {
+                let g = gates[unit.block - 1]
+                var activated = x
+                if g != 0 || (unit.shortcutInput == .preActivated && !unit.hasIdentityShortcut) {
+                    activated = run(unit.preActivation, x)
+                }
+                var sum = run(unit.shortcut, unit.shortcutInput == .preActivated ? activated : x)
+                if g != 0 {
+                    let residual = run(unit.branch, activated)
+                    for k in 0..<sum.values.count { sum.values[k] += g * residual.values[k] }
+                }
+                x = run(unit.afterAdd, sum)
+            }
+            // Only the head's batch norm matters here (its statistics); the logits do not.
+            _ = run(Array(model.head.prefix { if case .batchNorm = $0 { return true } else { return $0 == .relu } }), x)
+        }
+
+        mutating func run(_ operations: [ModelOperation], _ input: Batch) -> Batch {
+            operations.reduce(input) { x, op in step(op, x) }
+        }
+
+        mutating func step(_ op: ModelOperation, _ x: Batch) -> Batch {
+            let out = op.outputShape(x.shape)!
+            switch op {
+            case .convolution(let spec):
+                let conv = Convolution(outChannels: spec.outChannels, inChannels: spec.inChannels, kernel: spec.kernel,
+                                       stride: spec.stride, padding: spec.padding, weight: tensor(spec.key + ".weight"),
+                                       bias: spec.bias ? tensor(spec.key + ".bias") : [Float](repeating: 0, count: spec.outChannels))
+                return perImage(x, out) { Kernels.run(.convolution(conv, relu: false), input: $0, shape: x.shape, output: $1) }
+            case .batchNorm(let spec):
+                return Batch(values: norm(spec, x), n: x.n, shape: x.shape)
+            case .relu, .maxPool, .averagePool2x2, .zeroChannels:
+                let layer: Layer = switch op {
+                case .relu: .relu
+                case .maxPool: .maxPool
+                case .averagePool2x2: .averagePool2x2
+                case .zeroChannels(let z): .zeroChannels(z)
+                default: preconditionFailure()
+                }
+                return perImage(x, out) { Kernels.run(layer, input: $0, shape: x.shape, output: $1) }
+            case .globalAveragePool, .linear:
+                preconditionFailure("recalibration stops before the classifier")
+            }
+        }
+
+        /// Runs `kernel` on each image of `x`, into a new batch of shape `out`.
+        func perImage(_ x: Batch, _ out: ActivationShape,
+                      _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Batch {
+            var y = [Float](repeating: 0, count: x.n * out.count)
+            x.values.withUnsafeBufferPointer { src in
                 y.withUnsafeMutableBufferPointer { dst in
-                    for i in 0..<n { kernel(src.baseAddress! + i * inputSize, dst.baseAddress! + i * outputSize) }
+                    for i in 0..<x.n { kernel(src.baseAddress! + i * x.shape.count, dst.baseAddress! + i * out.count) }
                 }
             }
-            return y
-        }
-
-        /// The ImageNet stem's 3x3/2 max pooling on every image.
-        func maxPool(_ x: [Float], n: Int, c: Int, h: Int, w: Int) -> ([Float], Int, Int) {
-            let oh = StemPool.outputSize(h), ow = StemPool.outputSize(w)
-            let y = Self.perImage(x, n: n, inputSize: c * h * w, outputSize: c * oh * ow) { src, dst in
-                Kernels.maxPool(src, channels: c, height: h, width: w, output: dst)
-            }
-            return (y, oh, ow)
-        }
-
-        /// ``ShortcutPool`` (timm's `avg_down`) on every image.
-        func averagePool(_ x: [Float], n: Int, c: Int, h: Int, w: Int) -> [Float] {
-            let oh = ShortcutPool.outputSize(h), ow = ShortcutPool.outputSize(w)
-            let y = Self.perImage(x, n: n, inputSize: c * h * w, outputSize: c * oh * ow) { src, dst in
-                Kernels.averagePool2x2(src, channels: c, height: h, width: w, output: dst)
-            }
-            return y
+            return Batch(values: y, n: x.n, shape: out)
         }
 
         /// Normalises with the batch's statistics and records them.
-        mutating func norm(_ name: String, _ x: [Float], n: Int, c: Int, plane: Int, relu: Bool) -> [Float] {
-            let weight = tensor("\(name).weight"), bias = tensor("\(name).bias")
-            let eps = checkpoint.architecture.bnEps
-            var y = x
-            var record = statistics[name] ?? ([Double](repeating: 0, count: c), [Double](repeating: 0, count: c), 0)
+        mutating func norm(_ spec: BatchNormSpec, _ x: Batch) -> [Float] {
+            let weight = tensor(spec.key + ".weight"), bias = tensor(spec.key + ".bias")
+            let (n, c, plane) = (x.n, x.shape.channels, x.shape.height * x.shape.width)
+            var y = x.values
+            var record = statistics[spec.key] ?? ([Double](repeating: 0, count: c), [Double](repeating: 0, count: c), 0)
             let count = Double(n * plane)
             for ch in 0..<c {
                 var sum = 0.0, squares = 0.0
-                for i in 0..<n { for j in 0..<plane { let v = Double(x[(i * c + ch) * plane + j]); sum += v; squares += v * v } }
+                for i in 0..<n { for j in 0..<plane { let v = Double(x.values[(i * c + ch) * plane + j]); sum += v; squares += v * v } }
                 let mean = sum / count
                 let variance = max(0, squares / count - mean * mean)
                 record.mean[ch] += mean
                 record.variance[ch] += count > 1 ? variance * count / (count - 1) : 0
-                let scale = Double(weight[ch]) / (variance + eps).squareRoot()
+                let scale = Double(weight[ch]) / (variance + spec.eps).squareRoot()
                 for i in 0..<n {
                     for j in 0..<plane {
                         let k = (i * c + ch) * plane + j
-                        let v = Float((Double(x[k]) - mean) * scale + Double(bias[ch]))
-                        y[k] = relu && v < 0 ? 0 : v
+                        y[k] = Float((Double(x.values[k]) - mean) * scale + Double(bias[ch]))
                     }
                 }
             }
             record.batches += 1
-            statistics[name] = record
+            statistics[spec.key] = record
             return y
-        }
-
-        mutating func forward(_ batch: ImageBatch, gates: [Float]) {
-            let arch = checkpoint.architecture
-            let n = batch.count
-            var (x, h, w, c) = (batch.pixels, batch.height, batch.width, batch.channels)
-            for layer in arch.stemConvolutions {
-                (x, h, w) = conv(layer.name, x, n: n, c: c, h: h, w: w, out: layer.out, kernel: layer.kernel, stride: layer.stride)
-                c = layer.out
-                if arch.block != .preact { x = norm(layer.norm, x, n: n, c: c, plane: h * w, relu: true) }
-            }
-            if arch.stemMaxPool { (x, h, w) = maxPool(x, n: n, c: c, h: h, w: w) }
-            for spec in arch.blocks {
-                let p = spec.keyPrefix, g = gates[spec.index - 1]
-                let out = spec.outChannels
-                var activated = x
-                if arch.block == .preact, g != 0 || spec.shortcut == .projection {
-                    activated = norm(p + "bn1", x, n: n, c: c, plane: h * w, relu: true)
-                }
-                var s: [Float]
-                var (oh, ow) = ((h - 1) / spec.stride + 1, (w - 1) / spec.stride + 1)
-                switch spec.shortcut {
-                case .identity:
-                    s = x
-                case .projection:
-                    let keys = arch.projectionKeys
-                    // avg_down: pool to the output size first, then a stride-1 convolution.
-                    let pooled = arch.averagePoolDownsample && spec.stride == 2
-                    let input = pooled ? averagePool(activated, n: n, c: c, h: h, w: w) : activated
-                    let (y, ph, pw) = conv(p + keys.conv, input, n: n, c: c, h: pooled ? oh : h, w: pooled ? ow : w, out: out,
-                                           kernel: 1, stride: pooled ? 1 : spec.stride)
-                    s = norm(p + keys.norm, y, n: n, c: out, plane: ph * pw, relu: false)
-                case .zeroPadded:
-                    let average = arch.shortcut == .averagePoolThenPad
-                    if average { (oh, ow) = (h / spec.stride, w / spec.stride) }
-                    let extra = out - c
-                    let before = arch.channelPadding == .both ? extra / 2 : 0
-                    s = [Float](repeating: 0, count: n * out * oh * ow)
-                    x.withUnsafeBufferPointer { src in
-                        s.withUnsafeMutableBufferPointer { dst in
-                            for i in 0..<n {
-                                Kernels.zeroPaddedShortcut(input: src.baseAddress! + i * c * h * w, channels: c, height: h, width: w,
-                                                           stride: spec.stride, averagePool: average, padBefore: before,
-                                                           padAfter: extra - before, output: dst.baseAddress! + i * out * oh * ow)
-                            }
-                        }
-                    }
-                }
-                if g != 0, arch.block == .bottleneck {
-                    let mid = spec.midChannels
-                    var (t, th, tw) = conv(p + "conv1", x, n: n, c: c, h: h, w: w, out: mid, kernel: 1, stride: 1)
-                    t = norm(p + "bn1", t, n: n, c: mid, plane: th * tw, relu: true)
-                    (t, th, tw) = conv(p + "conv2", t, n: n, c: mid, h: th, w: tw, out: mid, kernel: 3, stride: spec.stride)
-                    t = norm(p + "bn2", t, n: n, c: mid, plane: th * tw, relu: true)
-                    (t, th, tw) = conv(p + "conv3", t, n: n, c: mid, h: th, w: tw, out: out, kernel: 1, stride: 1)
-                    t = norm(p + "bn3", t, n: n, c: out, plane: th * tw, relu: false)
-                    for k in 0..<s.count { s[k] += g * t[k] }
-                } else if g != 0 {
-                    var (t, th, tw) = conv(p + "conv1", activated, n: n, c: c, h: h, w: w, out: out, kernel: 3, stride: spec.stride)
-                    t = norm(p + (arch.block == .preact ? "bn2" : "bn1"), t, n: n, c: out, plane: th * tw, relu: true)
-                    var (r, _, _) = conv(p + "conv2", t, n: n, c: out, h: th, w: tw, out: out, kernel: 3, stride: 1)
-                    if arch.block == .basic { r = norm(p + "bn2", r, n: n, c: out, plane: th * tw, relu: false) }
-                    for k in 0..<s.count { s[k] += g * r[k] }
-                }
-                if arch.block != .preact { for k in 0..<s.count where s[k] < 0 { s[k] = 0 } }
-                (x, h, w, c) = (s, oh, ow, out)
-            }
-            if arch.block == .preact { _ = norm("bn_final", x, n: n, c: c, plane: h * w, relu: true) }
         }
     }
 }

@@ -13,6 +13,17 @@ struct BlockedShape: Equatable {
     /// Floats per image, padding included.
     var rowSize: Int { channelBlocks * block * plane }
 
+    init(channels: Int, height: Int, width: Int, block: Int) {
+        (self.channels, self.height, self.width, self.block) = (channels, height, width, block)
+    }
+
+    init(_ shape: ActivationShape, block: Int) {
+        self.init(channels: shape.channels, height: shape.height, width: shape.width, block: block)
+    }
+
+    /// The unblocked shape.
+    var activation: ActivationShape { ActivationShape(channels: channels, height: height, width: width) }
+
     /// Offset of (c, y, x) inside a row.
     @inline(__always)
     func offset(_ c: Int, _ y: Int, _ x: Int) -> Int { ((c / block) * plane + y * width + x) * block + c % block }
@@ -34,10 +45,10 @@ enum BlockedKernels {
         }
     }
 
-    /// output = max(0, input * scale + shift) per channel (pre-activation batch norm and
-    /// ReLU); padded channels stay zero.
-    static func affineReLU(_ norm: ChannelAffine, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
-                           rows: Int, shape: BlockedShape) {
+    /// output = input * scale + shift per channel (batch norm), then max(0, .) when
+    /// `relu`; padded channels stay zero.
+    static func affine(_ norm: ChannelAffine, relu: Bool, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                       rows: Int, shape: BlockedShape) {
         let b = shape.block, padded = shape.channelBlocks * b
         var scale = [Float](repeating: 0, count: padded), shift = [Float](repeating: 0, count: padded)
         for c in 0..<shape.channels { (scale[c], shift[c]) = (norm.scale[c], norm.shift[c]) }
@@ -47,19 +58,24 @@ enum BlockedKernels {
                 let base = (r * shape.channelBlocks + cb) * plane * b
                 let src = input + base, dst = output + base
                 if b == 16 {
-                    affineReLU(SIMD16<Float>.self, src, dst, plane: plane, scale: scale[(cb * b)...], shift: shift[(cb * b)...])
+                    affine(SIMD16<Float>.self, src, dst, plane: plane, scale: scale[(cb * b)...], shift: shift[(cb * b)...], relu: relu)
                 } else if b == 8 {
-                    affineReLU(SIMD8<Float>.self, src, dst, plane: plane, scale: scale[(cb * b)...], shift: shift[(cb * b)...])
+                    affine(SIMD8<Float>.self, src, dst, plane: plane, scale: scale[(cb * b)...], shift: shift[(cb * b)...], relu: relu)
                 } else {
                     for p in 0..<plane {
                         for j in 0..<b {
                             let v = src[p * b + j] * scale[cb * b + j] + shift[cb * b + j]
-                            dst[p * b + j] = v < 0 ? 0 : v
+                            dst[p * b + j] = relu && v < 0 ? 0 : v
                         }
                     }
                 }
             }
         }
+    }
+
+    /// output = max(0, input) over `count` values (`output` may be `input`).
+    static func relu(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { output[i] = input[i] < 0 ? 0 : input[i] }
     }
 
     /// Option A shortcut: downsample by `stride` (average pooling or subsampling), then
@@ -120,16 +136,16 @@ enum BlockedKernels {
         }
     }
 
-    /// One channel block of `plane` pixels: max(0, v * scale + shift), a vector of the
-    /// block's channels at a time (16 with AVX-512, 8 otherwise).
+    /// One channel block of `plane` pixels: v * scale + shift, then max(0, .) when `relu`,
+    /// a vector of the block's channels at a time (16 with AVX-512, 8 otherwise).
     @inline(__always)
-    private static func affineReLU<V: SIMD>(_: V.Type, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, plane: Int,
-                                            scale: ArraySlice<Float>, shift: ArraySlice<Float>) where V.Scalar == Float {
+    private static func affine<V: SIMD>(_: V.Type, _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, plane: Int,
+                                        scale: ArraySlice<Float>, shift: ArraySlice<Float>, relu: Bool) where V.Scalar == Float {
         let n = V.scalarCount
         let s = V(scale.prefix(n)), t = V(shift.prefix(n))
         for p in 0..<plane {
             let y = UnsafeRawPointer(src + p * n).loadUnaligned(as: V.self) * s + t
-            UnsafeMutableRawPointer(dst + p * n).storeBytes(of: y.replacing(with: 0, where: y .< 0), as: V.self)
+            UnsafeMutableRawPointer(dst + p * n).storeBytes(of: relu ? y.replacing(with: 0, where: y .< 0) : y, as: V.self)
         }
     }
 
@@ -194,13 +210,13 @@ enum BlockedKernels {
 
     /// The head on each row: optional final batch norm and ReLU, global average pooling,
     /// then the linear layer; `logits` receives rows x classes values.
-    static func head(_ network: Network, input: UnsafePointer<Float>, shape: BlockedShape, rows: Int,
+    static func head(_ head: ClassifierHead, input: UnsafePointer<Float>, shape: BlockedShape, rows: Int,
                      logits: UnsafeMutablePointer<Float>) {
         let channels = shape.channels, plane = shape.plane, b = shape.block
-        let classes = network.architecture.numClasses
+        let classes = head.classes
         let inversePlane = 1 / Float(plane)
         var features = [Float](repeating: 0, count: shape.channelBlocks * b)
-        network.headWeight.withUnsafeBufferPointer { weight in
+        head.weight.withUnsafeBufferPointer { weight in
             for r in 0..<rows {
                 let row = input + r * shape.rowSize
                 for cb in 0..<shape.channelBlocks {
@@ -209,7 +225,7 @@ enum BlockedKernels {
                         guard c < channels else { features[c] = 0; continue }
                         var sum: Float = 0
                         let src = row + cb * plane * b + j
-                        if let norm = network.finalNorm {
+                        if let norm = head.finalNorm {
                             let a = norm.scale[c], t = norm.shift[c]
                             for p in 0..<plane { sum += max(src[p * b] * a + t, 0) }
                         } else {
@@ -219,7 +235,7 @@ enum BlockedKernels {
                     }
                 }
                 for k in 0..<classes {
-                    var sum = network.headBias[k]
+                    var sum = head.bias[k]
                     for c in 0..<channels { sum += weight[k * channels + c] * features[c] }
                     logits[r * classes + k] = sum
                 }

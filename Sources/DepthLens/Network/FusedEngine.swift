@@ -21,7 +21,7 @@ struct FusedEngine: EvaluationEngine {
     static let chunkSize = 16
 
     func logits(_ batch: ImageBatch, gates: Gates) -> [Float] {
-        let classes = network.architecture.numClasses
+        let classes = network.head.classes
         var output = [Float](repeating: 0, count: batch.count * classes)
         let network = network
         output.withUnsafeMutableBufferPointer { out in
@@ -39,7 +39,7 @@ struct FusedEngine: EvaluationEngine {
 
     func logits(_ batch: ImageBatch, configurations: [[Float]]) -> [[Float]] {
         guard !configurations.isEmpty else { return [] }
-        let classes = network.architecture.numClasses
+        let classes = network.head.classes
         let network = network
         let results = configurations.map { _ in ActivationBuffer(capacity: batch.count * classes) }
         batch.pixels.withUnsafeBufferPointer { pixels in
@@ -67,7 +67,8 @@ private struct ChunkIO: @unchecked Sendable {
 /// named by their index in the checkpoint, so a reordered network shares the cache.
 enum LayerID: Hashable {
     case stem(Int)
-    case conv1(Int), conv2(Int), conv3(Int), projection(Int)
+    /// Layer i of block l's pre-activation, branch or shortcut.
+    case preActivation(block: Int, Int), branch(block: Int, Int), shortcut(block: Int, Int)
 }
 
 /// A network's weights in oneDNN's formats, by layer and gate scale, shared by the
@@ -108,16 +109,13 @@ final class FusedPass {
     let network: Network
     /// Activation shape after the stem (index 0) and after each block (index l + 1).
     let shapes: [BlockedShape]
-    /// The output of each stem convolution (the last equals `shapes[0]` without max pooling).
-    let stemShapes: [BlockedShape]
     let inputChannels: Int, inputHeight: Int, inputWidth: Int
     let chunk: Int
     private let capacity: Int
     private let hidden: UnsafeMutablePointer<Float>
-    /// A bottleneck's second hidden activation.
+    /// The second scratch activation of a branch, shortcut or stem (after `hidden`).
     private let inner: UnsafeMutablePointer<Float>
-    /// Pre-activated block input (preact), a stem convolution's output (deep stem), or a
-    /// pooled block input (average-pool projections): never two at once.
+    /// The pre-activated block input.
     private let activated: UnsafeMutablePointer<Float>
     private let gathered: UnsafeMutablePointer<Float>
     private let gatheredOut: UnsafeMutablePointer<Float>
@@ -128,26 +126,17 @@ final class FusedPass {
     init(worker: DNNL.Worker, network: Network, batch: ImageBatch) {
         self.worker = worker
         self.network = network
-        let stem = network.stem
-        let widths = network.stemLayers.map(\.outChannels) + network.blocks.flatMap { [$0.spec.outChannels, $0.spec.midChannels] }
-        let block = worker.dnnl.widestBlock == 16 && widths.allSatisfy { $0 % 16 == 0 } ? 16 : 8
-        var (h, w) = (batch.height, batch.width)
-        stemShapes = network.stemLayers.map { conv in
-            (h, w) = (conv.outputSize(h), conv.outputSize(w))
-            return BlockedShape(channels: conv.outChannels, height: h, width: w, block: block)
-        }
-        let pooled = network.stemOutputSize(height: batch.height, width: batch.width)
-        var shapes = [BlockedShape(channels: stem.outChannels, height: pooled.height, width: pooled.width, block: block)]
-        var largest = max(stemShapes.map(\.rowSize).max() ?? 0, shapes[0].rowSize)
+        let input = ActivationShape(channels: batch.channels, height: batch.height, width: batch.width)
+        let stemShapes = Layer.shapes(network.stemLayers, from: input)
+        var blockShapes = [stemShapes.last ?? input], inside: [ActivationShape] = []
         for b in network.blocks {
-            let last = shapes[shapes.count - 1]
-            let next = BlockedShape(channels: b.spec.outChannels, height: b.outputSize(last.height),
-                                    width: b.outputSize(last.width), block: block)
-            for hidden in Self.hiddenShapes(b, input: last, output: next) { largest = max(largest, hidden.rowSize) }
-            largest = max(largest, next.rowSize)
-            shapes.append(next)
+            inside += b.innerShapes(input: blockShapes[blockShapes.count - 1])
+            blockShapes.append(b.outputShape(blockShapes[blockShapes.count - 1]))
         }
-        self.shapes = shapes
+        let all = stemShapes + blockShapes + inside
+        let block = worker.dnnl.widestBlock == 16 && all.allSatisfy { $0.channels % 16 == 0 } ? 16 : 8
+        shapes = blockShapes.map { BlockedShape($0, block: block) }
+        let largest = all.map { BlockedShape($0, block: block).rowSize }.max() ?? 0
         (inputChannels, inputHeight, inputWidth) = (batch.channels, batch.height, batch.width)
         chunk = min(FusedEngine.chunkSize, max(batch.count, 1))
         capacity = chunk * largest
@@ -156,13 +145,12 @@ final class FusedPass {
         // oneDNN's SSE4.1 kernels do not read plain NCHW images into blocked outputs (its
         // reference convolution would, 10x slower than the whole rest of the network), so
         // there the images are blocked first and the stem reads blocked input like any layer.
-        let blockedInput = BlockedShape(channels: batch.channels, height: batch.height, width: batch.width, block: block)
-        let (dnnl, firstOut, rowLimit) = (worker.dnnl, stemShapes[0], chunk)
-        let stemPostOp: ConvolutionShape.PostOp = network.stemReLU ? .relu : .none
+        let blockedInput = BlockedShape(input, block: block)
+        let (dnnl, rowLimit) = (worker.dnnl, chunk)
         let pieces = sequence(first: 1) { $0 * 2 <= rowLimit ? $0 * 2 : nil }  // what convolve runs
-        if batch.count > 0, let first = network.stemLayers.first, pieces.contains(where: { rows in
-            dnnl.primitive(Self.shape(first, postOp: stemPostOp, inShape: blockedInput, plainInput: true,
-                                      outShape: firstOut, rows: rows)).implementation.hasPrefix("ref")
+        if batch.count > 0, case .convolution(let first, let relu) = network.stemLayers.first, pieces.contains(where: { rows in
+            dnnl.primitive(Self.shape(first, postOp: relu ? .relu : .none, inShape: blockedInput, plainInput: true,
+                                      outShape: BlockedShape(stemShapes[0], block: block), rows: rows)).implementation.hasPrefix("ref")
         }) {
             blockedImages = (worker.buffer(chunk * blockedInput.rowSize), blockedInput)
         } else {
@@ -207,7 +195,7 @@ final class FusedPass {
             }
             if !identity { swap(&x, &y) }
         }
-        BlockedKernels.head(network, input: x, shape: shapes[shapes.count - 1], rows: n, logits: logits)
+        BlockedKernels.head(network.head, input: x, shape: shapes[shapes.count - 1], rows: n, logits: logits)
     }
 
     /// The rows of a chunk grouped by their gate at `block`, in order of first appearance.
@@ -234,83 +222,83 @@ final class FusedPass {
 
     // MARK: Layers
 
-    /// The stem on `n` images in NCHW: its convolutions (a deep stem's first two write
-    /// `inner` and `activated`), then max pooling through `hidden` when the stem has it.
+    /// The stem on `n` images in NCHW, through the `inner` and `activated` scratch buffers.
     func stem(_ pixels: UnsafePointer<Float>, rows n: Int, into output: UnsafeMutablePointer<Float>) {
         var source = pixels, row = inputChannels * inputHeight * inputWidth
-        var inShape = BlockedShape(channels: inputChannels, height: inputHeight, width: inputWidth, block: shapes[0].block)
+        var inShape = BlockedShape(ActivationShape(channels: inputChannels, height: inputHeight, width: inputWidth),
+                                   block: shapes[0].block)
         var plain = true
         if let (buffer, shape) = blockedImages {
             BlockedKernels.block(planar: pixels, rows: n, into: buffer, shape: shape)
-            (source, row, plain) = (UnsafePointer(buffer), shape.rowSize, false)
+            (source, row, plain, inShape) = (UnsafePointer(buffer), shape.rowSize, false, shape)
         }
-        for (i, conv) in network.stemLayers.enumerated() {
-            let last = i == network.stemLayers.count - 1
-            let target = last ? (network.stemMaxPool ? hidden : output) : (i % 2 == 0 ? inner : activated)
-            convolve(conv, layer: .stem(i), scale: 1, postOp: network.stemReLU ? .relu : .none, input: source, inputRow: row,
-                     inShape: inShape, plainInput: plain && i == 0, output: target, outShape: stemShapes[i], rows: n)
-            (source, inShape, row) = (UnsafePointer(target), stemShapes[i], stemShapes[i].rowSize)
-        }
-        if network.stemMaxPool {
-            BlockedKernels.maxPool(hidden, inShape: inShape, output: output, outShape: shapes[0], rows: n)
-        }
-    }
-
-    /// The shapes inside block `b`'s residual branch: after conv1, and (bottlenecks) after conv2.
-    static func hiddenShapes(_ b: ResidualBlock, input: BlockedShape, output: BlockedShape) -> [BlockedShape] {
-        let first = BlockedShape(channels: b.conv1.outChannels, height: b.conv1.outputSize(input.height),
-                                 width: b.conv1.outputSize(input.width), block: output.block)
-        guard b.conv3 != nil else { return [first] }
-        return [first, BlockedShape(channels: b.conv2.outChannels, height: output.height, width: output.width, block: output.block)]
+        run(network.stemLayers, id: LayerID.stem, input: source, inputRow: row, inShape: inShape, plainInput: plain,
+            output: output, rows: n, scratch: (inner, activated))
     }
 
     /// Block `l` with gate `g` on `n` rows: output = post(shortcut(input) + g * residual(input)).
     /// `output` may be `input` for an identity block (the add then happens in place).
     func step(_ l: Int, gate g: Float, input x: UnsafeMutablePointer<Float>, output y: UnsafeMutablePointer<Float>, rows n: Int) {
         let block = network.blocks[l]
-        let inShape = shapes[l], outShape = shapes[l + 1]
-        let index = block.spec.index
-        let preact = block.preNorm != nil
-        var source = UnsafePointer(x)
-        if let norm = block.preNorm, g != 0 || block.isProjection {
-            BlockedKernels.affineReLU(norm, input: x, output: activated, rows: n, shape: inShape)
+        let inShape = shapes[l], index = block.index
+        var source = UnsafePointer(x), sourceShape = inShape
+        if !block.preActivation.isEmpty, g != 0 || (block.shortcutReadsPreActivated && !block.isIdentity) {
+            sourceShape = run(block.preActivation, id: { .preActivation(block: index, $0) }, input: x, inShape: inShape,
+                              output: activated, rows: n, scratch: (hidden, inner))
             source = UnsafePointer(activated)
         }
-        switch block.shortcut {
-        case .identity:
-            if y != x { y.update(from: x, count: n * outShape.rowSize) }
-        case .zeroPadded(let stride, let averagePool, let before, _):
-            BlockedKernels.zeroPaddedShortcut(input: x, inShape: inShape, output: y, outShape: outShape, rows: n,
-                                              stride: stride, averagePool: averagePool, padBefore: before)
-        case .projection(let conv):
-            convolve(conv, layer: .projection(index), scale: 1, postOp: !preact && g == 0 ? .relu : .none,
-                     input: source, inputRow: inShape.rowSize, inShape: inShape, plainInput: false,
-                     output: y, outShape: outShape, rows: n)
-        case .pooledProjection(let conv):
-            let pooledShape = BlockedShape(channels: inShape.channels, height: outShape.height, width: outShape.width,
-                                           block: inShape.block)
-            BlockedKernels.averagePool2x2(x, inShape: inShape, output: activated, outShape: pooledShape, rows: n)
-            convolve(conv, layer: .projection(index), scale: 1, postOp: g == 0 ? .relu : .none,
-                     input: activated, inputRow: pooledShape.rowSize, inShape: pooledShape, plainInput: false,
-                     output: y, outShape: outShape, rows: n)
+        if block.isIdentity {
+            if y != x { y.update(from: x, count: n * inShape.rowSize) }
+        } else {
+            // With the branch dropped, a projection's convolution takes the ReLU after the add.
+            let fuseReLU = g == 0 && block.reluAfterAdd
+            let (input, shape) = block.shortcutReadsPreActivated ? (source, sourceShape) : (UnsafePointer(x), inShape)
+            run(block.shortcut, id: { .shortcut(block: index, $0) }, input: input, inShape: shape, output: y, rows: n,
+                scratch: (hidden, inner), last: fuseReLU ? (1, .relu) : nil)
+            if fuseReLU, !block.shortcutEndsInConvolution {
+                BlockedKernels.relu(y, into: y, count: n * shapes[l + 1].rowSize)
+            }
         }
         guard g != 0 else { return }
-        let hiddenShapes = Self.hiddenShapes(block, input: inShape, output: outShape)
-        let hiddenShape = hiddenShapes[0]
-        convolve(block.conv1, layer: .conv1(index), scale: 1, postOp: .relu, input: source, inputRow: inShape.rowSize,
-                 inShape: inShape, plainInput: false, output: hidden, outShape: hiddenShape, rows: n)
-        let addOp: ConvolutionShape.PostOp = block.reluAfterAdd ? .sumReLU : .sum
-        if let conv3 = block.conv3 {
-            let innerShape = hiddenShapes[1]
-            convolve(block.conv2, layer: .conv2(index), scale: 1, postOp: .relu, input: hidden, inputRow: hiddenShape.rowSize,
-                     inShape: hiddenShape, plainInput: false, output: inner, outShape: innerShape, rows: n)
-            convolve(conv3, layer: .conv3(index), scale: g, postOp: addOp, input: inner, inputRow: innerShape.rowSize,
-                     inShape: innerShape, plainInput: false, output: y, outShape: outShape, rows: n)
-        } else {
-            convolve(block.conv2, layer: .conv2(index), scale: g, postOp: addOp,
-                     input: hidden, inputRow: hiddenShape.rowSize, inShape: hiddenShape, plainInput: false,
-                     output: y, outShape: outShape, rows: n)
+        // The gate scales the last convolution's weights and bias; the add (and ReLU) are its post-op.
+        run(block.branch, id: { .branch(block: index, $0) }, input: source, inShape: sourceShape, output: y, rows: n,
+            scratch: (hidden, inner), last: (g, block.reluAfterAdd ? .sumReLU : .sum))
+    }
+
+    /// Runs `layers` on `n` rows from `input` into `output`, the layers in between
+    /// alternating between the two scratch buffers, and returns the output shape. A last
+    /// convolution takes `last`'s scale and post-op in place of its own ReLU.
+    @discardableResult
+    func run(_ layers: [Layer], id: (Int) -> LayerID, input: UnsafePointer<Float>, inputRow: Int? = nil, inShape: BlockedShape,
+             plainInput: Bool = false, output: UnsafeMutablePointer<Float>, rows n: Int,
+             scratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>),
+             last: (scale: Float, postOp: ConvolutionShape.PostOp)? = nil) -> BlockedShape {
+        var (source, shape, row) = (input, inShape, inputRow ?? inShape.rowSize)
+        for (i, layer) in layers.enumerated() {
+            let isLast = i == layers.count - 1
+            let target = isLast ? output : (i % 2 == 0 ? scratch.0 : scratch.1)
+            let outShape = BlockedShape(layer.outputShape(shape.activation), block: shape.block)
+            switch layer {
+            case .convolution(let conv, let relu):
+                let (scale, postOp) = isLast && last != nil ? last! : (1, relu ? .relu : .none)
+                convolve(conv, layer: id(i), scale: scale, postOp: postOp, input: source, inputRow: row, inShape: shape,
+                         plainInput: plainInput && i == 0, output: target, outShape: outShape, rows: n)
+            case .affine(let norm, let relu):
+                BlockedKernels.affine(norm, relu: relu, input: source, output: target, rows: n, shape: shape)
+            case .relu:
+                BlockedKernels.relu(source, into: target, count: n * shape.rowSize)
+            case .maxPool:
+                BlockedKernels.maxPool(source, inShape: shape, output: target, outShape: outShape, rows: n)
+            case .averagePool2x2:
+                BlockedKernels.averagePool2x2(source, inShape: shape, output: target, outShape: outShape, rows: n)
+            case .zeroChannels(let z):
+                BlockedKernels.zeroPaddedShortcut(input: source, inShape: shape, output: target, outShape: outShape, rows: n,
+                                                  stride: z.stride, averagePool: z.averagePool, padBefore: z.before)
+            }
+            (source, shape, row) = (UnsafePointer(target), outShape, outShape.rowSize)
         }
+        if layers.isEmpty, output != UnsafeMutablePointer(mutating: input) { output.update(from: input, count: n * row) }
+        return shape
     }
 
     /// One convolution over `n` rows, as pieces whose sizes are powers of two.
@@ -341,13 +329,15 @@ final class FusedPass {
 }
 
 extension ResidualBlock {
-    var isIdentity: Bool {
-        if case .identity = shortcut { return true }
+    var shortcutEndsInConvolution: Bool {
+        if case .convolution = shortcut.last { return true }
         return false
     }
 
-    var isProjection: Bool {
-        if case .projection = shortcut { return true }
-        return false
+    /// The block's output shape for an input of `shape`.
+    func outputShape(_ shape: ActivationShape) -> ActivationShape {
+        if isIdentity { return shape }
+        let activated = Layer.shapes(preActivation, from: shape).last ?? shape
+        return Layer.shapes(shortcut, from: shortcutReadsPreActivated ? activated : shape).last ?? shape
     }
 }

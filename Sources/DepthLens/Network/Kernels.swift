@@ -2,6 +2,26 @@
 /// baseline that faster kernels are tested against: simple loops, bounds settled
 /// once per row, inner loops contiguous so the compiler vectorises them.
 enum Kernels {
+    /// One evaluation layer on one image of `shape`, from `input` into `output`.
+    static func run(_ layer: Layer, input: UnsafePointer<Float>, shape: ActivationShape, output: UnsafeMutablePointer<Float>) {
+        let (c, h, w) = (shape.channels, shape.height, shape.width)
+        switch layer {
+        case .convolution(let conv, let relu):
+            convolve(conv, input: input, height: h, width: w, output: output, relu: relu)
+        case .affine(let norm, let relu):
+            affine(norm, input: input, planeSize: h * w, output: output, relu: relu)
+        case .relu:
+            for i in 0..<shape.count { output[i] = input[i] < 0 ? 0 : input[i] }
+        case .maxPool:
+            maxPool(input, channels: c, height: h, width: w, output: output)
+        case .averagePool2x2:
+            averagePool2x2(input, channels: c, height: h, width: w, output: output)
+        case .zeroChannels(let z):
+            zeroPaddedShortcut(input: input, channels: c, height: h, width: w, stride: z.stride, averagePool: z.averagePool,
+                               padBefore: z.before, padAfter: z.after, output: output)
+        }
+    }
+
     /// output = conv(input) + bias, optionally followed by ReLU.
     static func convolve(_ conv: Convolution, input: UnsafePointer<Float>, height h: Int, width w: Int,
                          output: UnsafeMutablePointer<Float>, relu: Bool) {

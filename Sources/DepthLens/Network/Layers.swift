@@ -1,5 +1,44 @@
-/// Evaluation-time layers with batch norm already folded in. Internal: the public face
-/// of a network is ``Network``; these are what the kernels run.
+/// Evaluation-time layers: a ``ModelDescription``'s operations with every batch norm
+/// folded into the convolution before it and every ReLU fused into the layer before it
+/// (Lowering.swift). Internal: the public face of a network is ``Network``; these are
+/// what the engines run.
+enum Layer: Sendable {
+    /// Convolution with batch norm folded in, optionally followed by ReLU.
+    case convolution(Convolution, relu: Bool)
+    /// A batch norm that follows no convolution (pre-activation), optionally with ReLU.
+    case affine(ChannelAffine, relu: Bool)
+    /// A ReLU that follows neither.
+    case relu
+    /// ``StemPool``: 3x3 max pooling with stride 2 and padding 1.
+    case maxPool
+    /// ``ShortcutPool``: 2x2 average pooling, ceil mode (timm's `avg_down`).
+    case averagePool2x2
+    /// Option A: downsampling, then zero channels.
+    case zeroChannels(ZeroChannelsSpec)
+
+    /// The output shape for an input of `shape` (checked beforehand by the description).
+    func outputShape(_ shape: ActivationShape) -> ActivationShape {
+        let (c, h, w) = (shape.channels, shape.height, shape.width)
+        switch self {
+        case .convolution(let conv, _):
+            return ActivationShape(channels: conv.outChannels, height: conv.outputSize(h), width: conv.outputSize(w))
+        case .affine, .relu:
+            return shape
+        case .maxPool:
+            return ActivationShape(channels: c, height: StemPool.outputSize(h), width: StemPool.outputSize(w))
+        case .averagePool2x2:
+            return ActivationShape(channels: c, height: ShortcutPool.outputSize(h), width: ShortcutPool.outputSize(w))
+        case .zeroChannels(let z):
+            return ActivationShape(channels: z.before + c + z.after, height: z.outputSize(h), width: z.outputSize(w))
+        }
+    }
+
+    /// The shapes after each of `layers` from `shape`.
+    static func shapes(_ layers: [Layer], from shape: ActivationShape) -> [ActivationShape] {
+        var current = shape
+        return layers.map { current = $0.outputShape(current); return current }
+    }
+}
 
 /// A 2-D convolution (OIHW weights, square kernel, symmetric zero padding) with bias.
 struct Convolution: Sendable {
@@ -38,47 +77,33 @@ struct ChannelAffine: Sendable {
     }
 }
 
-/// The shortcut path of a block.
-enum ShortcutPath: Sendable {
-    case identity
-    /// Option A: spatial downsampling by `stride` (average pooling or subsampling), then
-    /// `padBefore` zero channels before and `padAfter` after.
-    case zeroPadded(stride: Int, averagePool: Bool, padBefore: Int, padAfter: Int)
-    /// Option B: 1x1 convolution with batch norm folded in.
-    case projection(Convolution)
-    /// timm's `avg_down`: 2x2 average pooling with stride 2 (``ShortcutPool``), then a 1x1
-    /// convolution with batch norm folded in.
-    case pooledProjection(Convolution)
-}
-
-/// One residual block, ready to evaluate: out = post(shortcut(x) + g * residual(x)).
+/// One gated residual unit, ready to evaluate:
+/// out = relu?(shortcut(s) + g * branch(pre(x))), s = x or pre(x).
 struct ResidualBlock: Sendable {
-    var spec: BlockSpec
-    /// Pre-activation only: bn1 applied to the block input, then ReLU, feeding conv1
-    /// (and the projection shortcut).
-    var preNorm: ChannelAffine?
-    /// conv1 with the batch norm that follows it folded in (bn1 for basic, bn2 for preact).
-    var conv1: Convolution
-    /// conv2, with bn2 folded in for basic and bottleneck blocks.
-    var conv2: Convolution
-    /// Bottlenecks only: the last 1x1 convolution with bn3 folded in (conv2 is then
-    /// followed by ReLU).
-    var conv3: Convolution?
-    var shortcut: ShortcutPath
-    /// ReLU after the add (basic blocks).
+    /// The block number in the checkpoint (1-based), whatever position it runs in.
+    var index: Int
+    var stage: Int
+    var outChannels: Int
+    var preActivation: [Layer]
+    var branch: [Layer]
+    /// Empty for the identity.
+    var shortcut: [Layer]
+    var shortcutReadsPreActivated: Bool
+    /// ReLU after the add (post-activation blocks).
     var reluAfterAdd: Bool
+
+    var isIdentity: Bool { shortcut.isEmpty }
 }
 
-extension ResidualBlock {
-    /// Spatial size of the block's output for an input side of `size`.
-    func outputSize(_ size: Int) -> Int {
-        let inner = conv2.outputSize(conv1.outputSize(size))
-        return conv3.map { $0.outputSize(inner) } ?? inner
-    }
-
-    /// The convolution that ends the residual branch: the one the gate scales and the
-    /// residual add is fused into.
-    var lastConvolution: Convolution { conv3 ?? conv2 }
+/// The classifier: optional batch norm and ReLU (pre-activation networks), global average
+/// pooling, then a linear layer.
+struct ClassifierHead: Sendable {
+    var finalNorm: ChannelAffine?
+    /// classes x features, row-major.
+    var weight: [Float]
+    var bias: [Float]
+    var features: Int
+    var classes: Int
 }
 
 /// 2x2 average pooling with stride 2, ceil mode, padding not counted (`nn.AvgPool2d(2, 2,

@@ -55,7 +55,7 @@ extension FusedPass {
                          owned: Bool, rows n: Int, logits: UnsafeMutablePointer<Float>,
                          deliver: (Int, UnsafePointer<Float>) -> Void) {
         if l == network.blockCount {
-            BlockedKernels.head(network, input: x, shape: shapes[l], rows: n, logits: logits)
+            BlockedKernels.head(network.head, input: x, shape: shapes[l], rows: n, logits: logits)
             for m in members { deliver(m, logits) }
             if owned { give(x) }
             return

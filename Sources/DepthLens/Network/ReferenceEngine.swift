@@ -8,7 +8,7 @@ struct ReferenceEngine: EvaluationEngine {
     let threads: Int
 
     func logits(_ batch: ImageBatch, gates: Gates) -> [Float] {
-        let classes = network.architecture.numClasses
+        let classes = network.head.classes
         var output = [Float](repeating: 0, count: batch.count * classes)
         guard batch.count > 0, let largest = try? network.largestActivation(height: batch.height, width: batch.width)
         else { return output }
@@ -38,66 +38,41 @@ struct ReferenceEngine: EvaluationEngine {
     private func forward(image: UnsafePointer<Float>, height: Int, width: Int, example: Int, gates: Gates,
                          workspace ws: inout Workspace, logits: UnsafeMutablePointer<Float>) {
         let net = network
-        var (h, w) = (height, width)
-        var channels = net.stem.outChannels
-        // Stem convolutions alternate between two scratch buffers; the last writes the
-        // block input, or a buffer that max pooling reads.
-        var source = image
-        for (i, conv) in net.stemLayers.enumerated() {
-            let last = i == net.stemLayers.count - 1
-            let target = last && !net.stemMaxPool ? ws.current : (i % 2 == 0 ? ws.next : ws.hidden)
-            Kernels.convolve(conv, input: source, height: h, width: w, output: target, relu: net.stemReLU)
-            (h, w) = (conv.outputSize(h), conv.outputSize(w))
-            source = UnsafePointer(target)
-        }
-        if net.stemMaxPool {
-            Kernels.maxPool(source, channels: channels, height: h, width: w, output: ws.current)
-            (h, w) = (StemPool.outputSize(h), StemPool.outputSize(w))
-        }
+        var shape = ActivationShape(channels: net.model.inputChannels, height: height, width: width)
+        shape = Self.run(net.stemLayers, input: image, shape: shape, output: ws.current, scratch: (ws.next, ws.hidden))
         for (l, block) in net.blocks.enumerated() {
             let g = gates.gate(block: l, example: example)
-            let oh = block.outputSize(h), ow = block.outputSize(w)
-            let outCount = block.spec.outChannels * oh * ow
             // A dropped identity block changes nothing: its input is already post-activated.
-            if g == 0, case .identity = block.shortcut { continue }
-            // The input to conv1 (and to a projection shortcut): x, or relu(bn1(x)) when pre-activated.
-            var activated = UnsafePointer(ws.current)
-            if let norm = block.preNorm, g != 0 || isProjection(block.shortcut) {
-                Kernels.affine(norm, input: ws.current, planeSize: h * w, output: ws.activated, relu: true)
+            if g == 0 && block.isIdentity { continue }
+            // The branch's input (and a pre-activation projection's): x, or pre(x).
+            var activated = UnsafePointer(ws.current), activatedShape = shape
+            if !block.preActivation.isEmpty, g != 0 || (block.shortcutReadsPreActivated && !block.isIdentity) {
+                activatedShape = Self.run(block.preActivation, input: ws.current, shape: shape, output: ws.activated,
+                                          scratch: (ws.hidden, ws.inner))
                 activated = UnsafePointer(ws.activated)
             }
-            switch block.shortcut {
-            case .identity:
-                ws.next.update(from: ws.current, count: outCount)
-            case .zeroPadded(let stride, let averagePool, let before, let after):
-                Kernels.zeroPaddedShortcut(input: ws.current, channels: channels, height: h, width: w, stride: stride,
-                                           averagePool: averagePool, padBefore: before, padAfter: after, output: ws.next)
-            case .projection(let conv):
-                Kernels.convolve(conv, input: activated, height: h, width: w, output: ws.next, relu: false)
-            case .pooledProjection(let conv):
-                Kernels.averagePool2x2(activated, channels: channels, height: h, width: w, output: ws.residual)
-                Kernels.convolve(conv, input: ws.residual, height: oh, width: ow, output: ws.next, relu: false)
+            let outShape: ActivationShape
+            if block.isIdentity {
+                ws.next.update(from: ws.current, count: shape.count)
+                outShape = shape
+            } else {
+                let (source, sourceShape) = block.shortcutReadsPreActivated ? (activated, activatedShape) : (UnsafePointer(ws.current), shape)
+                outShape = Self.run(block.shortcut, input: source, shape: sourceShape, output: ws.next, scratch: (ws.residual, ws.inner))
             }
             if g != 0 {
-                Kernels.convolve(block.conv1, input: activated, height: h, width: w, output: ws.hidden, relu: true)
-                let h1 = block.conv1.outputSize(h), w1 = block.conv1.outputSize(w)
-                if let conv3 = block.conv3 {
-                    Kernels.convolve(block.conv2, input: ws.hidden, height: h1, width: w1, output: ws.inner, relu: true)
-                    Kernels.convolve(conv3, input: ws.inner, height: oh, width: ow, output: ws.residual, relu: false)
-                } else {
-                    Kernels.convolve(block.conv2, input: ws.hidden, height: h1, width: w1, output: ws.residual, relu: false)
-                }
-                Kernels.addScaled(ws.residual, scale: g, into: ws.next, count: outCount)
+                _ = Self.run(block.branch, input: activated, shape: activatedShape, output: ws.residual, scratch: (ws.hidden, ws.inner))
+                Kernels.addScaled(ws.residual, scale: g, into: ws.next, count: outShape.count)
             }
-            if block.reluAfterAdd { Kernels.relu(ws.next, count: outCount) }
+            if block.reluAfterAdd { Kernels.relu(ws.next, count: outShape.count) }
             swap(&ws.current, &ws.next)
-            (h, w, channels) = (oh, ow, block.spec.outChannels)
+            shape = outShape
         }
-        if let norm = net.finalNorm {
-            Kernels.affine(norm, input: ws.current, planeSize: h * w, output: ws.current, relu: true)
+        let head = net.head
+        if let norm = head.finalNorm {
+            Kernels.affine(norm, input: ws.current, planeSize: shape.height * shape.width, output: ws.current, relu: true)
         }
         // Global average pooling, then the linear head.
-        let plane = h * w
+        let (channels, plane) = (shape.channels, shape.height * shape.width)
         var features = [Float](repeating: 0, count: channels)
         for c in 0..<channels {
             var sum: Float = 0
@@ -105,19 +80,28 @@ struct ReferenceEngine: EvaluationEngine {
             for i in 0..<plane { sum += src[i] }
             features[c] = sum / Float(plane)
         }
-        let classes = net.architecture.numClasses
-        net.headWeight.withUnsafeBufferPointer { weight in
-            for k in 0..<classes {
-                var sum = net.headBias[k]
+        head.weight.withUnsafeBufferPointer { weight in
+            for k in 0..<head.classes {
+                var sum = head.bias[k]
                 for c in 0..<channels { sum += weight[k * channels + c] * features[c] }
                 logits[k] = sum
             }
         }
     }
 
-    private func isProjection(_ shortcut: ShortcutPath) -> Bool {
-        if case .projection = shortcut { return true }
-        return false
+    /// Runs `layers` on one image of `shape` from `input` into `output`, the layers in
+    /// between alternating between the two scratch buffers; returns the output shape.
+    static func run(_ layers: [Layer], input: UnsafePointer<Float>, shape: ActivationShape, output: UnsafeMutablePointer<Float>,
+                    scratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>)) -> ActivationShape {
+        var source = input, shape = shape
+        for (i, layer) in layers.enumerated() {
+            let target = i == layers.count - 1 ? output : (i % 2 == 0 ? scratch.0 : scratch.1)
+            Kernels.run(layer, input: source, shape: shape, output: target)
+            shape = layer.outputShape(shape)
+            source = UnsafePointer(target)
+        }
+        if layers.isEmpty { output.update(from: input, count: shape.count) }
+        return shape
     }
 }
 

@@ -9,13 +9,14 @@ Three recipes (issue 3, shared/docs/stochastic-depth.md):
   timm27      27 blocks, drop path the timm way: per-example gates, inverted scaling,
               drop rates linspace(0, 0.2, L); identity at test time.
 
-Training saves its full state after every epoch under --state-dir and resumes from it,
-so it can be stopped and restarted at will. `--extend N --extend-lr LR` continues a
-finished recipe with a warm restart (Loshchilov & Hutter's SGDR): N more epochs of
-cosine annealing from LR, saved under its own state file and started from the base
-recipe's final state. `--extend 20,20` runs a second restart after the first, from the
-state the first ended in (`--extend-lr` takes one value for all or one per restart).
-`--exported` trains nothing and answers whether the recipe is done (exit 0 if so):
+Training saves its full state after every epoch in ONE file per model,
+--state-dir/MODEL.pt, overwritten in place, and resumes from it, so it can be stopped and
+restarted at will. `--extend N --extend-lr LR` continues a finished recipe with a warm
+restart (Loshchilov & Hutter's SGDR): N more epochs of cosine annealing from LR, started
+from the base recipe's final state. `--extend 20,20` runs a second restart after the
+first, from the state the first ended in (`--extend-lr` takes one value for all or one
+per restart). `--exported` trains nothing and answers whether the recipe is done (exit 0
+if so), from the exported file's recorded recipe and epochs, without the state file:
 
     nohup python3 tools/train.py --model sd54 > train-sd54.log 2>&1 &
     python3 tools/train.py --model sd54 --widths 16,32,64 --epochs 20 --extend 20,20 --exported
@@ -159,8 +160,9 @@ def schedule_summary(args) -> str:
 
 
 def recipe_names(args, widths) -> list[str]:
-    """State-file names of the recipe's phases: the step schedule, then the recipe up to
-    the end of each warm restart. A longer recipe resumes from the longest phase saved."""
+    """Names of the recipe's phases: the step schedule, then the recipe up to the end of
+    each warm restart (the last is the recipe's name, recorded as training.recipe). A
+    longer recipe resumes from a state saved by a shorter one."""
     names = [f"{args.model}-w{'-'.join(map(str, widths))}-e{args.epochs}"]
     for n, lr in restarts(args):
         names.append(names[-1] + f"+cos{n}-lr{lr:g}")
@@ -260,26 +262,27 @@ def main() -> None:
     arch, training = recipe(args.model, widths)
     p = training["survival_probabilities"]
     os.makedirs(args.state_dir, exist_ok=True)
-    # One state file per phase of a recipe (model, widths, epochs, restarts), so runs of
-    # different recipes never mix and a longer recipe starts where a shorter one ended.
+    # One state file per model, overwritten in place after every epoch; it records the
+    # phase (recipe name) it was saved in, so that a different recipe never resumes from it
+    # and a longer one (more restarts) starts where a shorter one ended.
     names = recipe_names(args, widths)
     recipe_name = names[-1]
-    paths = [os.path.join(args.state_dir, f"{n}.pt") for n in names]
-    # Phase k (0: the step schedule) ends after this many epochs.
-    phase_ends = [args.epochs + sum(args.extend[:k]) for k in range(len(paths))]
-    state_path = paths[-1]
-    total_epochs = phase_ends[-1]
-    if args.model == "timm27" and widths == [8, 16, 32] and args.epochs == 12:
-        legacy = os.path.join(args.state_dir, "timm27.pt")  # the first run's name
-        if os.path.exists(legacy) and not os.path.exists(state_path):
-            os.replace(legacy, state_path)
+    state_path = os.path.join(args.state_dir, f"{args.model}.pt")
+    total_epochs = args.epochs + sum(args.extend)
     out = args.out or os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", f"fmnist-{args.model}.h5")
 
     def is_exported() -> bool:
-        if not (os.path.exists(state_path) and os.path.exists(out)):
+        # Done when the checkpoint records this recipe trained for all its epochs: the
+        # state file is deleted once a model ships.
+        if not os.path.exists(out):
             return False
-        st = torch.load(state_path, weights_only=False)
-        return st["epoch"] >= total_epochs and bool(st.get("exported"))
+        try:
+            import h5py
+            with h5py.File(out, "r") as f:
+                rec = json.loads(f.attrs["training"])
+        except (OSError, KeyError, ValueError):
+            return False
+        return rec.get("recipe") == recipe_name and rec.get("epochs") == total_epochs
 
     done = is_exported()
     if args.exported:
@@ -301,11 +304,17 @@ def main() -> None:
     opt = torch.optim.SGD(model.parameters(), lr=args.lr, momentum=0.9, nesterov=True, weight_decay=1e-4)
     gen = torch.Generator().manual_seed(args.seed)
     start_epoch, elapsed, history, runs = 0, 0.0, [], []
-    # A phase starts from the state the previous one ended in until it has saved its own.
-    saved = [path for path in paths if os.path.exists(path)]
-    resume_path = saved[-1] if saved else None
+    resume_path = state_path if os.path.exists(state_path) else None
+    if resume_path is None:
+        # States saved before one file per model: one file per phase, named after it.
+        saved = [p for p in (os.path.join(args.state_dir, f"{n}.pt") for n in names) if os.path.exists(p)]
+        resume_path = saved[-1] if saved else None
     if resume_path:
         st = torch.load(resume_path, weights_only=False)
+        saved_recipe = st.get("recipe", os.path.basename(resume_path)[:-3])
+        if saved_recipe not in names:
+            raise SystemExit(f"{resume_path} holds recipe {saved_recipe}, not a phase of {recipe_name}; "
+                             "move it away to start this one afresh")
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["optimizer"])
         gen.set_state(st["generator"])
@@ -343,15 +352,17 @@ def main() -> None:
             opt.step()
             total_loss += float(loss.detach()) * len(idx)
         elapsed += time.time() - t0
-        save_path = next(path for path, end in zip(paths, phase_ends) if epoch < end)
+        # The phase this epoch belongs to (0: the step schedule).
+        phase = next(k for k in range(len(names)) if epoch < args.epochs + sum(args.extend[:k]))
         correct, nll = evaluate(model, test_x, test_y, test_gates)
         history.append({"epoch": epoch + 1, "lr": lr, "train_loss": total_loss / len(order),
                         "test_correct": correct, "test_nll": nll, "seconds": elapsed, "precision": args.precision})
         print(f"{args.model} epoch {epoch + 1}/{total_epochs} lr {lr:g} train_loss {total_loss / len(order):.4f} "
               f"test_acc {correct / len(test_x):.4f} test_nll {nll:.4f} time {elapsed:.0f}s", flush=True)
-        torch.save({"model": model.state_dict(), "optimizer": opt.state_dict(), "generator": gen.get_state(),
-                    "epoch": epoch + 1, "elapsed": elapsed, "history": history, "runs": runs}, save_path + ".tmp")
-        os.replace(save_path + ".tmp", save_path)
+        torch.save({"recipe": names[phase], "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "generator": gen.get_state(), "epoch": epoch + 1, "elapsed": elapsed, "history": history,
+                    "runs": runs}, state_path + ".tmp")
+        os.replace(state_path + ".tmp", state_path)
 
     correct, nll = evaluate(model, test_x, test_y, test_gates)
     training.update({
@@ -379,9 +390,11 @@ def main() -> None:
     })
     model = model.to(memory_format=torch.contiguous_format)
     write_checkpoint(out, arch, model.state_dict(), training, provenance("tools/train.py"))
-    st = torch.load(state_path, weights_only=False)
-    st["exported"] = True
-    torch.save(st, state_path)
+    if os.path.exists(state_path):
+        st = torch.load(state_path, weights_only=False)
+        st["exported"] = True
+        torch.save(st, state_path + ".tmp")
+        os.replace(state_path + ".tmp", state_path)
     print(f"exported {out}: test accuracy {correct / len(test_x):.4f} ({correct}/{len(test_x)}), nll {nll:.4f}",
           flush=True)
 

@@ -16,6 +16,12 @@
 # sd54's result, which decides whether both need another restart, comes first.
 # --precision auto: bf16 autocast where the CPU has native bf16 (2.1x faster there), fp32
 # elsewhere (emulated bf16 is 10x slower than fp32 on an AVX2-only CPU).
+# A recipe is done when data/fmnist-MODEL.h5 records it with all its epochs (train.py
+# --exported reads the file's training record; the state files go once a model ships).
+# Then the timm models of issue 20 (tools/train_timm.py, data/fmnist-RECIPE.safetensors):
+# convnext first (30 epochs, about 4.5 min each), then vit (40 epochs, about 6 min each;
+# both twice that while builds run), with ONE thread each, so that the machine's other
+# core stays free for Swift builds.
 set -e
 cd "$(dirname "$0")/.."
 mkdir -p "$HOME/.cache"
@@ -28,10 +34,20 @@ for job in "${jobs[@]}"; do
   python3 tools/train.py --model "$model" --widths 16,32,64 --epochs "$epochs" --extend "$extend" \
     --exported > /dev/null 2>&1 || pending+=("$job")
 done
-[ ${#pending[@]} -gt 0 ] || { echo "every recipe is trained and exported"; exit 0; }
+timm_jobs=(convnext vit)
+timm_pending=()
+for recipe in "${timm_jobs[@]}"; do
+  python3 tools/train_timm.py --recipe "$recipe" --exported > /dev/null 2>&1 || timm_pending+=("$recipe")
+done
+[ $((${#pending[@]} + ${#timm_pending[@]})) -gt 0 ] || { echo "every recipe is trained and exported"; exit 0; }
 for job in "${pending[@]}"; do
   read -r model epochs extend <<<"$job"
   nice -n 5 python3 tools/train.py --model "$model" --widths 16,32,64 --epochs "$epochs" --extend "$extend" \
     --extend-lr 0.05 --threads "$(nproc)" --precision auto >> "$HOME/.cache/depthlens-train-$model.log" 2>&1 \
     || echo "$model: training failed; see $HOME/.cache/depthlens-train-$model.log" >&2
+done
+for recipe in "${timm_pending[@]}"; do
+  nice -n 5 python3 tools/train_timm.py --recipe "$recipe" --threads 1 --precision auto \
+    >> "$HOME/.cache/depthlens-train-$recipe.log" 2>&1 \
+    || echo "$recipe: training failed; see $HOME/.cache/depthlens-train-$recipe.log" >&2
 done

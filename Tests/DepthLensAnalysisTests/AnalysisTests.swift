@@ -130,7 +130,7 @@ final class AnalysisTests: XCTestCase {
         let dropped = try GreedyPrune.choose(context, heldOut: heldOut, depth: 3)
         XCTAssertEqual(dropped, Self.expected.first { $0.analysis == "greedy-choice" }?.dropped)
         context.source = try SubsetSource(context.source, offset: 24, limit: nil)
-        let table = try LesionAnalysis.run(context, lesions: [.init(name: "prune-greedy-3", dropped: dropped, k: 3)], analysis: "greedy")
+        let table = try LesionAnalysis.run(context, lesions: [.init(.pruned(rule: "greedy", depth: 3), dropped: dropped)], analysis: "greedy")
         assertMatches(table, analysis: "greedy", minimum: 3)
         XCTAssertThrowsError(try GreedyPrune.choose(context, heldOut: heldOut, depth: 1)) {
             XCTAssertTrue("\($0)".contains("the depth must be in 2...6"), "\($0)")
@@ -169,8 +169,8 @@ final class AnalysisTests: XCTestCase {
     func testResultsCSVIsTidyAndEveryRowTracesToAMask() throws {
         let table = try SampleAnalysis.run(try context("official"), members: 3)
         let lines = table.resultsCSV.split(separator: "\n")
-        XCTAssertEqual(lines.first, "analysis,checkpoint,schedule,configuration,member,k,metric,value,mask,seed")
-        XCTAssertTrue(lines.dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == 10 })
+        XCTAssertEqual(lines.first, "analysis,checkpoint,schedule,experiment,configuration,member,block,k,metric,value,mask,seed")
+        XCTAssertTrue(lines.dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == 12 })
         let masks = Set(table.masks.map(\.key))
         XCTAssertTrue(table.rows.allSatisfy { masks.contains($0.mask) })
         XCTAssertTrue(table.masksCSV.hasPrefix("mask,order,gates\nsample-0,,"))
@@ -178,7 +178,7 @@ final class AnalysisTests: XCTestCase {
 
     func testBadAnalysisInputsAreNamed() throws {
         let context = try self.context("official")
-        XCTAssertThrowsError(try LesionAnalysis.run(context, lesions: [.init(name: "x", dropped: [9])])) {
+        XCTAssertThrowsError(try LesionAnalysis.run(context, lesions: [.init(.dropList("9"), dropped: [9])])) {
             XCTAssertTrue("\($0)".contains("block 9 does not exist"), "\($0)")
         }
         XCTAssertThrowsError(try DepthAnalysis.run(context, depths: [7], trials: 1)) {
@@ -224,9 +224,9 @@ final class BatchNormRecalibrationTests: XCTestCase {
 final class AnalysisPlotTests: XCTestCase {
     func testRandomLesionPlotStartsAtTheFullNetworkAndKeepsBandsInsideValidErrors() throws {
         var table = ResultTable(checkpoint: "c", schedule: "s", seed: 0)
-        table.append(ResultRow(analysis: "lesion", configuration: "none", member: "deterministic", k: 0, metric: "accuracy", value: 0.9))
+        table.append(ResultRow(analysis: "lesion", experiment: .fullNetwork, member: .deterministic, k: 0, metric: "accuracy", value: 0.9))
         for (trial, accuracy) in [0.95, 0.1, 0.12].enumerated() {
-            table.append(ResultRow(analysis: "lesion", configuration: "k-3-trial-\(trial)", member: "deterministic", k: 3,
+            table.append(ResultRow(analysis: "lesion", experiment: .randomLesion(k: 3, trial: trial), member: .deterministic, k: 3,
                                    metric: "accuracy", value: accuracy))
         }
         let plot = try XCTUnwrap(AnalysisPlots.plots(for: table).first { $0.file == "lesion-k-blocks.svg" }?.plot)

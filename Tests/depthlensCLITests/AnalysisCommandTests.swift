@@ -43,7 +43,7 @@ final class AnalysisCommandTests: XCTestCase {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(file)"), "\(arguments[0]) did not write \(file)")
             }
             let csv = try String(contentsOfFile: "\(out)/\(arguments[0])-results.csv", encoding: .utf8)
-            XCTAssertTrue(csv.hasPrefix("analysis,checkpoint,schedule,configuration,member,k,metric,value,mask,seed\n"))
+            XCTAssertTrue(csv.hasPrefix("analysis,checkpoint,schedule,experiment,configuration,member,block,k,metric,value,mask,seed\n"))
             let svg = try String(contentsOfFile: "\(out)/\(files.first { $0.hasSuffix(".svg") }!)", encoding: .utf8)
             XCTAssertTrue(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\"") && svg.hasSuffix("</svg>\n"))
         }

@@ -24,6 +24,11 @@ final class AnalysisTests: XCTestCase {
     }()
 
     func context(_ variant: String, batchSize: Int = 16, threads: Int = 2) throws -> AnalysisContext {
+        try Self.context(variant, batchSize: batchSize, threads: threads)
+    }
+
+    /// The fixture checkpoint `variant` on its 48 labelled images, seed 7, accuracy and NLL.
+    static func context(_ variant: String, batchSize: Int = 16, threads: Int = 2) throws -> AnalysisContext {
         let checkpoint = try Checkpoint.load(from: Self.fixtures.appendingPathComponent("golden/\(variant).ckpt.h5").path)
         let source = try DataSetRequest(path: Self.fixtures.appendingPathComponent("analyses/\(variant)-labelled.h5").path)
             .open(for: checkpoint)
@@ -238,5 +243,22 @@ final class AnalysisPlotTests: XCTestCase {
         XCTAssertEqual(band.high, 1, "mean + sd exceeds 1 here and is cut to 1")
         XCTAssertGreaterThanOrEqual(band.low, 0)
         XCTAssertLessThan(band.low, series.points[1].y)
+    }
+
+    func testSingleBlockAndPrunePlotsSelectRowsByExperiment() throws {
+        var table = ResultTable(checkpoint: "c", schedule: "s", seed: 0)
+        let rows: [(Experiment, Double, Double)] = [(.fullNetwork, 0, 0.9), (.singleLesion(block: 2), 1, 0.8),
+                                                   (.dropList("7"), 1, 0.5), (.keepList("1-3"), 3, 0.4),
+                                                   (.pruned(rule: "every-other", depth: 4), 2, 0.7)]
+        for (experiment, k, accuracy) in rows {
+            table.append(ResultRow(analysis: "lesion", experiment: experiment, member: .deterministic, k: k, metric: "accuracy", value: accuracy))
+        }
+        let plots = AnalysisPlots.plots(for: table)
+        let single = try XCTUnwrap(plots.first { $0.file == "lesion-single-block.svg" }?.plot)
+        XCTAssertEqual(single.series.first?.points.map(\.x), [2], "only single lesions, at their block")
+        XCTAssertEqual(single.reference?.y ?? .nan, 0.1, accuracy: 1e-12, "the full network's error")
+        let prune = try XCTUnwrap(plots.first { $0.file == "lesion-prune.svg" }?.plot)
+        XCTAssertEqual(prune.series.first?.points.map(\.x), [4], "pruned networks at the blocks kept")
+        XCTAssertNil(plots.first { $0.file == "lesion-k-blocks.svg" }, "no random lesion, no k-block plot")
     }
 }

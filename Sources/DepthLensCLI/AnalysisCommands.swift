@@ -113,7 +113,7 @@ struct Lesion: ParsableCommand {
             let selection = try SubsetSource(context.source, offset: 0, limit: heldOut)
             for depth in pruneDepth {
                 let dropped = try GreedyPrune.choose(context, heldOut: selection, depth: depth)
-                greedy.append(.init(name: "prune-greedy-\(depth)", dropped: dropped, k: Double(depth)))
+                greedy.append(.init(.pruned(rule: "greedy", depth: depth), dropped: dropped))
             }
             context.source = try SubsetSource(context.source, offset: heldOut, limit: nil)
         }
@@ -125,14 +125,14 @@ struct Lesion: ParsableCommand {
         }
         for list in drop {
             let blocks = try parseBlockList(list, flag: "--drop")
-            lesions.append(.init(name: "drop-list-\(list)", dropped: blocks, k: Double(Set(blocks).count)))
+            lesions.append(.init(.dropList(list), dropped: blocks))
         }
         for list in keep {
             let kept = Set(try parseBlockList(list, flag: "--keep"))
             if let bad = kept.first(where: { !(1...count).contains($0) }) {
                 throw CLIError("--keep: block \(bad) does not exist; the network has blocks 1...\(count)")
             }
-            lesions.append(.init(name: "keep-list-\(list)", dropped: (1...count).filter { !kept.contains($0) }, k: Double(count - kept.count)))
+            lesions.append(.init(.keepList(list), dropped: (1...count).filter { !kept.contains($0) }))
         }
         if pruneRule == "greedy" {
             lesions += greedy

@@ -140,13 +140,13 @@ struct EmptySource: ImageSource {
 /// Prints a table: one line per (configuration, member), one column per metric.
 func printSummary(_ table: ResultTable, metrics wanted: [String]? = nil, limit: Int = 60, json: Bool) {
     var order: [String] = []
-    var byKey: [String: (configuration: String, member: String, k: Double?, values: [String: Double])] = [:]
+    var byKey: [String: (row: ResultRow, values: [String: Double])] = [:]
     var metricNames: [String] = []
     for row in table.rows {
-        let key = row.configuration + "\u{1}" + row.member + "\u{1}" + (row.k.map { "\($0)" } ?? "")
+        let key = row.configuration + "\u{1}" + (row.member?.name ?? "") + "\u{1}" + (row.k.map { "\($0)" } ?? "")
         if byKey[key] == nil {
             order.append(key)
-            byKey[key] = (row.configuration, row.member, row.k, [:])
+            byKey[key] = (row, [:])
         }
         byKey[key]!.values[row.metric] = row.value
         if !metricNames.contains(row.metric) { metricNames.append(row.metric) }
@@ -155,9 +155,11 @@ func printSummary(_ table: ResultTable, metrics wanted: [String]? = nil, limit: 
     if json {
         let entries = order.map { key -> [String: Any] in
             let e = byKey[key]!
-            var object: [String: Any] = ["configuration": e.configuration, "member": e.member,
+            var object: [String: Any] = ["experiment": e.row.experiment.kind, "configuration": e.row.configuration,
+                                         "member": e.row.member?.name ?? "",
                                          "metrics": e.values.mapValues { $0.isFinite ? $0 as Any : NSNull() }]
-            if let k = e.k { object["k"] = k }
+            if let block = e.row.experiment.block { object["block"] = block }
+            if let k = e.row.k { object["k"] = k }
             return object
         }
         let document: [String: Any] = ["checkpoint": table.checkpoint, "schedule": table.schedule,
@@ -167,12 +169,12 @@ func printSummary(_ table: ResultTable, metrics wanted: [String]? = nil, limit: 
         }
         return
     }
-    let width = max(14, (order.map { byKey[$0]!.configuration.count }.max() ?? 0) + 2)
+    let width = max(14, (order.map { byKey[$0]!.row.configuration.count }.max() ?? 0) + 2)
     print(pad("configuration", width) + pad("member", 15) + pad("k", 8) + columns.map { pad($0, 12) }.joined())
     for key in order.prefix(limit) {
         let e = byKey[key]!
-        let k = e.k.map { $0 == $0.rounded() ? String(Int($0)) : String(format: "%.3f", $0) } ?? ""
-        print(pad(e.configuration, width) + pad(e.member, 15) + pad(k, 8)
+        let k = e.row.k.map { $0 == $0.rounded() ? String(Int($0)) : String(format: "%.3f", $0) } ?? ""
+        print(pad(e.row.configuration, width) + pad(e.row.member?.name ?? "", 15) + pad(k, 8)
             + columns.map { pad(e.values[$0].map { String(format: "%.4f", $0) } ?? "", 12) }.joined())
     }
     if order.count > limit { print("... \(order.count - limit) more rows in the CSV") }

@@ -44,7 +44,7 @@ struct Report: ParsableCommand {
             memberContext.metrics = AnalysisOptions.memberMetrics
             let lesionTable = try timed("lesion") {
                 try LesionAnalysis.run(memberContext, lesions: LesionAnalysis.singleBlocks(count: count)
-                    + LesionAnalysis.randomBlocks(count: count, maxK: maxK, trials: trials, seed: limited.seed).filter { $0.k != 0 })
+                    + LesionAnalysis.randomBlocks(count: count, maxK: maxK, trials: trials, seed: limited.seed).filter { !$0.dropped.isEmpty })
             }
             let ensembleTable = try timed("ensemble") { try EnsembleAnalysis.run(context, members: members, granularity: .pass) }
             let depths = evenlySpacedDepths(count: count, steps: 8)
@@ -73,14 +73,14 @@ struct Report: ParsableCommand {
 enum ReportSummary {
     static func markdown(context: AnalysisContext, lesion: ResultTable, ensemble: ResultTable, depth: ResultTable,
                          paths: ResultTable, seconds: Double, timings: [(String, Double)]) -> String {
-        func value(_ table: ResultTable, _ configuration: String, _ metric: String) -> Double? {
-            table.rows.first { $0.configuration == configuration && $0.metric == metric }?.value
+        func value(_ table: ResultTable, _ experiment: Experiment?, _ metric: String) -> Double? {
+            experiment.flatMap { table.value(metric, of: $0) }
         }
         func pct(_ v: Double?) -> String { v.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a" }
         func num(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "n/a" }
         let ckpt = context.checkpoint
         let blocks = ckpt.architecture.blocks
-        let deterministic = ensemble.rows.first { $0.member == "deterministic" }?.configuration ?? ""
+        let deterministic = Experiment.deterministic(rule: context.rule)
         var out = "# DepthLens report\n\n"
         out += "- checkpoint: `\(ckpt.path)` (\(blocks.count) blocks, \(ckpt.architecture.block.rawValue) blocks)\n"
         out += "- data: `\(context.source.name)`, \(context.source.count) images\n"
@@ -89,7 +89,7 @@ enum ReportSummary {
         out += "## Deterministic network\n\n| network | error | NLL | ECE |\n|---|---|---|---|\n"
         out += "| \(context.rule.rawValue) rule | \(pct(value(ensemble, deterministic, "accuracy").map { 1 - $0 })) | \(num(value(ensemble, deterministic, "nll"))) | \(num(value(ensemble, deterministic, "ece"))) |\n"
         out += "\n"
-        let singles = blocks.compactMap { b in value(lesion, "drop-\(b.index)", "accuracy").map { (b, 1 - $0) } }
+        let singles = blocks.compactMap { b in value(lesion, .singleLesion(block: b.index), "accuracy").map { (b, 1 - $0) } }
         if !singles.isEmpty {
             let identity = singles.filter { $0.0.shortcut == .identity }.map(\.1)
             let downsampling = singles.filter { $0.0.shortcut != .identity }.map(\.1)
@@ -99,26 +99,34 @@ enum ReportSummary {
             out += "- mean error with one downsampling block deleted: \(pct(downsampling.isEmpty ? nil : downsampling.reduce(0, +) / Double(downsampling.count)))\n"
             out += "- most harmful: block \(worst.0.index) (`\(worst.0.keyPrefix.dropLast())`, \(worst.0.shortcut.rawValue)), error \(pct(worst.1))\n\n"
         }
-        let kRows = meanAndDeviation(lesion.rows.filter { $0.configuration.hasPrefix("k-") && $0.metric == "accuracy" }.map { ($0.k!, 1 - $0.value) })
+        let kRows = meanAndDeviation(lesion.rows.compactMap { row -> (Double, Double)? in
+            guard case .randomLesion(let k, _) = row.experiment, row.metric == "accuracy" else { return nil }
+            return (Double(k), 1 - row.value)
+        })
         if !kRows.isEmpty {
             out += "## Deleting k random blocks\n\n| k | mean error | sd |\n|---|---|---|\n"
             for r in kRows { out += "| \(Int(r.x)) | \(pct(r.mean)) | \(pct(r.high - r.mean)) |\n" }
             out += "\n"
         }
-        let members = ensemble.rows.filter { $0.member == "ensemble" }.compactMap(\.k).max() ?? 0
-        let last = ensemble.rows.first { $0.member == "ensemble" && $0.k == members }?.configuration ?? ""
-        out += "## Monte Carlo ensemble of \(Int(members)) sub-networks\n\n| | error | NLL | ECE | mutual information | disagreement |\n|---|---|---|---|---|---|\n"
+        let ensembles = ensemble.rows.compactMap { row -> (experiment: Experiment, members: Int)? in
+            if case .ensemble(_, let members) = row.experiment { (row.experiment, members) } else { nil }
+        }
+        let last = ensembles.max { $0.members < $1.members }?.experiment, one = ensembles.first { $0.members == 1 }?.experiment
+        out += "## Monte Carlo ensemble of \(ensembles.map(\.members).max() ?? 0) sub-networks\n\n| | error | NLL | ECE | mutual information | disagreement |\n|---|---|---|---|---|---|\n"
         out += "| ensemble | \(pct(value(ensemble, last, "accuracy").map { 1 - $0 })) | \(num(value(ensemble, last, "nll"))) | \(num(value(ensemble, last, "ece"))) | \(num(value(ensemble, last, "mutual_information"))) | \(num(value(ensemble, last, "disagreement"))) |\n"
-        out += "| one member | \(pct(value(ensemble, ensemble.rows.first { $0.k == 1 }?.configuration ?? "", "accuracy").map { 1 - $0 })) | \(num(value(ensemble, ensemble.rows.first { $0.k == 1 }?.configuration ?? "", "nll"))) | \(num(value(ensemble, ensemble.rows.first { $0.k == 1 }?.configuration ?? "", "ece"))) | | |\n\n"
-        let depthRows = meanAndDeviation(depth.rows.filter { $0.metric == "accuracy" }.map { ($0.k!, 1 - $0.value) })
+        out += "| one member | \(pct(value(ensemble, one, "accuracy").map { 1 - $0 })) | \(num(value(ensemble, one, "nll"))) | \(num(value(ensemble, one, "ece"))) | | |\n\n"
+        let depthRows = meanAndDeviation(depth.rows.compactMap { row -> (Double, Double)? in
+            guard case .fixedDepth(let active, _) = row.experiment, row.metric == "accuracy" else { return nil }
+            return (Double(active), 1 - row.value)
+        })
         if !depthRows.isEmpty {
             out += "## Error against the number of active blocks\n\n| active blocks | mean error |\n|---|---|\n"
             for r in depthRows { out += "| \(Int(r.x)) | \(pct(r.mean)) |\n" }
             out += "\n"
         }
         out += "## Paths\n\n"
-        out += "- expected active blocks under the schedule: \(num(value(paths, "schedule", "mean_active_blocks"))) (variance \(num(value(paths, "schedule", "variance_active_blocks"))))\n"
-        out += "- unrolled view (Binomial(L, 1/2)): mean \(num(value(paths, "unrolled-binomial", "mean_active_blocks")))\n\n"
+        out += "- expected active blocks under the schedule: \(num(value(paths, .scheduleDistribution, "mean_active_blocks"))) (variance \(num(value(paths, .scheduleDistribution, "variance_active_blocks"))))\n"
+        out += "- unrolled view (Binomial(L, 1/2)): mean \(num(value(paths, .unrolledBinomial, "mean_active_blocks")))\n\n"
         out += "Files: `lesion-results.csv`, `ensemble-results.csv`, `depth-results.csv`, `paths-results.csv` (tidy; columns in docs/results-csv.md), the `*-masks.csv` gate masks, and the SVG plots.\n"
         return out
     }

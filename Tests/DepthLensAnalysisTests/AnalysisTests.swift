@@ -24,6 +24,11 @@ final class AnalysisTests: XCTestCase {
     }()
 
     func context(_ variant: String, batchSize: Int = 16, threads: Int = 2) throws -> AnalysisContext {
+        try Self.context(variant, batchSize: batchSize, threads: threads)
+    }
+
+    /// The fixture checkpoint `variant` on its 48 labelled images, seed 7, accuracy and NLL.
+    static func context(_ variant: String, batchSize: Int = 16, threads: Int = 2) throws -> AnalysisContext {
         let checkpoint = try Checkpoint.load(from: Self.fixtures.appendingPathComponent("golden/\(variant).ckpt.h5").path)
         let source = try DataSetRequest(path: Self.fixtures.appendingPathComponent("analyses/\(variant)-labelled.h5").path)
             .open(for: checkpoint)
@@ -130,7 +135,7 @@ final class AnalysisTests: XCTestCase {
         let dropped = try GreedyPrune.choose(context, heldOut: heldOut, depth: 3)
         XCTAssertEqual(dropped, Self.expected.first { $0.analysis == "greedy-choice" }?.dropped)
         context.source = try SubsetSource(context.source, offset: 24, limit: nil)
-        let table = try LesionAnalysis.run(context, lesions: [.init(name: "prune-greedy-3", dropped: dropped, k: 3)], analysis: "greedy")
+        let table = try LesionAnalysis.run(context, lesions: [.init(.pruned(rule: "greedy", depth: 3), dropped: dropped)], analysis: "greedy")
         assertMatches(table, analysis: "greedy", minimum: 3)
         XCTAssertThrowsError(try GreedyPrune.choose(context, heldOut: heldOut, depth: 1)) {
             XCTAssertTrue("\($0)".contains("the depth must be in 2...6"), "\($0)")
@@ -169,8 +174,8 @@ final class AnalysisTests: XCTestCase {
     func testResultsCSVIsTidyAndEveryRowTracesToAMask() throws {
         let table = try SampleAnalysis.run(try context("official"), members: 3)
         let lines = table.resultsCSV.split(separator: "\n")
-        XCTAssertEqual(lines.first, "analysis,checkpoint,schedule,configuration,member,k,metric,value,mask,seed")
-        XCTAssertTrue(lines.dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == 10 })
+        XCTAssertEqual(lines.first, "analysis,checkpoint,schedule,experiment,configuration,member,block,k,metric,value,mask,seed")
+        XCTAssertTrue(lines.dropFirst().allSatisfy { $0.split(separator: ",", omittingEmptySubsequences: false).count == 12 })
         let masks = Set(table.masks.map(\.key))
         XCTAssertTrue(table.rows.allSatisfy { masks.contains($0.mask) })
         XCTAssertTrue(table.masksCSV.hasPrefix("mask,order,gates\nsample-0,,"))
@@ -178,7 +183,7 @@ final class AnalysisTests: XCTestCase {
 
     func testBadAnalysisInputsAreNamed() throws {
         let context = try self.context("official")
-        XCTAssertThrowsError(try LesionAnalysis.run(context, lesions: [.init(name: "x", dropped: [9])])) {
+        XCTAssertThrowsError(try LesionAnalysis.run(context, lesions: [.init(.dropList("9"), dropped: [9])])) {
             XCTAssertTrue("\($0)".contains("block 9 does not exist"), "\($0)")
         }
         XCTAssertThrowsError(try DepthAnalysis.run(context, depths: [7], trials: 1)) {
@@ -224,9 +229,9 @@ final class BatchNormRecalibrationTests: XCTestCase {
 final class AnalysisPlotTests: XCTestCase {
     func testRandomLesionPlotStartsAtTheFullNetworkAndKeepsBandsInsideValidErrors() throws {
         var table = ResultTable(checkpoint: "c", schedule: "s", seed: 0)
-        table.append(ResultRow(analysis: "lesion", configuration: "none", member: "deterministic", k: 0, metric: "accuracy", value: 0.9))
+        table.append(ResultRow(analysis: "lesion", experiment: .fullNetwork, member: .deterministic, k: 0, metric: "accuracy", value: 0.9))
         for (trial, accuracy) in [0.95, 0.1, 0.12].enumerated() {
-            table.append(ResultRow(analysis: "lesion", configuration: "k-3-trial-\(trial)", member: "deterministic", k: 3,
+            table.append(ResultRow(analysis: "lesion", experiment: .randomLesion(k: 3, trial: trial), member: .deterministic, k: 3,
                                    metric: "accuracy", value: accuracy))
         }
         let plot = try XCTUnwrap(AnalysisPlots.plots(for: table).first { $0.file == "lesion-k-blocks.svg" }?.plot)
@@ -238,5 +243,22 @@ final class AnalysisPlotTests: XCTestCase {
         XCTAssertEqual(band.high, 1, "mean + sd exceeds 1 here and is cut to 1")
         XCTAssertGreaterThanOrEqual(band.low, 0)
         XCTAssertLessThan(band.low, series.points[1].y)
+    }
+
+    func testSingleBlockAndPrunePlotsSelectRowsByExperiment() throws {
+        var table = ResultTable(checkpoint: "c", schedule: "s", seed: 0)
+        let rows: [(Experiment, Double, Double)] = [(.fullNetwork, 0, 0.9), (.singleLesion(block: 2), 1, 0.8),
+                                                   (.dropList("7"), 1, 0.5), (.keepList("1-3"), 3, 0.4),
+                                                   (.pruned(rule: "every-other", depth: 4), 2, 0.7)]
+        for (experiment, k, accuracy) in rows {
+            table.append(ResultRow(analysis: "lesion", experiment: experiment, member: .deterministic, k: k, metric: "accuracy", value: accuracy))
+        }
+        let plots = AnalysisPlots.plots(for: table)
+        let single = try XCTUnwrap(plots.first { $0.file == "lesion-single-block.svg" }?.plot)
+        XCTAssertEqual(single.series.first?.points.map(\.x), [2], "only single lesions, at their block")
+        XCTAssertEqual(single.reference?.y ?? .nan, 0.1, accuracy: 1e-12, "the full network's error")
+        let prune = try XCTUnwrap(plots.first { $0.file == "lesion-prune.svg" }?.plot)
+        XCTAssertEqual(prune.series.first?.points.map(\.x), [4], "pruned networks at the blocks kept")
+        XCTAssertNil(plots.first { $0.file == "lesion-k-blocks.svg" }, "no random lesion, no k-block plot")
     }
 }

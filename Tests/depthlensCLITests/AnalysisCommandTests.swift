@@ -23,27 +23,66 @@ final class AnalysisCommandTests: XCTestCase {
         XCTAssertTrue(bad.stderr.contains("'pL' must be in [0, 1], found 2.0"), bad.stderr)
     }
 
-    func testEachAnalysisWritesItsCSVMasksAndPlots() throws {
+    /// Every number of the `--json` summary is the CSV's value for the same configuration,
+    /// member, k and metric, and the summary leaves no row out.
+    func assertSummaryIsTheCSV(_ entries: [[String: Any]], _ records: [[String: String]], _ what: String,
+                               file: StaticString = #filePath, line: UInt = #line) {
+        var summarized = 0
+        for entry in entries {
+            let configuration = entry["configuration"] as? String, member = entry["member"] as? String, k = entry["k"] as? Double
+            for (metric, number) in entry["metrics"] as? [String: Any] ?? [:] {
+                summarized += 1
+                let record = records.first { record in
+                    let sameK = k.map { abs((record["k"].flatMap(Double.init) ?? .nan) - $0) < 1e-12 } ?? (record["k"] == "")
+                    return sameK && record["configuration"] == configuration && record["member"] == member && record["metric"] == metric
+                }
+                guard let record, let value = record["value"].flatMap(Double.init) else {
+                    XCTFail("\(what): no CSV row for \(configuration ?? "?") \(member ?? "?") \(metric)", file: file, line: line)
+                    continue
+                }
+                XCTAssertEqual(record["experiment"], entry["experiment"] as? String, "\(what) \(configuration ?? "?")", file: file, line: line)
+                if let number = number as? Double {
+                    XCTAssertEqual(number, value, accuracy: 1e-12, "\(what) \(configuration ?? "?") \(metric)", file: file, line: line)
+                } else {
+                    XCTAssertTrue(value.isNaN, "\(what) \(configuration ?? "?") \(metric): null in the summary, \(value) in the CSV", file: file, line: line)
+                }
+            }
+        }
+        XCTAssertEqual(summarized, records.count, "\(what): the summary and the CSV hold different numbers of values", file: file, line: line)
+    }
+
+    func testEachAnalysisWritesItsCSVMasksAndPlotsAndSummarizesTheCSV() throws {
         let folder = CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let runs: [(arguments: [String], files: [String])] = [
+        let runs: [(arguments: [String], files: [String], experiments: Set<String>)] = [
             (["lesion", "--single", "--random-k", "2", "--trials", "2", "--prune-depth", "3"],
-             ["lesion-results.csv", "lesion-masks.csv", "lesion-single-block.svg", "lesion-k-blocks.svg", "lesion-prune.svg"]),
-            (["ensemble", "--members", "3", "--granularity", "sample"], ["ensemble-results.csv", "ensemble-accuracy.svg"]),
-            (["sample", "--members", "3"], ["sample-results.csv", "sample-masks.csv", "sample.svg"]),
-            (["depth", "--depths", "0,3,6"], ["depth-results.csv", "depth.svg"]),
-            (["reorder", "--swaps", "0,1"], ["reorder-results.csv", "reorder.svg"]),
-            (["paths"], ["paths-results.csv", "paths.svg"]),
+             ["lesion-results.csv", "lesion-masks.csv", "lesion-single-block.svg", "lesion-k-blocks.svg", "lesion-prune.svg"],
+             ["full-network", "single-lesion", "random-lesion", "prune"]),
+            (["ensemble", "--members", "3", "--granularity", "sample"], ["ensemble-results.csv", "ensemble-accuracy.svg"],
+             ["deterministic", "ensemble"]),
+            (["sample", "--members", "3"], ["sample-results.csv", "sample-masks.csv", "sample.svg"], ["sample"]),
+            (["depth", "--depths", "0,3,6"], ["depth-results.csv", "depth.svg"], ["depth"]),
+            (["reorder", "--swaps", "0,1"], ["reorder-results.csv", "reorder.svg"], ["reorder"]),
+            (["paths"], ["paths-results.csv", "paths.svg"], ["schedule", "unrolled-binomial"]),
         ]
-        for (arguments, files) in runs {
+        for (arguments, files, experiments) in runs {
             let out = folder.appendingPathComponent(arguments[0]).path
-            let result = try CLI.run(arguments + [checkpoint, "--data", data, "-o", out, "--quiet"])
+            let result = try CLI.run(arguments + [checkpoint, "--data", data, "-o", out, "--quiet", "--json"])
             XCTAssertEqual(result.status, 0, "\(arguments): \(result.stderr)")
             for file in files {
                 XCTAssertTrue(FileManager.default.fileExists(atPath: "\(out)/\(file)"), "\(arguments[0]) did not write \(file)")
             }
-            let csv = try String(contentsOfFile: "\(out)/\(arguments[0])-results.csv", encoding: .utf8)
-            XCTAssertTrue(csv.hasPrefix("analysis,checkpoint,schedule,configuration,member,k,metric,value,mask,seed\n"))
+            let path = "\(out)/\(arguments[0])-results.csv"
+            let csv = try String(contentsOfFile: path, encoding: .utf8)
+            XCTAssertTrue(csv.hasPrefix("analysis,checkpoint,schedule,experiment,configuration,member,block,k,metric,value,mask,seed\n"))
+            let records = try CLI.records(path)
+            XCTAssertEqual(Set(records.map { $0["experiment"]! }), experiments, arguments[0])
+            assertSummaryIsTheCSV(try CLI.jsonResults(result.stdout), records, arguments[0])
+            if FileManager.default.fileExists(atPath: "\(out)/\(arguments[0])-masks.csv") {
+                let masks = Set(try CLI.records("\(out)/\(arguments[0])-masks.csv").map { $0["mask"]! })
+                let missing = Set(records.map { $0["mask"]! }).subtracting(masks).subtracting([""])
+                XCTAssertTrue(missing.isEmpty, "\(arguments[0]): rows refer to masks not in the masks file: \(missing)")
+            }
             let svg = try String(contentsOfFile: "\(out)/\(files.first { $0.hasSuffix(".svg") }!)", encoding: .utf8)
             XCTAssertTrue(svg.hasPrefix("<svg xmlns=\"http://www.w3.org/2000/svg\"") && svg.hasSuffix("</svg>\n"))
         }
@@ -76,19 +115,62 @@ final class AnalysisCommandTests: XCTestCase {
         XCTAssertTrue(missing.stderr.contains("give --recalibration-data"), missing.stderr)
     }
 
-    func testReportWritesTheResultsFolderAndSummary() throws {
+    func testReportSummaryStatesTheNumbersOfItsCSVs() throws {
         let folder = CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let result = try CLI.run(["report", checkpoint, "--data", data, "-o", folder.path, "--quiet", "--members", "2", "--trials", "1"])
+        let result = try CLI.run(["report", checkpoint, "--data", data, "-o", folder.path, "--quiet", "--json",
+                                  "--members", "2", "--trials", "2", "--max-k", "2"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let summary = try String(contentsOfFile: folder.appendingPathComponent("summary.md").path, encoding: .utf8)
-        for heading in ["# DepthLens report", "## Deterministic network", "## Deleting one block", "## Monte Carlo ensemble of 2",
-                        "## Paths", "48 images"] {
+        for heading in ["# DepthLens report", "## Deterministic network", "## Deleting one block", "## Deleting k random blocks",
+                        "## Monte Carlo ensemble of 2", "## Error against the number of active blocks", "## Paths", "48 images"] {
             XCTAssertTrue(summary.contains(heading), "summary lacks \(heading)")
         }
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
         XCTAssertTrue(files.allSatisfy { !$0.contains(".partial") }, "\(files)")
         XCTAssertGreaterThanOrEqual(files.filter { $0.hasSuffix(".svg") }.count, 6)
+
+        func csv(_ analysis: String) throws -> [[String: String]] { try CLI.records(folder.appendingPathComponent("\(analysis)-results.csv").path) }
+        func value(_ records: [[String: String]], _ configuration: String, _ metric: String) -> Double {
+            records.first { $0["configuration"] == configuration && $0["metric"] == metric }?["value"].flatMap(Double.init) ?? .nan
+        }
+        func pct(_ v: Double) -> String { String(format: "%.2f%%", 100 * v) }
+        func num(_ v: Double) -> String { String(format: "%.4f", v) }
+        func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(values.count) }
+        func expect(_ line: String) { XCTAssertTrue(summary.contains(line), "summary lacks '\(line)':\n\(summary)") }
+
+        let ensemble = try csv("ensemble")
+        assertSummaryIsTheCSV(try CLI.jsonResults(result.stdout), ensemble, "report --json")
+        let reference = "deterministic-expectation"
+        expect("| expectation rule | \(pct(1 - value(ensemble, reference, "accuracy"))) | \(num(value(ensemble, reference, "nll"))) | \(num(value(ensemble, reference, "ece"))) |")
+        let pooled = ["accuracy", "nll", "ece", "mutual_information", "disagreement"].map { value(ensemble, "pass-M-2", $0) }
+        expect("| ensemble | \(pct(1 - pooled[0])) | \(pooled.dropFirst().map(num).joined(separator: " | ")) |")
+        expect("| one member | \(pct(1 - value(ensemble, "pass-M-1", "accuracy"))) | \(num(value(ensemble, "pass-M-1", "nll"))) |")
+
+        let lesion = try csv("lesion")
+        XCTAssertEqual(Set(lesion.map { $0["experiment"]! }), ["full-network", "single-lesion", "random-lesion"], "k = 0 is left out")
+        let blocks = try Checkpoint.load(from: checkpoint).architecture.blocks
+        let singles = lesion.filter { $0["experiment"] == "single-lesion" && $0["metric"] == "accuracy" }
+            .map { (block: blocks[Int($0["block"]!)! - 1], error: 1 - Double($0["value"]!)!) }
+        XCTAssertEqual(singles.count, blocks.count)
+        expect("- mean error with one identity-shortcut block deleted: \(pct(mean(singles.filter { $0.block.shortcut == .identity }.map(\.error))))")
+        expect("- mean error with one downsampling block deleted: \(pct(mean(singles.filter { $0.block.shortcut != .identity }.map(\.error))))")
+        let worst = singles.max { $0.error < $1.error }!
+        expect("- most harmful: block \(worst.block.index) (")
+        expect(", error \(pct(worst.error))\n")
+        for k in 1...2 {
+            let errors = lesion.filter { $0["experiment"] == "random-lesion" && $0["k"] == "\(k)" && $0["metric"] == "accuracy" }
+                .map { 1 - Double($0["value"]!)! }
+            XCTAssertEqual(errors.count, 2, "two trials of k = \(k)")
+            expect("| \(k) | \(pct(mean(errors))) |")
+        }
+        let depth = try csv("depth")
+        for active in Set(depth.map { $0["k"]! }) {
+            let errors = depth.filter { $0["k"] == active && $0["metric"] == "accuracy" }.map { 1 - Double($0["value"]!)! }
+            expect("| \(active) | \(pct(mean(errors))) |\n")
+        }
+        let paths = try csv("paths")
+        expect("- expected active blocks under the schedule: \(num(value(paths, "schedule", "mean_active_blocks"))) (variance \(num(value(paths, "schedule", "variance_active_blocks"))))")
     }
 
     func testBadAnalysisFlagsGetClearMessages() throws {

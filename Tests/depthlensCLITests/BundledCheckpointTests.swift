@@ -48,6 +48,8 @@ final class BundledCheckpointTests: XCTestCase {
         }
     }
 
+    /// Every analysis runs on every shipped checkpoint; the deterministic network's accuracy
+    /// in the lesion, ensemble and report results is what `eval` counts on the same images.
     func testEveryAnalysisRunsOnEveryShippedCheckpoint() throws {
         let folder = CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
@@ -61,14 +63,32 @@ final class BundledCheckpointTests: XCTestCase {
             ["paths"],
             ["report", "--members", "2", "--trials", "1"],
         ]
+        let images = 48
         for name in try shipped().keys.sorted() {
-            for arguments in analyses {
-                let out = folder.appendingPathComponent("\(name)-\(arguments[0])").path
-                let result = try CLI.run(arguments + ["data/\(name).h5", "--data", Self.subset, "--limit", "48", "-o", out, "--quiet"])
+            let eval = try CLI.run(["eval", "data/\(name).h5", "--data", Self.subset, "--limit", "\(images)", "--json", "--quiet"])
+            XCTAssertEqual(eval.status, 0, eval.stderr)
+            let counted = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any], eval.stdout)
+            let correct = try XCTUnwrap(counted["correct"] as? Int, eval.stdout)
+            var folders: [String: String] = [:]
+            for (i, arguments) in analyses.enumerated() {
+                let out = folder.appendingPathComponent("\(name)-\(i)-\(arguments[0])").path
+                folders[arguments[0]] = folders[arguments[0]] ?? out  // the first run of each
+                let result = try CLI.run(arguments + ["data/\(name).h5", "--data", Self.subset, "--limit", "\(images)", "-o", out, "--quiet"])
                 XCTAssertEqual(result.status, 0, "\(name) \(arguments): \(result.stderr)")
                 let written = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
                 XCTAssertTrue(written.contains { $0.hasSuffix("-results.csv") }, "\(name) \(arguments[0]) wrote \(written)")
             }
+            let deterministic: [(file: String, experiment: String)] = [
+                ("\(folders["lesion"]!)/lesion-results.csv", "full-network"), ("\(folders["ensemble"]!)/ensemble-results.csv", "deterministic"),
+                ("\(folders["report"]!)/lesion-results.csv", "full-network"), ("\(folders["report"]!)/ensemble-results.csv", "deterministic"),
+            ]
+            for (file, experiment) in deterministic {
+                let accuracy = try CLI.records(file).first { $0["experiment"] == experiment && $0["metric"] == "accuracy" }?["value"]
+                XCTAssertEqual(accuracy.flatMap(Double.init), Double(correct) / Double(images), "\(name): \(file)")
+            }
+            let summary = try String(contentsOfFile: "\(folders["report"]!)/summary.md", encoding: .utf8)
+            let error = String(format: "%.2f%%", 100 * (1 - Double(correct) / Double(images)))
+            XCTAssertTrue(summary.contains(" rule | \(error) | "), "\(name): summary.md does not state eval's error \(error):\n\(summary)")
         }
     }
 

@@ -1,3 +1,4 @@
+import DepthLens
 import Foundation
 import XCTest
 
@@ -49,6 +50,18 @@ enum CLI {
         process.waitUntilExit()
         return CLIResult(status: process.terminationStatus, stdout: String(decoding: stdout, as: UTF8.self),
                          stderr: String(decoding: stderr, as: UTF8.self))
+    }
+
+    /// The rows of a CSV file the binary wrote, keyed by column name.
+    static func records(_ path: String, file: StaticString = #filePath, line: UInt = #line) throws -> [[String: String]] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        return try XCTUnwrap(CSVTable(parsing: text), "\(path) is not valid CSV", file: file, line: line).records
+    }
+
+    /// The `results` entries of an analysis' `--json` output.
+    static func jsonResults(_ stdout: String, file: StaticString = #filePath, line: UInt = #line) throws -> [[String: Any]] {
+        let document = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any], stdout, file: file, line: line)
+        return try XCTUnwrap(document["results"] as? [[String: Any]], stdout, file: file, line: line)
     }
 
     static func temporaryDirectory() -> URL {

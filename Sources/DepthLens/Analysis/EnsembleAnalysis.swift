@@ -108,16 +108,16 @@ public enum EnsembleAnalysis {
         }
         deterministicFeeder.finish()
         growingFeeders.forEach { $0.finish() }
-        let name = context.rule == .expectation ? "deterministic-expectation" : "deterministic-inverted"
-        table.recordMask(name, gates: context.deterministicGates)
+        let reference = Experiment.deterministic(rule: context.rule)
+        table.recordMask(reference.name, gates: context.deterministicGates)
         for value in try results(of: deterministic) {
-            table.append(ResultRow(analysis: "ensemble", configuration: name, member: "deterministic", metric: value.name,
-                                   value: value.value, mask: name))
+            table.append(ResultRow(analysis: "ensemble", experiment: reference, member: .deterministic, metric: value.name,
+                                   value: value.value, mask: reference.name))
         }
         for (i, size) in sizes.enumerated() {
             for value in try results(of: growing[i]) {
-                table.append(ResultRow(analysis: "ensemble", configuration: "\(granularity.rawValue)-M-\(size)", member: "ensemble",
-                                       k: Double(size), metric: value.name, value: value.value))
+                table.append(ResultRow(analysis: "ensemble", experiment: .ensemble(granularity: granularity, members: size),
+                                       member: .ensemble, k: Double(size), metric: value.name, value: value.value))
             }
         }
         return table

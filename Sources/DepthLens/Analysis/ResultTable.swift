@@ -1,35 +1,50 @@
 import Foundation
 
-/// One tidy result: one number about one member of one configuration of one analysis.
+/// One tidy result: one number about one member of one experiment of one analysis.
 public struct ResultRow: Sendable, Equatable {
     public var analysis: String
-    /// The configuration (such as `drop-block-7`, `k-5-trial-2`, `M-8`), unique within the analysis.
-    public var configuration: String
-    /// The member inside the configuration (`ensemble`, `deterministic`, or a number).
-    public var member: String
-    /// The analysis' x variable where it has one: blocks removed, active blocks, members, tau.
+    /// The sub-network or ensemble the number is about.
+    public var experiment: Experiment
+    /// Whether the sub-network's batch-norm statistics were re-estimated first
+    /// (``BatchNormRecalibration``); its configuration name then ends in `-recalibrated`.
+    public var recalibrated: Bool
+    /// The member inside the experiment; nil where there is none (`paths`).
+    public var member: Member?
+    /// The analysis' x variable where it has one; one meaning per analysis (docs/results-csv.md):
+    /// blocks deleted (`lesion`), active blocks (`sample`, `depth`, `paths`), members
+    /// (`ensemble`), Kendall's tau (`reorder`).
     public var k: Double?
     public var metric: String
     public var value: Double
     /// Key of the gate mask in the companion masks file, or empty.
     public var mask: String
 
-    public init(analysis: String, configuration: String, member: String = "", k: Double? = nil,
-                metric: String, value: Double, mask: String = "") {
+    public init(analysis: String, experiment: Experiment, recalibrated: Bool = false, member: Member? = nil,
+                k: Double? = nil, metric: String, value: Double, mask: String = "") {
         self.analysis = analysis
-        self.configuration = configuration
+        self.experiment = experiment
+        self.recalibrated = recalibrated
         self.member = member
         self.k = k
         self.metric = metric
         self.value = value
         self.mask = mask
     }
+
+    /// The `configuration` column (such as `drop-7`, `k-5-trial-2`, `pass-M-8`), unique
+    /// within the analysis.
+    public var configuration: String { Self.configuration(experiment, recalibrated: recalibrated) }
+
+    /// The configuration name of `experiment`, with `-recalibrated` when `recalibrated`.
+    public static func configuration(_ experiment: Experiment, recalibrated: Bool) -> String {
+        experiment.name + (recalibrated ? "-recalibrated" : "")
+    }
 }
 
 /// Rows of an analysis plus the gate masks they refer to, written as tidy CSV.
 ///
-/// `results.csv` columns: analysis, checkpoint, schedule, configuration, member, k,
-/// metric, value, mask, seed. `masks.csv` columns: mask, order, gates (the gate of every
+/// `results.csv` columns: analysis, checkpoint, schedule, experiment, configuration,
+/// member, block, k, metric, value, mask, seed (docs/results-csv.md). `masks.csv` columns: mask, order, gates (the gate of every
 /// block, space-separated, in position order; order is the block order when reordered).
 public struct ResultTable: Sendable {
     public var checkpoint: String
@@ -55,19 +70,26 @@ public struct ResultTable: Sendable {
         masks.append((key, gates, order))
     }
 
+    /// The value of `metric` for the first row about `experiment` (not recalibrated), or nil.
+    public func value(_ metric: String, of experiment: Experiment) -> Double? {
+        rows.first { $0.experiment == experiment && !$0.recalibrated && $0.metric == metric }?.value
+    }
+
     public mutating func merge(_ other: ResultTable) {
         rows += other.rows
         for mask in other.masks { recordMask(mask.key, gates: mask.gates, order: mask.order) }
     }
 
-    public static let header = ["analysis", "checkpoint", "schedule", "configuration", "member", "k", "metric", "value", "mask", "seed"]
+    public static let header = ["analysis", "checkpoint", "schedule", "experiment", "configuration", "member", "block", "k",
+                                "metric", "value", "mask", "seed"]
 
     /// The results as CSV text (numbers in shortest round-trip form; NaN as `NaN`).
     public var resultsCSV: String {
         var table = CSVTable(header: Self.header)
         for row in rows {
-            table.append([row.analysis, checkpoint, schedule, row.configuration, row.member,
-                          row.k.map(Self.format) ?? "", row.metric, Self.format(row.value), row.mask, "\(seed)"])
+            table.append([row.analysis, checkpoint, schedule, row.experiment.kind, row.configuration, row.member?.name ?? "",
+                          row.experiment.block.map(String.init) ?? "", row.k.map(Self.format) ?? "",
+                          row.metric, Self.format(row.value), row.mask, "\(seed)"])
         }
         return table.text
     }

@@ -21,13 +21,12 @@ public enum SampleAnalysis {
         let results = try MemberEvaluation.run(context, configurations: configurations,
                                                networks: try BatchNormRecalibration.networks(context, configurations, recalibration))
         for (m, values) in results.enumerated() {
-            let mask = "sample-\(m)" + (recalibration == nil ? "" : "-recalibrated")
+            let experiment = Experiment.sampled(index: m)
+            let mask = ResultRow.configuration(experiment, recalibrated: recalibration != nil)
             table.recordMask(mask, gates: configurations[m])
-            table.append(ResultRow(analysis: "sample", configuration: mask, member: "\(m)", k: Double(active[m]),
-                                   metric: "active_blocks", value: Double(active[m]), mask: mask))
-            for value in values {
-                table.append(ResultRow(analysis: "sample", configuration: mask, member: "\(m)", k: Double(active[m]),
-                                       metric: value.name, value: value.value, mask: mask))
+            for value in [MetricResult("active_blocks", Double(active[m]))] + values {
+                table.append(ResultRow(analysis: "sample", experiment: experiment, recalibrated: recalibration != nil,
+                                       member: .number(m), k: Double(active[m]), metric: value.name, value: value.value, mask: mask))
             }
         }
         return table
@@ -38,25 +37,26 @@ public enum SampleAnalysis {
 /// alone; k random blocks for k = 0...K with T trials each; explicit keep or drop lists;
 /// and pruning to a depth d by a rule (LayerDrop, Fan et al. 2019).
 public enum LesionAnalysis {
-    /// A lesion: which blocks (1-based) to delete, under a name.
+    /// A lesion: which blocks (1-based) to delete, and what experiment that is.
     public struct Lesion: Sendable, Equatable {
-        public var name: String
+        public var experiment: Experiment
         public var dropped: [Int]
-        public var k: Double?
 
-        public init(name: String, dropped: [Int], k: Double? = nil) {
-            self.name = name
+        public init(_ experiment: Experiment, dropped: [Int]) {
+            self.experiment = experiment
             self.dropped = dropped
-            self.k = k
         }
+
+        /// The configuration name (`none`, `drop-7`, `k-3-trial-1`, ...).
+        public var name: String { experiment.name }
     }
 
-    /// The full network and each block deleted alone (k = the block number).
+    /// The full network and each block deleted alone.
     public static func singleBlocks(count: Int) -> [Lesion] {
-        [Lesion(name: "none", dropped: [], k: 0)] + (1...count).map { Lesion(name: "drop-\($0)", dropped: [$0], k: Double($0)) }
+        [Lesion(.fullNetwork, dropped: [])] + (1...count).map { Lesion(.singleLesion(block: $0), dropped: [$0]) }
     }
 
-    /// For k = 0...maxK, `trials` draws of k distinct blocks (k = blocks removed).
+    /// For k = 0...maxK, `trials` draws of k distinct blocks (one draw for k = 0).
     public static func randomBlocks(count: Int, maxK: Int, trials: Int, seed: UInt64) -> [Lesion] {
         var lesions: [Lesion] = []
         for k in 0...min(maxK, count) {
@@ -64,7 +64,7 @@ public enum LesionAnalysis {
                 var generator = SeededGenerator.stream(seed: seed, 1_000_000 + k * 10_000 + t)
                 let keep = MaskSampling.exactly(count - k, of: count, using: &generator)
                 let dropped = keep.enumerated().filter { !$0.element }.map { $0.offset + 1 }
-                lesions.append(Lesion(name: "k-\(k)-trial-\(t)", dropped: dropped, k: Double(k)))
+                lesions.append(Lesion(.randomLesion(k: k, trial: t), dropped: dropped))
             }
         }
         return lesions
@@ -97,12 +97,13 @@ public enum LesionAnalysis {
         }
         if keepDownsampling { for b in blocks where b.shortcut != .identity { keep.insert(b.index) } }
         let dropped = (1...count).filter { !keep.contains($0) }
-        return Lesion(name: "prune-\(rule)-\(count - dropped.count)", dropped: dropped, k: Double(count - dropped.count))
+        return Lesion(.pruned(rule: rule, depth: count - dropped.count), dropped: dropped)
     }
 
-    /// Evaluates lesions of the deterministic network. With `recalibration`, each lesioned
-    /// network first has its batch-norm statistics re-estimated on those images
-    /// (``BatchNormRecalibration``); configurations are then named `...-recalibrated`.
+    /// Evaluates lesions of the deterministic network; every row's k is the number of blocks
+    /// deleted. With `recalibration`, each lesioned network first has its batch-norm
+    /// statistics re-estimated on those images (``BatchNormRecalibration``); configurations
+    /// are then named `...-recalibrated`.
     public static func run(_ context: AnalysisContext, lesions: [Lesion], analysis: String = "lesion",
                            recalibration: (any ImageSource)? = nil) throws -> ResultTable {
         var table = context.table()
@@ -119,15 +120,13 @@ public enum LesionAnalysis {
         }
         let results = try MemberEvaluation.run(context, configurations: configurations,
                                                networks: try BatchNormRecalibration.networks(context, configurations, recalibration))
-        for (i, var lesion) in lesions.enumerated() {
-            if recalibration != nil { lesion.name += "-recalibrated" }
-            table.recordMask(lesion.name, gates: configurations[i])
-            table.append(ResultRow(analysis: analysis, configuration: lesion.name, member: "deterministic", k: lesion.k,
-                                   metric: "active_blocks", value: Double(context.blockCount - Set(lesion.dropped).count),
-                                   mask: lesion.name))
-            for value in results[i] {
-                table.append(ResultRow(analysis: analysis, configuration: lesion.name, member: "deterministic", k: lesion.k,
-                                       metric: value.name, value: value.value, mask: lesion.name))
+        for (i, lesion) in lesions.enumerated() {
+            let mask = ResultRow.configuration(lesion.experiment, recalibrated: recalibration != nil)
+            let deleted = Set(lesion.dropped).count
+            table.recordMask(mask, gates: configurations[i])
+            for value in [MetricResult("active_blocks", Double(context.blockCount - deleted))] + results[i] {
+                table.append(ResultRow(analysis: analysis, experiment: lesion.experiment, recalibrated: recalibration != nil,
+                                       member: .deterministic, k: Double(deleted), metric: value.name, value: value.value, mask: mask))
             }
         }
         return table
@@ -143,7 +142,7 @@ public enum DepthAnalysis {
                            recalibration: (any ImageSource)? = nil) throws -> ResultTable {
         var table = context.table()
         var configurations: [[Float]] = []
-        var names: [(String, Int)] = []
+        var drawn: [(depth: Int, trial: Int)] = []
         for d in depths {
             guard (0...context.blockCount).contains(d) else {
                 throw EvaluationError.gates("depth \(d) is outside 0...\(context.blockCount)")
@@ -151,16 +150,18 @@ public enum DepthAnalysis {
             for t in 0..<trials {
                 var generator = SeededGenerator.stream(seed: context.seed, 2_000_000 + d * 10_000 + t)
                 configurations.append(context.sampledGates(MaskSampling.exactly(d, of: context.blockCount, using: &generator)))
-                names.append(("depth-\(d)-trial-\(t)" + (recalibration == nil ? "" : "-recalibrated"), d))
+                drawn.append((d, t))
             }
         }
         let results = try MemberEvaluation.run(context, configurations: configurations,
                                                networks: try BatchNormRecalibration.networks(context, configurations, recalibration))
-        for (i, (name, d)) in names.enumerated() {
-            table.recordMask(name, gates: configurations[i])
+        for (i, (d, t)) in drawn.enumerated() {
+            let experiment = Experiment.fixedDepth(active: d, trial: t)
+            let mask = ResultRow.configuration(experiment, recalibrated: recalibration != nil)
+            table.recordMask(mask, gates: configurations[i])
             for value in results[i] {
-                table.append(ResultRow(analysis: "depth", configuration: name, member: "\(i % trials)", k: Double(d),
-                                       metric: value.name, value: value.value, mask: name))
+                table.append(ResultRow(analysis: "depth", experiment: experiment, recalibrated: recalibration != nil,
+                                       member: .number(t), k: Double(d), metric: value.name, value: value.value, mask: mask))
             }
         }
         return table
@@ -188,7 +189,7 @@ public enum ReorderAnalysis {
         }
         var networks: [Network] = []
         var configurations: [[Float]] = []
-        var described: [(name: String, tau: Double, order: [Int])] = []
+        var described: [(experiment: Experiment, tau: Double, order: [Int])] = []
         let base = context.deterministicGates
         for s in swaps {
             for t in 0..<(s == 0 ? 1 : trials) {
@@ -204,17 +205,15 @@ public enum ReorderAnalysis {
                 }
                 networks.append(try network.reordered(order))
                 configurations.append(order.map { base[$0 - 1] })  // gates follow the blocks
-                described.append(("swaps-\(s)-trial-\(t)", kendallTau(order), order))
+                described.append((.reordered(swaps: s, trial: t), kendallTau(order), order))
             }
         }
         let results = try MemberEvaluation.run(context, configurations: configurations, networks: networks)
         for (i, d) in described.enumerated() {
-            table.recordMask(d.name, gates: configurations[i], order: d.order)
-            table.append(ResultRow(analysis: "reorder", configuration: d.name, member: "deterministic", k: d.tau,
-                                   metric: "kendall_tau", value: d.tau, mask: d.name))
-            for value in results[i] {
-                table.append(ResultRow(analysis: "reorder", configuration: d.name, member: "deterministic", k: d.tau,
-                                       metric: value.name, value: value.value, mask: d.name))
+            table.recordMask(d.experiment.name, gates: configurations[i], order: d.order)
+            for value in [MetricResult("kendall_tau", d.tau)] + results[i] {
+                table.append(ResultRow(analysis: "reorder", experiment: d.experiment, member: .deterministic, k: d.tau,
+                                       metric: value.name, value: value.value, mask: d.experiment.name))
             }
         }
         return table
@@ -228,16 +227,16 @@ public enum PathsAnalysis {
         let schedulePMF = PathDistribution.poissonBinomial(p)
         let binomial = PathDistribution.unrolledBinomial(blocks: p.count)
         for k in 0...p.count {
-            table.append(ResultRow(analysis: "paths", configuration: "schedule", member: "", k: Double(k),
+            table.append(ResultRow(analysis: "paths", experiment: .scheduleDistribution, k: Double(k),
                                    metric: "probability", value: schedulePMF[k]))
-            table.append(ResultRow(analysis: "paths", configuration: "unrolled-binomial", member: "", k: Double(k),
+            table.append(ResultRow(analysis: "paths", experiment: .unrolledBinomial, k: Double(k),
                                    metric: "probability", value: binomial[k]))
         }
         let (mean, variance) = PathDistribution.moments(p)
-        table.append(ResultRow(analysis: "paths", configuration: "schedule", metric: "mean_active_blocks", value: mean))
-        table.append(ResultRow(analysis: "paths", configuration: "schedule", metric: "variance_active_blocks", value: variance))
-        table.append(ResultRow(analysis: "paths", configuration: "unrolled-binomial", metric: "mean_active_blocks", value: Double(p.count) / 2))
-        table.append(ResultRow(analysis: "paths", configuration: "unrolled-binomial", metric: "variance_active_blocks", value: Double(p.count) / 4))
+        table.append(ResultRow(analysis: "paths", experiment: .scheduleDistribution, metric: "mean_active_blocks", value: mean))
+        table.append(ResultRow(analysis: "paths", experiment: .scheduleDistribution, metric: "variance_active_blocks", value: variance))
+        table.append(ResultRow(analysis: "paths", experiment: .unrolledBinomial, metric: "mean_active_blocks", value: Double(p.count) / 2))
+        table.append(ResultRow(analysis: "paths", experiment: .unrolledBinomial, metric: "variance_active_blocks", value: Double(p.count) / 4))
         return table
     }
 }

@@ -3,11 +3,10 @@ public enum AnalysisPlots {
     /// Plots for `table`, by file name (without folder).
     public static func plots(for table: ResultTable) -> [(file: String, plot: LinePlot)] {
         guard let analysis = table.rows.first?.analysis else { return [] }
-        func points(_ metric: String, where keep: (ResultRow) -> Bool = { _ in true }, error: Bool = false) -> [(x: Double, y: Double)] {
-            table.rows.filter { $0.metric == metric && $0.k != nil && keep($0) }.map { ($0.k!, error ? 1 - $0.value : $0.value) }
-        }
-        func value(_ configuration: String, _ metric: String) -> Double? {
-            table.rows.first { $0.configuration == configuration && $0.metric == metric }?.value
+        // (x, y) of `metric` for the rows `x` gives an x (by default k): y is the value, or
+        // the error 1 - value when `error`.
+        func points(_ metric: String, error: Bool = false, x: (ResultRow) -> Double? = { $0.k }) -> [(x: Double, y: Double)] {
+            table.rows.filter { $0.metric == metric }.compactMap { row in x(row).map { ($0, error ? 1 - row.value : row.value) } }
         }
         // Error rates: a band of ±1 sd is cut to [0, 1], the values an error can take.
         func banded(_ name: String, _ pts: [(x: Double, y: Double)]) -> LinePlot.Series {
@@ -18,25 +17,28 @@ public enum AnalysisPlots {
         switch analysis {
         case "lesion":
             var plots: [(String, LinePlot)] = []
-            let full = value("none", "accuracy").map { ("no block deleted", 1 - $0) }
-            let single = points("accuracy", where: { $0.configuration.hasPrefix("drop-") && !$0.configuration.hasPrefix("drop-list") },
-                                error: true)
+            let full = table.value("accuracy", of: .fullNetwork).map { ("no block deleted", 1 - $0) }
+            let single = points("accuracy", error: true) { row in row.experiment.block.map(Double.init) }
             if !single.isEmpty {
                 plots.append(("lesion-single-block.svg", LinePlot(
                     title: "Deleting one block (Veit et al. 2016)", xLabel: "deleted block l", yLabel: "test error",
                     series: [.init(name: "one block deleted", points: single.sorted { $0.x < $1.x })], reference: full)))
             }
             // k = 0 is the full network, whether it came as `k-0-trial-0` or as `none`.
-            var random = points("accuracy", where: { $0.configuration.hasPrefix("k-") }, error: true)
+            var random = points("accuracy", error: true) { row in
+                if case .randomLesion(let k, _) = row.experiment { Double(k) } else { nil }
+            }
             if !random.isEmpty, !random.contains(where: { $0.x == 0 }) {
-                random += points("accuracy", where: { $0.configuration == "none" }, error: true)
+                random += points("accuracy", error: true) { $0.experiment == .fullNetwork ? 0 : nil }
             }
             if !random.isEmpty {
                 plots.append(("lesion-k-blocks.svg", LinePlot(
                     title: "Deleting k random blocks", xLabel: "blocks deleted k", yLabel: "test error",
                     series: [banded("mean over trials", random)])))
             }
-            let pruned = points("accuracy", where: { $0.configuration.hasPrefix("prune-") }, error: true)
+            let pruned = points("accuracy", error: true) { row in
+                if case .pruned(_, let depth) = row.experiment { Double(depth) } else { nil }
+            }
             if !pruned.isEmpty {
                 plots.append(("lesion-prune.svg", LinePlot(
                     title: "Pruned to a fixed depth", xLabel: "blocks kept", yLabel: "test error",
@@ -55,21 +57,23 @@ public enum AnalysisPlots {
                                              yLabel: "test error",
                                              series: [.init(name: "one order", points: points("accuracy", error: true), markersOnly: true)]))]
         case "ensemble":
-            let deterministic = table.rows.first { $0.member == "deterministic" }?.configuration
+            let deterministic = table.rows.first { $0.member == .deterministic }?.experiment
             var plots: [(String, LinePlot)] = []
             for (metric, label, error) in [("accuracy", "test error", true), ("nll", "negative log-likelihood", false), ("ece", "expected calibration error", false)] {
-                let pts = points(metric, where: { $0.member == "ensemble" }, error: error).sorted { $0.x < $1.x }
+                let pts = points(metric, error: error) { row in
+                    if case .ensemble(_, let members) = row.experiment { Double(members) } else { nil }
+                }.sorted { $0.x < $1.x }
                 guard !pts.isEmpty else { continue }
-                let reference = deterministic.flatMap { value($0, metric) }.map { ("deterministic network", error ? 1 - $0 : $0) }
+                let reference = deterministic.flatMap { table.value(metric, of: $0) }.map { ("deterministic network", error ? 1 - $0 : $0) }
                 plots.append(("ensemble-\(metric).svg", LinePlot(title: "Monte Carlo ensemble of sub-networks", xLabel: "members M",
                                                                  yLabel: label, series: [.init(name: "ensemble of M", points: pts)],
                                                                  reference: reference)))
             }
             return plots
         case "paths":
-            let series = ["schedule", "unrolled-binomial"].map { name in
-                LinePlot.Series(name: name == "schedule" ? "under the schedule (Poisson-binomial)" : "unrolled paths, Binomial(L, 1/2)",
-                                points: points("probability", where: { $0.configuration == name }))
+            let series = [Experiment.scheduleDistribution, .unrolledBinomial].map { experiment in
+                LinePlot.Series(name: experiment == .scheduleDistribution ? "under the schedule (Poisson-binomial)" : "unrolled paths, Binomial(L, 1/2)",
+                                points: points("probability") { $0.experiment == experiment ? $0.k : nil })
             }
             return [("paths.svg", LinePlot(title: "Number of active blocks", xLabel: "active blocks k", yLabel: "probability", series: series))]
         default:

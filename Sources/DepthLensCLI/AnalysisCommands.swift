@@ -2,11 +2,13 @@ import ArgumentParser
 import DepthLens
 import Foundation
 
-/// Writes an analysis' files and prints its summary.
+/// Writes an analysis' files and prints its summary: the headline columns by default,
+/// every column the user's `--metric` list produces when there is one.
 func finish(_ table: ResultTable, options: AnalysisOptions, folder: String) throws {
     let files = try AnalysisPlots.writeAll(table, to: folder)
-    printSummary(table, metrics: ["active_blocks", "accuracy", "nll", "ece", "brier", "agreement", "kendall_tau",
-                                  "probability", "mutual_information", "disagreement"], json: options.json)
+    let headline = ["active_blocks", "accuracy", "nll", "ece", "brier", "agreement", "kendall_tau",
+                    "probability", "mutual_information", "disagreement"]
+    printSummary(table, metrics: options.metrics.isEmpty ? headline : nil, json: options.json)
     if !options.json {
         print("\nWrote " + files.joined(separator: ", "))
     }

@@ -65,7 +65,7 @@ struct AnalysisOptions: ParsableArguments {
         let source: any ImageSource = needsData ? try data.open(for: ckpt) : EmptySource()
         let progress = ProgressLine(analysis, quiet: quiet)
         var context = AnalysisContext(
-            checkpoint: ckpt, evaluator: Evaluator(network: Network(checkpoint: ckpt), threads: runtime.threads),
+            checkpoint: ckpt, evaluator: try runtime.evaluator(for: Network(checkpoint: ckpt)),
             source: source, batchSize: runtime.batchSize, survival: survival, scheduleName: scheduleName, rule: chosenRule,
             metrics: chosenMetrics, registry: registry, seed: seed)
         context.progress = { progress.update(done: $0, total: $1) }
@@ -153,18 +153,7 @@ func printSummary(_ table: ResultTable, metrics wanted: [String]? = nil, limit: 
     }
     let columns = wanted.map { w in metricNames.filter { w.contains($0) } } ?? metricNames
     if json {
-        let entries = order.map { key -> [String: Any] in
-            let e = byKey[key]!
-            var object: [String: Any] = ["configuration": e.configuration, "member": e.member,
-                                         "metrics": e.values.mapValues { $0.isFinite ? $0 as Any : NSNull() }]
-            if let k = e.k { object["k"] = k }
-            return object
-        }
-        let document: [String: Any] = ["checkpoint": table.checkpoint, "schedule": table.schedule,
-                                       "seed": table.seed, "results": entries]
-        if let data = try? JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]) {
-            print(String(decoding: data, as: UTF8.self))
-        }
+        printJSON(summaryJSON(table))
         return
     }
     let width = max(14, (order.map { byKey[$0]!.configuration.count }.max() ?? 0) + 2)
@@ -176,4 +165,34 @@ func printSummary(_ table: ResultTable, metrics wanted: [String]? = nil, limit: 
             + columns.map { pad(e.values[$0].map { String(format: "%.4f", $0) } ?? "", 12) }.joined())
     }
     if order.count > limit { print("... \(order.count - limit) more rows in the CSV") }
+}
+
+/// A table as `--json` prints it: checkpoint, schedule, seed, and one entry per
+/// (configuration, member, k) with every metric's value (null when not finite).
+func summaryJSON(_ table: ResultTable) -> [String: Any] {
+    var order: [String] = []
+    var byKey: [String: (configuration: String, member: String, k: Double?, values: [String: Double])] = [:]
+    for row in table.rows {
+        let key = row.configuration + "\u{1}" + row.member + "\u{1}" + (row.k.map { "\($0)" } ?? "")
+        if byKey[key] == nil {
+            order.append(key)
+            byKey[key] = (row.configuration, row.member, row.k, [:])
+        }
+        byKey[key]!.values[row.metric] = row.value
+    }
+    let entries = order.map { key -> [String: Any] in
+        let e = byKey[key]!
+        var object: [String: Any] = ["configuration": e.configuration, "member": e.member,
+                                     "metrics": e.values.mapValues { $0.isFinite ? $0 as Any : NSNull() }]
+        if let k = e.k { object["k"] = k }
+        return object
+    }
+    return ["checkpoint": table.checkpoint, "schedule": table.schedule, "seed": table.seed, "results": entries]
+}
+
+/// Prints a JSON document, pretty and with sorted keys.
+func printJSON(_ document: [String: Any]) {
+    if let data = try? JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]) {
+        print(String(decoding: data, as: UTF8.self))
+    }
 }

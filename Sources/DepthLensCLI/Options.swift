@@ -1,5 +1,6 @@
 import ArgumentParser
 import DepthLens
+import Foundation
 
 extension TrainingMetadata.TestTimeRule: ExpressibleByArgument {}
 
@@ -70,5 +71,31 @@ struct RuntimeOptions: ParsableArguments {
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive.") }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive.") }
+        _ = try EngineChoice.fromEnvironment()
+    }
+
+    /// An evaluator of `network` on these threads, with the engine `DEPTHLENS_BACKEND`
+    /// names (``EngineChoice``): every evaluation of the command, including the networks
+    /// an analysis builds itself (reordered, recalibrated), runs on it.
+    func evaluator(for network: Network) throws -> Evaluator {
+        Evaluator(network: network, threads: threads, backend: try EngineChoice.fromEnvironment())
+    }
+}
+
+/// The engine evaluations run on. The library reads no environment; the command line
+/// maps `DEPTHLENS_BACKEND` (`reference` or `fast`; `fast` when unset or empty) to it.
+/// `bench` has its own `--backend` flag instead.
+enum EngineChoice {
+    static let variable = "DEPTHLENS_BACKEND"
+
+    /// - Throws: a ``ValidationError`` (exit 64) naming the variable when its value is
+    ///   not an engine, rather than running on another engine than the one asked for.
+    static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Evaluator.Backend {
+        guard let value = environment[variable], !value.isEmpty else { return .fast }
+        guard let backend = Evaluator.Backend(rawValue: value) else {
+            let known = Evaluator.Backend.allCases.map(\.rawValue).joined(separator: " or ")
+            throw ValidationError("\(variable): '\(value)' is not an engine; give \(known).")
+        }
+        return backend
     }
 }

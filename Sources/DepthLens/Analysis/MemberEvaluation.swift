@@ -55,7 +55,7 @@ public enum MemberEvaluation {
             if let networks {
                 let referenceLogits = try context.evaluator.logits(batch, gates: .shared(reference)).scalars
                 logits = try zip(networks, configurations).map {
-                    try Evaluator(network: $0, threads: context.evaluator.threads).logits(batch, gates: .shared($1)).scalars
+                    try context.evaluator.with(network: $0).logits(batch, gates: .shared($1)).scalars
                 }
                 logits.append(referenceLogits)
             } else {

@@ -105,24 +105,68 @@ extension AnalysisOptions {
         fields.append(("metrics", context.metrics.joined(separator: " ")))
         fields.append(("seed", "\(context.seed)"))
         fields += parameters
-        let journal = try ProgressJournal(path: "\(folder)/\(analysis)-progress.journal", configuration: fields, resume: resume)
+        let journal: ProgressJournal
+        do {
+            journal = try ProgressJournal(path: "\(folder)/\(analysis)-progress.journal", configuration: fields, resume: resume)
+        } catch let error as JournalError {
+            throw CLIError(Self.describe(error))
+        }
+        journal.pauseAfterUnit = UInt32(ProcessInfo.processInfo.environment["DEPTHLENS_TEST_UNIT_PAUSE_MS"].flatMap { UInt32($0) } ?? 0)
         if journal.resumedUnits > 0, !quiet {
             FileHandle.standardError.write(Data("\(analysis): resuming with \(journal.resumedUnits) finished unit(s) from \(journal.path)\n".utf8))
         }
         var context = context
         context.journal = journal
-        Interruption.install()
+        context.stopRequest = SignalStop.request
+        SignalStop.install()
         do {
             try body(context)
             journal.remove()
         } catch let interrupted as Interrupted {
             journal.removeIfEmpty()
-            FileHandle.standardError.write(Data("\n\(analysis): \(interrupted); \(journal.finishedCount) finished unit(s) saved in \(journal.path); run the same command with --resume to continue\n".utf8))
-            throw ExitCode(interrupted.exitCode)
+            FileHandle.standardError.write(Data("\n\(analysis): interrupted by \(SignalStop.name(interrupted.code)); \(journal.finishedCount) finished unit(s) saved in \(journal.path); run the same command with --resume to continue\n".utf8))
+            // 128 + the signal number, the shell's convention (130 for SIGINT, 143 for SIGTERM).
+            throw ExitCode(128 + interrupted.code)
         } catch {
             journal.removeIfEmpty()
             throw error
         }
+    }
+}
+
+extension AnalysisOptions {
+    /// A journal error with the remedy in terms of this command's flags.
+    static func describe(_ error: JournalError) -> String {
+        let remedy: String? = switch error.reason {
+        case .nothingToResume: "run without --resume"
+        case .unfinishedRun: "add --resume to continue it, or delete the file to start over"
+        case .incompleteHeader: "delete the file and run without --resume"
+        case .other: error.remedy
+        }
+        return "\(error.path): \(error.message)" + (remedy.map { "; \($0)" } ?? "")
+    }
+}
+
+/// SIGINT and SIGTERM, turned into the ``StopRequest`` analyses poll between units of
+/// work. A second signal of the same kind ends the process at once (the default action
+/// is restored after the first).
+enum SignalStop {
+    /// The request the handlers set, with the signal number as its code.
+    static let request = StopRequest()
+
+    /// Installs the handlers (again harmlessly).
+    static func install() {
+        _ = request  // created here, never first inside a handler
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber) { number in
+                SignalStop.request.request(number)
+                signal(number, SIG_DFL)
+            }
+        }
+    }
+
+    static func name(_ signal: Int32) -> String {
+        signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal \(signal)"
     }
 }
 

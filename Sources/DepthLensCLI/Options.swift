@@ -9,10 +9,10 @@ struct GateOptions: ParsableArguments {
     @Option(name: .long, help: "Form the deterministic network of a test-time rule: expectation (residual scaled by p_l) or inverted (identity).")
     var rule: TrainingMetadata.TestTimeRule?
 
-    @Option(name: .long, help: ArgumentHelp("Blocks to drop, numbered from 1: a comma list with ranges, such as 3,7,10-12.", valueName: "blocks"))
+    @Option(name: .long, help: ArgumentHelp("Blocks to drop, numbered from 1: a comma list with ranges, such as 3,7,10-12. Applied last: with --rule or --gates, the gates of these blocks become 0 and the others keep their values.", valueName: "blocks"))
     var drop: String?
 
-    @Option(name: .long, help: ArgumentHelp("An explicit gate per block, comma-separated: 0 off, 1 on, other values scale the residual.", valueName: "g1,g2,..."))
+    @Option(name: .long, help: ArgumentHelp("An explicit gate per block, comma-separated: 0 off, 1 on, other values scale the residual. Not with --rule; --drop then zeroes the blocks it names.", valueName: "g1,g2,..."))
     var gates: String?
 
     func validate() throws {
@@ -39,6 +39,19 @@ struct GateOptions: ParsableArguments {
 
     var configuration: GateConfiguration {
         get throws { GateConfiguration(rule: rule, drop: try dropList(), explicit: try explicitGates()) }
+    }
+
+    /// The gate vector for `checkpoint`; what does not fit the network is reported
+    /// against the flag that gave it.
+    func resolve(for checkpoint: Checkpoint) throws -> [Float] {
+        let count = checkpoint.blockCount
+        if let bad = try dropList().first(where: { !(1...count).contains($0) }) {
+            throw CLIError("--drop: \(BlockSelectionError.noSuchBlock(bad, blockCount: count))")
+        }
+        if let explicit = try explicitGates(), explicit.count != count {
+            throw CLIError("--gates: the gate vector has \(explicit.count) entries but the network has \(count) blocks")
+        }
+        return try configuration.resolve(for: checkpoint)
     }
 }
 

@@ -33,7 +33,7 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         let ckpt = try architecture.load(checkpoint)
-        let gateVector = try gates.configuration.resolve(for: ckpt)
+        let gateVector = try gates.resolve(for: ckpt)
         let source = try dataOptions.open(for: ckpt)
         let evaluator = try runtime.evaluator(for: Network(checkpoint: ckpt))
         let classes = ckpt.architecture.numClasses

@@ -23,8 +23,11 @@ public struct AnalysisContext {
     /// Where finished units are saved as they complete, and found again on `--resume`;
     /// nil to keep nothing. With a journal, sub-networks are evaluated in groups of
     /// ``MemberEvaluation/configurationsPerUnit`` and the run stops between batches when
-    /// ``Interruption`` reports a signal.
+    /// ``stopRequest`` is set.
     public var journal: ProgressJournal?
+    /// Polled between units of work when there is a journal: once set, the analysis
+    /// throws ``Interrupted``. Nil: nothing stops the run.
+    public var stopRequest: StopRequest?
 
     public init(checkpoint: Checkpoint, evaluator: Evaluator, source: any ImageSource, batchSize: Int,
                 survival: [Double], scheduleName: String, rule: TrainingMetadata.TestTimeRule,

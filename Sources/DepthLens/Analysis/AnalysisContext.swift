@@ -20,7 +20,7 @@ public struct AnalysisContext {
     public var seed: UInt64
     /// Called with (units done, total units) as work completes.
     public var progress: ((Int, Int) -> Void)?
-    /// Where finished units are saved as they complete, and found again on `--resume`;
+    /// Where finished units are saved as they complete, and found again when resuming;
     /// nil to keep nothing. With a journal, sub-networks are evaluated in groups of
     /// ``MemberEvaluation/configurationsPerUnit`` and the run stops between batches when
     /// ``stopRequest`` is set.

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Finished units of a long analysis, saved as they complete so that an interrupted run
-/// can continue (`--resume`) without repeating or losing work.
+/// can continue (resume) without repeating or losing work.
 ///
 /// The file is text: a header line with the run's configuration, then for each finished
 /// unit its payload lines and a closing `done` line, appended and flushed to disk in one
@@ -14,7 +14,7 @@ public final class ProgressJournal: @unchecked Sendable {
     public static let formatLine = "depthlens-progress v1"
 
     public let path: String
-    /// (field, value) pairs describing the run; `--resume` requires them all equal.
+    /// (field, value) pairs describing the run; resuming requires them all equal.
     public let configuration: [(String, String)]
     private var finished: [String: [String]] = [:]
     private let handle: FileHandle

@@ -181,51 +181,49 @@ struct EmptySource: ImageSource {
     func labels(_ range: Range<Int>) throws -> [Int]? { [] }
 }
 
+/// A table's rows grouped into lines: one per (configuration, member, k), in first-seen
+/// order, with every metric's value; and the metric names in first-seen order.
+struct SummaryLines {
+    typealias Line = (configuration: String, member: String, k: Double?, values: [String: Double])
+    var lines: [Line] = []
+    var metricNames: [String] = []
+
+    init(_ table: ResultTable) {
+        var index: [String: Int] = [:]
+        for row in table.rows {
+            let key = row.configuration + "\u{1}" + row.member + "\u{1}" + (row.k.map { "\($0)" } ?? "")
+            if index[key] == nil {
+                index[key] = lines.count
+                lines.append((row.configuration, row.member, row.k, [:]))
+            }
+            lines[index[key]!].values[row.metric] = row.value
+            if !metricNames.contains(row.metric) { metricNames.append(row.metric) }
+        }
+    }
+}
+
 /// Prints a table: one line per (configuration, member), one column per metric.
 func printSummary(_ table: ResultTable, metrics wanted: [String]? = nil, limit: Int = 60, json: Bool) {
-    var order: [String] = []
-    var byKey: [String: (configuration: String, member: String, k: Double?, values: [String: Double])] = [:]
-    var metricNames: [String] = []
-    for row in table.rows {
-        let key = row.configuration + "\u{1}" + row.member + "\u{1}" + (row.k.map { "\($0)" } ?? "")
-        if byKey[key] == nil {
-            order.append(key)
-            byKey[key] = (row.configuration, row.member, row.k, [:])
-        }
-        byKey[key]!.values[row.metric] = row.value
-        if !metricNames.contains(row.metric) { metricNames.append(row.metric) }
-    }
-    let columns = wanted.map { w in metricNames.filter { w.contains($0) } } ?? metricNames
     if json {
         printJSON(summaryJSON(table))
         return
     }
-    let width = max(14, (order.map { byKey[$0]!.configuration.count }.max() ?? 0) + 2)
+    let summary = SummaryLines(table)
+    let columns = wanted.map { w in summary.metricNames.filter { w.contains($0) } } ?? summary.metricNames
+    let width = max(14, (summary.lines.map(\.configuration.count).max() ?? 0) + 2)
     print(pad("configuration", width) + pad("member", 15) + pad("k", 8) + columns.map { pad($0, 12) }.joined())
-    for key in order.prefix(limit) {
-        let e = byKey[key]!
+    for e in summary.lines.prefix(limit) {
         let k = e.k.map { $0 == $0.rounded() ? String(Int($0)) : String(format: "%.3f", $0) } ?? ""
         print(pad(e.configuration, width) + pad(e.member, 15) + pad(k, 8)
             + columns.map { pad(e.values[$0].map { String(format: "%.4f", $0) } ?? "", 12) }.joined())
     }
-    if order.count > limit { print("... \(order.count - limit) more rows in the CSV") }
+    if summary.lines.count > limit { print("... \(summary.lines.count - limit) more rows in the CSV") }
 }
 
 /// A table as `--json` prints it: checkpoint, schedule, seed, and one entry per
 /// (configuration, member, k) with every metric's value (null when not finite).
 func summaryJSON(_ table: ResultTable) -> [String: Any] {
-    var order: [String] = []
-    var byKey: [String: (configuration: String, member: String, k: Double?, values: [String: Double])] = [:]
-    for row in table.rows {
-        let key = row.configuration + "\u{1}" + row.member + "\u{1}" + (row.k.map { "\($0)" } ?? "")
-        if byKey[key] == nil {
-            order.append(key)
-            byKey[key] = (row.configuration, row.member, row.k, [:])
-        }
-        byKey[key]!.values[row.metric] = row.value
-    }
-    let entries = order.map { key -> [String: Any] in
-        let e = byKey[key]!
+    let entries = SummaryLines(table).lines.map { e -> [String: Any] in
         var object: [String: Any] = ["configuration": e.configuration, "member": e.member,
                                      "metrics": e.values.mapValues { $0.isFinite ? $0 as Any : NSNull() }]
         if let k = e.k { object["k"] = k }

@@ -15,7 +15,7 @@ enum AccuracyMetric {
     static let descriptor = MetricDescriptor(
         name: "accuracy", summary: "top-k accuracy of the predictive distribution (ties broken by class index, as argmax)",
         scope: .member,
-        parameters: [PluginParameter("k", .integer, default: "1", help: "how many of the most probable classes may hold the label (1...C)")],
+        parameters: [PluginParameter("k", .integer, default: "1", help: "how many of the most probable classes may hold the label (1...C); the result is accuracy for k = 1, top{k}_accuracy otherwise")],
         origin: .builtIn
     ) { arguments, classes in
         let k = try arguments.integer("k", atLeast: 1)

@@ -2,11 +2,13 @@ import ArgumentParser
 import DepthLens
 import Foundation
 
-/// Writes an analysis' files and prints its summary.
+/// Writes an analysis' files and prints its summary: the headline columns by default,
+/// every column the user's `--metric` list produces when there is one.
 func finish(_ table: ResultTable, options: AnalysisOptions, folder: String) throws {
     let files = try AnalysisPlots.writeAll(table, to: folder)
-    printSummary(table, metrics: ["active_blocks", "accuracy", "nll", "ece", "brier", "agreement", "kendall_tau",
-                                  "probability", "mutual_information", "disagreement"], json: options.json)
+    let headline = ["active_blocks", "accuracy", "nll", "ece", "brier", "agreement", "kendall_tau",
+                    "probability", "mutual_information", "disagreement"]
+    printSummary(table, metrics: options.metrics.isEmpty ? headline : nil, json: options.json)
     if !options.json {
         print("\nWrote " + files.joined(separator: ", "))
     }
@@ -86,11 +88,11 @@ struct Lesion: ParsableCommand {
     @Option(help: ArgumentHelp("Prune to this many blocks (with --prune-rule).", valueName: "d"))
     var pruneDepth: [Int] = []
 
-    @Option(help: "Pruning rule (LayerDrop, Fan et al. 2019): every-other (for the rate p = 1 - d/L, delete blocks l with l mod floor(1/p) = 0), evenly-spaced (keep d blocks spread evenly), or greedy (delete the block that hurts a held-out split least, repeatedly); downsampling blocks are always kept.")
-    var pruneRule = "evenly-spaced"
+    @Option(help: "Pruning rule for --prune-depth (LayerDrop, Fan et al. 2019): every-other (for the rate p = 1 - d/L, delete blocks l with l mod floor(1/p) = 0), evenly-spaced (keep d blocks spread evenly; the default), or greedy (delete the block that hurts a held-out split least, repeatedly); downsampling blocks are always kept.")
+    var pruneRule: String?
 
-    @Option(help: "Images held out (the first ones of the data) to choose greedy deletions on; the lesions are then evaluated on the rest.")
-    var heldOut = 500
+    @Option(help: "Images held out (the first ones of the data) to choose greedy deletions on; the lesions are then evaluated on the rest (with --prune-rule greedy; default 500).")
+    var heldOut: Int?
 
     @OptionGroup var recalibration: RecalibrationOptions
 
@@ -99,11 +101,16 @@ struct Lesion: ParsableCommand {
         guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
         for list in drop { _ = try parseBlockList(list, flag: "--drop") }
         for list in keep { _ = try parseBlockList(list, flag: "--keep") }
+        // Settings that would otherwise be ignored are refused.
+        if pruneRule != nil, pruneDepth.isEmpty { throw ValidationError("--prune-rule needs --prune-depth.") }
+        if heldOut != nil, pruneRule != "greedy" { throw ValidationError("--held-out needs --prune-rule greedy.") }
     }
 
     func run() throws {
         var context = try options.context(analysis: "lesion")
         let count = context.blockCount
+        let pruneRule = self.pruneRule ?? "evenly-spaced"
+        let heldOut = self.heldOut ?? 500
         var greedy: [LesionAnalysis.Lesion] = []
         if pruneRule == "greedy", !pruneDepth.isEmpty {
             // Choose on the held-out images, report on the others.
@@ -112,7 +119,7 @@ struct Lesion: ParsableCommand {
             }
             let selection = try SubsetSource(context.source, offset: 0, limit: heldOut)
             for depth in pruneDepth {
-                let dropped = try GreedyPrune.choose(context, heldOut: selection, depth: depth)
+                let dropped = try flagPruneErrors { try GreedyPrune.choose(context, heldOut: selection, depth: depth) }
                 greedy.append(.init(.pruned(rule: "greedy", depth: depth), dropped: dropped))
             }
             context.source = try SubsetSource(context.source, offset: heldOut, limit: nil)
@@ -125,12 +132,15 @@ struct Lesion: ParsableCommand {
         }
         for list in drop {
             let blocks = try parseBlockList(list, flag: "--drop")
+            if let bad = blocks.first(where: { !(1...count).contains($0) }) {
+                throw CLIError("--drop: \(BlockSelectionError.noSuchBlock(bad, blockCount: count))")
+            }
             lesions.append(.init(.dropList(list), dropped: blocks))
         }
         for list in keep {
             let kept = Set(try parseBlockList(list, flag: "--keep"))
             if let bad = kept.first(where: { !(1...count).contains($0) }) {
-                throw CLIError("--keep: block \(bad) does not exist; the network has blocks 1...\(count)")
+                throw CLIError("--keep: \(BlockSelectionError.noSuchBlock(bad, blockCount: count))")
             }
             lesions.append(.init(.keepList(list), dropped: (1...count).filter { !kept.contains($0) }))
         }
@@ -138,7 +148,9 @@ struct Lesion: ParsableCommand {
             lesions += greedy
         } else {
             for depth in pruneDepth {
-                lesions.append(try LesionAnalysis.prune(blocks: context.checkpoint.architecture.blocks, depth: depth, rule: pruneRule))
+                lesions.append(try flagPruneErrors {
+                    try LesionAnalysis.prune(blocks: context.checkpoint.architecture.blocks, depth: depth, rule: pruneRule)
+                })
             }
         }
         // Identical lesions (the same blocks) are evaluated once.
@@ -178,6 +190,9 @@ struct Depth: ParsableCommand {
         let chosen: [Int]
         if let depths {
             chosen = try parseBlockList(depths, flag: "--depths")
+            if let bad = chosen.first(where: { !(0...count).contains($0) }) {
+                throw CLIError("--depths: \(BlockSelectionError.depthOutOfRange(bad, blockCount: count))")
+            }
         } else {
             chosen = evenlySpacedDepths(count: count, steps: 12)
         }
@@ -230,6 +245,19 @@ struct Paths: ParsableCommand {
         let folder = try options.folder(default: "paths")
         let table = PathsAnalysis.run(survival: context.survival, checkpoint: context.checkpoint.path, schedule: context.scheduleName)
         try finish(table, options: options, folder: folder)
+    }
+}
+
+/// Runs `body`, naming the flag a pruning error is about: the rule (--prune-rule) or the
+/// depth (--prune-depth).
+func flagPruneErrors<T>(_ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as PruneError {
+        switch error {
+        case .unknownRule: throw CLIError("--prune-rule: \(error)")
+        case .depthOutOfRange: throw CLIError("--prune-depth: \(error)")
+        }
     }
 }
 

@@ -65,7 +65,7 @@ struct AnalysisOptions: ParsableArguments {
         let source: any ImageSource = needsData ? try data.open(for: ckpt) : EmptySource()
         let progress = ProgressLine(analysis, quiet: quiet)
         var context = AnalysisContext(
-            checkpoint: ckpt, evaluator: Evaluator(network: Network(checkpoint: ckpt), threads: runtime.threads),
+            checkpoint: ckpt, evaluator: try runtime.evaluator(for: Network(checkpoint: ckpt)),
             source: source, batchSize: runtime.batchSize, survival: survival, scheduleName: scheduleName, rule: chosenRule,
             metrics: chosenMetrics, registry: registry, seed: seed)
         context.progress = { progress.update(done: $0, total: $1) }
@@ -105,24 +105,68 @@ extension AnalysisOptions {
         fields.append(("metrics", context.metrics.joined(separator: " ")))
         fields.append(("seed", "\(context.seed)"))
         fields += parameters
-        let journal = try ProgressJournal(path: "\(folder)/\(analysis)-progress.journal", configuration: fields, resume: resume)
+        let journal: ProgressJournal
+        do {
+            journal = try ProgressJournal(path: "\(folder)/\(analysis)-progress.journal", configuration: fields, resume: resume)
+        } catch let error as JournalError {
+            throw CLIError(Self.describe(error))
+        }
+        journal.pauseAfterUnit = UInt32(ProcessInfo.processInfo.environment["DEPTHLENS_TEST_UNIT_PAUSE_MS"].flatMap { UInt32($0) } ?? 0)
         if journal.resumedUnits > 0, !quiet {
             FileHandle.standardError.write(Data("\(analysis): resuming with \(journal.resumedUnits) finished unit(s) from \(journal.path)\n".utf8))
         }
         var context = context
         context.journal = journal
-        Interruption.install()
+        context.stopRequest = SignalStop.request
+        SignalStop.install()
         do {
             try body(context)
             journal.remove()
         } catch let interrupted as Interrupted {
             journal.removeIfEmpty()
-            FileHandle.standardError.write(Data("\n\(analysis): \(interrupted); \(journal.finishedCount) finished unit(s) saved in \(journal.path); run the same command with --resume to continue\n".utf8))
-            throw ExitCode(interrupted.exitCode)
+            FileHandle.standardError.write(Data("\n\(analysis): interrupted by \(SignalStop.name(interrupted.code)); \(journal.finishedCount) finished unit(s) saved in \(journal.path); run the same command with --resume to continue\n".utf8))
+            // 128 + the signal number, the shell's convention (130 for SIGINT, 143 for SIGTERM).
+            throw ExitCode(128 + interrupted.code)
         } catch {
             journal.removeIfEmpty()
             throw error
         }
+    }
+}
+
+extension AnalysisOptions {
+    /// A journal error with the remedy in terms of this command's flags.
+    static func describe(_ error: JournalError) -> String {
+        let remedy: String? = switch error.reason {
+        case .nothingToResume: "run without --resume"
+        case .unfinishedRun: "add --resume to continue it, or delete the file to start over"
+        case .incompleteHeader: "delete the file and run without --resume"
+        case .other: error.remedy
+        }
+        return "\(error.path): \(error.message)" + (remedy.map { "; \($0)" } ?? "")
+    }
+}
+
+/// SIGINT and SIGTERM, turned into the ``StopRequest`` analyses poll between units of
+/// work. A second signal of the same kind ends the process at once (the default action
+/// is restored after the first).
+enum SignalStop {
+    /// The request the handlers set, with the signal number as its code.
+    static let request = StopRequest()
+
+    /// Installs the handlers (again harmlessly).
+    static func install() {
+        _ = request  // created here, never first inside a handler
+        for signalNumber in [SIGINT, SIGTERM] {
+            signal(signalNumber) { number in
+                SignalStop.request.request(number)
+                signal(number, SIG_DFL)
+            }
+        }
+    }
+
+    static func name(_ signal: Int32) -> String {
+        signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal \(signal)"
     }
 }
 
@@ -137,45 +181,70 @@ struct EmptySource: ImageSource {
     func labels(_ range: Range<Int>) throws -> [Int]? { [] }
 }
 
+/// A table's rows grouped into lines: one per (configuration, member, k), in first-seen
+/// order, with every metric's value; and the metric names in first-seen order.
+struct SummaryLines {
+    struct Line {
+        /// The first row of the line: its experiment, configuration, member and k.
+        var row: ResultRow
+        var values: [String: Double]
+
+        var configuration: String { row.configuration }
+        var member: String { row.member?.name ?? "" }
+        var k: Double? { row.k }
+    }
+
+    var lines: [Line] = []
+    var metricNames: [String] = []
+
+    init(_ table: ResultTable) {
+        var index: [String: Int] = [:]
+        for row in table.rows {
+            let key = row.configuration + "\u{1}" + (row.member?.name ?? "") + "\u{1}" + (row.k.map { "\($0)" } ?? "")
+            if index[key] == nil {
+                index[key] = lines.count
+                lines.append(Line(row: row, values: [:]))
+            }
+            lines[index[key]!].values[row.metric] = row.value
+            if !metricNames.contains(row.metric) { metricNames.append(row.metric) }
+        }
+    }
+}
+
 /// Prints a table: one line per (configuration, member), one column per metric.
 func printSummary(_ table: ResultTable, metrics wanted: [String]? = nil, limit: Int = 60, json: Bool) {
-    var order: [String] = []
-    var byKey: [String: (row: ResultRow, values: [String: Double])] = [:]
-    var metricNames: [String] = []
-    for row in table.rows {
-        let key = row.configuration + "\u{1}" + (row.member?.name ?? "") + "\u{1}" + (row.k.map { "\($0)" } ?? "")
-        if byKey[key] == nil {
-            order.append(key)
-            byKey[key] = (row, [:])
-        }
-        byKey[key]!.values[row.metric] = row.value
-        if !metricNames.contains(row.metric) { metricNames.append(row.metric) }
-    }
-    let columns = wanted.map { w in metricNames.filter { w.contains($0) } } ?? metricNames
     if json {
-        let entries = order.map { key -> [String: Any] in
-            let e = byKey[key]!
-            var object: [String: Any] = ["experiment": e.row.experiment.kind, "configuration": e.row.configuration,
-                                         "member": e.row.member?.name ?? "",
-                                         "metrics": e.values.mapValues { $0.isFinite ? $0 as Any : NSNull() }]
-            if let block = e.row.experiment.block { object["block"] = block }
-            if let k = e.row.k { object["k"] = k }
-            return object
-        }
-        let document: [String: Any] = ["checkpoint": table.checkpoint, "schedule": table.schedule,
-                                       "seed": table.seed, "results": entries]
-        if let data = try? JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]) {
-            print(String(decoding: data, as: UTF8.self))
-        }
+        printJSON(summaryJSON(table))
         return
     }
-    let width = max(14, (order.map { byKey[$0]!.row.configuration.count }.max() ?? 0) + 2)
+    let summary = SummaryLines(table)
+    let columns = wanted.map { w in summary.metricNames.filter { w.contains($0) } } ?? summary.metricNames
+    let width = max(14, (summary.lines.map(\.configuration.count).max() ?? 0) + 2)
     print(pad("configuration", width) + pad("member", 15) + pad("k", 8) + columns.map { pad($0, 12) }.joined())
-    for key in order.prefix(limit) {
-        let e = byKey[key]!
-        let k = e.row.k.map { $0 == $0.rounded() ? String(Int($0)) : String(format: "%.3f", $0) } ?? ""
-        print(pad(e.row.configuration, width) + pad(e.row.member?.name ?? "", 15) + pad(k, 8)
+    for e in summary.lines.prefix(limit) {
+        let k = e.k.map { $0 == $0.rounded() ? String(Int($0)) : String(format: "%.3f", $0) } ?? ""
+        print(pad(e.configuration, width) + pad(e.member, 15) + pad(k, 8)
             + columns.map { pad(e.values[$0].map { String(format: "%.4f", $0) } ?? "", 12) }.joined())
     }
-    if order.count > limit { print("... \(order.count - limit) more rows in the CSV") }
+    if summary.lines.count > limit { print("... \(summary.lines.count - limit) more rows in the CSV") }
+}
+
+/// A table as `--json` prints it: checkpoint, schedule, seed, and one entry per
+/// (configuration, member, k) with every metric's value (null when not finite).
+func summaryJSON(_ table: ResultTable) -> [String: Any] {
+    let entries = SummaryLines(table).lines.map { e -> [String: Any] in
+        var object: [String: Any] = ["experiment": e.row.experiment.kind, "configuration": e.configuration,
+                                     "member": e.member, "metrics": e.values.mapValues { $0.isFinite ? $0 as Any : NSNull() }]
+        if let block = e.row.experiment.block { object["block"] = block }
+        if let k = e.k { object["k"] = k }
+        return object
+    }
+    return ["checkpoint": table.checkpoint, "schedule": table.schedule, "seed": table.seed, "results": entries]
+}
+
+/// Prints a JSON document, pretty and with sorted keys.
+func printJSON(_ document: [String: Any]) {
+    if let data = try? JSONSerialization.data(withJSONObject: document, options: [.prettyPrinted, .sortedKeys]) {
+        print(String(decoding: data, as: UTF8.self))
+    }
 }

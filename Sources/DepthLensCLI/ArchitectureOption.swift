@@ -16,8 +16,23 @@ struct ArchitectureOption: ParsableArguments {
     }
 
     /// The checkpoint at `path`: a DepthLens checkpoint, or a dump read as `--arch` says.
+    /// The library's errors name the preset; these name the flag.
     func load(_ path: String) throws -> Checkpoint {
-        guard let arch else { return try Checkpoint.load(from: path) }
-        return try Checkpoint.load(from: path, preset: try ArchitecturePreset.named(arch))
+        guard let arch else {
+            do {
+                return try Checkpoint.load(from: path)
+            } catch let error as CheckpointError where error.location == "@format_version" && error.message.hasPrefix("missing attribute") {
+                throw CLIError("\(error.file): @format_version: missing attribute; is this a DepthLens checkpoint? (see docs/checkpoint-format.md; "
+                               + "for a plain state_dict dump, name its architecture, such as --arch timm/resnet18)")
+            }
+        }
+        do {
+            return try Checkpoint.load(from: path, preset: try ArchitecturePreset.named(arch))
+        } catch let error as CheckpointError where error.location == "preset \(arch)" {
+            if error.message.hasPrefix("this is a DepthLens checkpoint") {
+                throw CLIError("\(error.file): --arch: this is a DepthLens checkpoint, which records its own architecture; leave out --arch \(arch)")
+            }
+            throw CLIError("\(error.file): --arch \(arch): \(error.message)")
+        }
     }
 }

@@ -51,7 +51,7 @@ struct DataOptions: ParsableArguments {
         var request: DataSetRequest
         if let data {
             request = DataSetRequest(path: data)
-        } else if let fallback = DataSetRequest.defaultTestSet(for: checkpoint) {
+        } else if let fallback = InstalledDataSets.testSet(for: checkpoint) {
             guard FileManager.default.fileExists(atPath: fallback.path) else {
                 throw CLIError("the Fashion-MNIST test set is not installed at \(fallback.path); install it with `apt-get install dataset-fashion-mnist`, or give --data")
             }
@@ -65,9 +65,29 @@ struct DataOptions: ParsableArguments {
         if let mean = try numbers(mean, flag: "--mean"), let std = try numbers(std, flag: "--std") {
             request.normalization = InputNormalization(mean: mean, std: std)
         }
-        request.offset = offset
-        request.limit = limit
-        return try request.open(for: checkpoint)
+        // The slice is taken here, so that its errors name the flags.
+        let whole = try request.open(for: checkpoint)
+        guard offset <= whole.count else {
+            throw CLIError("\(whole.name): --offset \(offset) is beyond the \(whole.count) images")
+        }
+        return try SubsetSource(whole, offset: offset, limit: limit)
+    }
+}
+
+/// Where the command line looks for a checkpoint's data set when no path is given:
+/// Debian's `dataset-fashion-mnist` package. (The library itself knows no install paths.)
+enum InstalledDataSets {
+    static let fashionMNISTTest = DataSetRequest(path: "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
+    static let fashionMNISTTrain = DataSetRequest(path: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
+
+    /// The test split of the data set `checkpoint` records, when DepthLens knows where it is installed.
+    static func testSet(for checkpoint: Checkpoint) -> DataSetRequest? {
+        checkpoint.training?.dataset?.lowercased() == "fashion-mnist" ? fashionMNISTTest : nil
+    }
+
+    /// The training split (for batch-norm recalibration), likewise.
+    static func trainingSet(for checkpoint: Checkpoint) -> DataSetRequest? {
+        checkpoint.training?.dataset?.lowercased() == "fashion-mnist" ? fashionMNISTTrain : nil
     }
 }
 

@@ -25,6 +25,10 @@ struct DepthLensCommand: ParsableCommand {
         discussion: """
             Blocks are numbered 1...L in forward order across all stages. Checkpoints are HDF5 files in \
             DepthLens format v1 (docs/checkpoint-format.md); tools/export_pytorch.py writes them from PyTorch.
+
+            Environment: DEPTHLENS_BACKEND=reference runs every evaluation (analyses included) on the \
+            plain Swift reference engine instead of the fast oneDNN one; fast is the default, and any \
+            other value is refused (docs/performance.md).
             """,
         version: "0.1.0",
         subcommands: [Inspect.self, Eval.self, Predict.self, Sample.self, Ensemble.self, Lesion.self, Depth.self, Reorder.self, Paths.self, Report.self, ScheduleCommand.self, PluginsCommand.self, Bench.self]

@@ -34,7 +34,7 @@ struct Eval: ParsableCommand {
         let chosenRule = rule ?? ckpt.training?.testTimeRule
         let gates = try GateConfiguration(rule: chosenRule).resolve(for: ckpt)
         let source = try dataOptions.open(for: ckpt)
-        let evaluator = Evaluator(network: Network(checkpoint: ckpt), threads: runtime.threads)
+        let evaluator = try runtime.evaluator(for: Network(checkpoint: ckpt))
         let progress = ProgressLine("eval", quiet: quiet)
         let started = Date()
         let (summary, _) = try DataSetEvaluation.run(evaluator, on: source, gates: .shared(gates),

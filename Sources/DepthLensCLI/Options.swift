@@ -1,5 +1,6 @@
 import ArgumentParser
 import DepthLens
+import Foundation
 
 extension TrainingMetadata.TestTimeRule: ExpressibleByArgument {}
 
@@ -8,10 +9,10 @@ struct GateOptions: ParsableArguments {
     @Option(name: .long, help: "Form the deterministic network of a test-time rule: expectation (residual scaled by p_l) or inverted (identity).")
     var rule: TrainingMetadata.TestTimeRule?
 
-    @Option(name: .long, help: ArgumentHelp("Blocks to drop, numbered from 1: a comma list with ranges, such as 3,7,10-12.", valueName: "blocks"))
+    @Option(name: .long, help: ArgumentHelp("Blocks to drop, numbered from 1: a comma list with ranges, such as 3,7,10-12. Applied last: with --rule or --gates, the gates of these blocks become 0 and the others keep their values.", valueName: "blocks"))
     var drop: String?
 
-    @Option(name: .long, help: ArgumentHelp("An explicit gate per block, comma-separated: 0 off, 1 on, other values scale the residual.", valueName: "g1,g2,..."))
+    @Option(name: .long, help: ArgumentHelp("An explicit gate per block, comma-separated: 0 off, 1 on, other values scale the residual. Not with --rule; --drop then zeroes the blocks it names.", valueName: "g1,g2,..."))
     var gates: String?
 
     func validate() throws {
@@ -38,6 +39,19 @@ struct GateOptions: ParsableArguments {
 
     var configuration: GateConfiguration {
         get throws { GateConfiguration(rule: rule, drop: try dropList(), explicit: try explicitGates()) }
+    }
+
+    /// The gate vector for `checkpoint`; what does not fit the network is reported
+    /// against the flag that gave it.
+    func resolve(for checkpoint: Checkpoint) throws -> [Float] {
+        let count = checkpoint.blockCount
+        if let bad = try dropList().first(where: { !(1...count).contains($0) }) {
+            throw CLIError("--drop: \(BlockSelectionError.noSuchBlock(bad, blockCount: count))")
+        }
+        if let explicit = try explicitGates(), explicit.count != count {
+            throw CLIError("--gates: the gate vector has \(explicit.count) entries but the network has \(count) blocks")
+        }
+        return try configuration.resolve(for: checkpoint)
     }
 }
 
@@ -70,5 +84,31 @@ struct RuntimeOptions: ParsableArguments {
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive.") }
         if let threads, threads <= 0 { throw ValidationError("--threads must be positive.") }
+        _ = try EngineChoice.fromEnvironment()
+    }
+
+    /// An evaluator of `network` on these threads, with the engine `DEPTHLENS_BACKEND`
+    /// names (``EngineChoice``): every evaluation of the command, including the networks
+    /// an analysis builds itself (reordered, recalibrated), runs on it.
+    func evaluator(for network: Network) throws -> Evaluator {
+        Evaluator(network: network, threads: threads, backend: try EngineChoice.fromEnvironment())
+    }
+}
+
+/// The engine evaluations run on. The library reads no environment; the command line
+/// maps `DEPTHLENS_BACKEND` (`reference` or `fast`; `fast` when unset or empty) to it.
+/// `bench` has its own `--backend` flag instead.
+enum EngineChoice {
+    static let variable = "DEPTHLENS_BACKEND"
+
+    /// - Throws: a ``ValidationError`` (exit 64) naming the variable when its value is
+    ///   not an engine, rather than running on another engine than the one asked for.
+    static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> Evaluator.Backend {
+        guard let value = environment[variable], !value.isEmpty else { return .fast }
+        guard let backend = Evaluator.Backend(rawValue: value) else {
+            let known = Evaluator.Backend.allCases.map(\.rawValue).joined(separator: " or ")
+            throw ValidationError("\(variable): '\(value)' is not an engine; give \(known).")
+        }
+        return backend
     }
 }

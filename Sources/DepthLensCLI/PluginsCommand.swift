@@ -37,11 +37,20 @@ func pluginCatalogue(_ registry: PluginRegistry, metrics: Bool = true) -> String
     }
     out += "  Every schedule also takes:\n" + parameters(ScheduleOptions.parameters)
     guard metrics else { return out }
-    out += "\nMetrics (--metric NAME or NAME:key=value,...)\n"
+    out += "\nMetrics (--metric NAME or NAME:key=value,...; results: the metric column names it gives in the CSVs)\n"
     for m in registry.metrics {
-        out += "  \(pad(m.name, 22))\(m.summary) [\(m.scope.rawValue); \(m.origin)]\n" + parameters(m.parameters)
+        out += "  \(pad(m.name, 22))\(m.summary) [\(m.scope.rawValue); \(m.origin)]\n"
+        out += "      \(pad("results:", 38))\(metricResultNames(m.name, registry).map { $0.joined(separator: ", ") + " (with the defaults)" } ?? "named by the parameters")\n"
+        out += parameters(m.parameters)
     }
     return out
+}
+
+/// The result names a metric gives with its default arguments (for 10 classes), as the
+/// accumulator reports them before any example; nil when it needs arguments.
+func metricResultNames(_ name: String, _ registry: PluginRegistry) -> [String]? {
+    guard let made = try? registry.makeMetric(name, classes: 10) else { return nil }
+    return made.accumulator.results().map(\.name)
 }
 
 struct ScheduleCommand: ParsableCommand {

@@ -33,9 +33,9 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         let ckpt = try architecture.load(checkpoint)
-        let gateVector = try gates.configuration.resolve(for: ckpt)
+        let gateVector = try gates.resolve(for: ckpt)
         let source = try dataOptions.open(for: ckpt)
-        let evaluator = Evaluator(network: Network(checkpoint: ckpt), threads: runtime.threads)
+        let evaluator = try runtime.evaluator(for: Network(checkpoint: ckpt))
         let classes = ckpt.architecture.numClasses
         var logits: [Float] = []
         var labels: [Int]? = []

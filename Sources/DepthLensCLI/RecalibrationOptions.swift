@@ -28,7 +28,7 @@ struct RecalibrationOptions: ParsableArguments {
     /// The recalibration images, or nil when `--recalibrate` was not given.
     func source(for checkpoint: Checkpoint) throws -> (any ImageSource)? {
         guard let recalibrate else { return nil }
-        guard var request = recalibrationData.map(DataSetRequest.init(path:)) ?? DataSetRequest.defaultTrainingSet(for: checkpoint) else {
+        guard var request = recalibrationData.map(DataSetRequest.init(path:)) ?? InstalledDataSets.trainingSet(for: checkpoint) else {
             throw CLIError("\(checkpoint.path) records no data set whose training split DepthLens can find; give --recalibration-data")
         }
         request.limit = recalibrate

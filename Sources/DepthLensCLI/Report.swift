@@ -10,6 +10,12 @@ struct Report: ParsableCommand {
             evaluates the installed Fashion-MNIST test set. Unless --limit says otherwise, the first 2,000 \
             test images are used, so that the study finishes in minutes on two cores; --limit 10000 uses \
             them all.
+
+            --metric replaces the default metrics in every part (the lesion and depth parts compute \
+            the member-scope ones among them); summary.md shows errors, NLL and ECE when accuracy, nll \
+            and calibration are among them, and n/a otherwise. With --json, one JSON document holds \
+            every table the report computes (lesion, ensemble, depth, paths), each as the analysis' \
+            own --json prints it.
             """)
 
     @OptionGroup var options: AnalysisOptions
@@ -40,8 +46,10 @@ struct Report: ParsableCommand {
         }
         let parameters = [("max k", "\(maxK)"), ("trials", "\(trials)"), ("members", "\(members)"), ("batch size", "\(context.batchSize)")]
         try limited.journaled(context, folder: folder, analysis: "report", parameters: parameters) { context in
+            // The default metrics are the member ones here; the user's --metric list is kept
+            // whole (member evaluation skips the ensemble-scope metrics in it).
             var memberContext = context
-            memberContext.metrics = AnalysisOptions.memberMetrics
+            if limited.metrics.isEmpty { memberContext.metrics = AnalysisOptions.memberMetrics }
             let lesionTable = try timed("lesion") {
                 try LesionAnalysis.run(memberContext, lesions: LesionAnalysis.singleBlocks(count: count)
                     + LesionAnalysis.randomBlocks(count: count, maxK: maxK, trials: trials, seed: limited.seed).filter { !$0.dropped.isEmpty })
@@ -60,7 +68,8 @@ struct Report: ParsableCommand {
             try AtomicFile.write(Data(summary.utf8), to: "\(folder)/summary.md")
             files.append("\(folder)/summary.md")
             if limited.json {
-                printSummary(ensembleTable, json: true)
+                printJSON(["lesion": summaryJSON(lesionTable), "ensemble": summaryJSON(ensembleTable),
+                           "depth": summaryJSON(depthTable), "paths": summaryJSON(pathsTable)])
             } else {
                 print(summary)
                 print("Wrote \(files.count) files to \(folder)/")

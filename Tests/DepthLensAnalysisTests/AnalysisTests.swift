@@ -103,7 +103,12 @@ final class AnalysisTests: XCTestCase {
         XCTAssertEqual(try LesionAnalysis.prune(blocks: blocks, depth: 3, rule: "every-other").dropped, [2, 4, 6],
                        "half the depth deletes every second block")
         XCTAssertThrowsError(try LesionAnalysis.prune(blocks: blocks, depth: 7, rule: "every-other")) {
-            XCTAssertTrue("\($0)".contains("prune depth 7 is outside 0...6"), "\($0)")
+            XCTAssertEqual($0 as? PruneError, .depthOutOfRange(7, allowed: 0...6))
+            XCTAssertEqual("\($0)", "prune depth 7 is outside 0...6")
+        }
+        XCTAssertThrowsError(try LesionAnalysis.prune(blocks: blocks, depth: 3, rule: "random")) {
+            XCTAssertEqual($0 as? PruneError, .unknownRule("random", known: ["every-other", "evenly-spaced", "greedy"]))
+            XCTAssertEqual("\($0)", "unknown prune rule 'random' (every-other, evenly-spaced, greedy)")
         }
     }
 
@@ -184,12 +189,15 @@ final class AnalysisTests: XCTestCase {
     func testBadAnalysisInputsAreNamed() throws {
         let context = try self.context("official")
         XCTAssertThrowsError(try LesionAnalysis.run(context, lesions: [.init(.dropList("9"), dropped: [9])])) {
-            XCTAssertTrue("\($0)".contains("block 9 does not exist"), "\($0)")
+            XCTAssertEqual($0 as? BlockSelectionError, .noSuchBlock(9, blockCount: 6))
+            XCTAssertEqual("\($0)", "block 9 does not exist; the network has blocks 1...6")
         }
         XCTAssertThrowsError(try DepthAnalysis.run(context, depths: [7], trials: 1)) {
-            XCTAssertTrue("\($0)".contains("depth 7 is outside 0...6"), "\($0)")
+            XCTAssertEqual($0 as? BlockSelectionError, .depthOutOfRange(7, blockCount: 6))
+            XCTAssertEqual("\($0)", "depth 7 is outside 0...6")
         }
         XCTAssertThrowsError(try EnsembleAnalysis.run(context, members: 0, granularity: .pass)) {
+            XCTAssertEqual($0 as? EnsembleError, .tooFewMembers(0))
             XCTAssertTrue("\($0)".contains("at least one member"), "\($0)")
         }
         var badMetric = context

@@ -56,7 +56,9 @@ final class ProgressJournalTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("seed was '7', now '8'"), "\($0)")
         }
         XCTAssertThrowsError(try ProgressJournal(path: path, configuration: configuration, resume: false)) {
-            XCTAssertTrue("\($0)".contains("holds 1 finished unit(s) of an interrupted run; add --resume"), "\($0)")
+            XCTAssertTrue("\($0)".contains("holds 1 finished unit(s) of an interrupted run; resume it to continue"), "\($0)")
+            XCTAssertEqual(($0 as? JournalError)?.reason, .unfinishedRun)
+            XCTAssertFalse("\($0)".contains("--"), "a flag name in a library error: \($0)")
         }
         try "not a journal\n".write(toFile: path, atomically: true, encoding: .utf8)
         XCTAssertThrowsError(try ProgressJournal(path: path, configuration: configuration, resume: true)) {
@@ -70,15 +72,15 @@ final class ProgressJournalTests: XCTestCase {
         let plain = try SampleAnalysis.run(try context(), members: 40)
         var journaled = try context()
         journaled.journal = try ProgressJournal(path: path, configuration: configuration, resume: false)
-        // Signal after the first unit of 16 sub-networks is saved.
+        // Ask for a stop after the first unit of 16 sub-networks is saved.
+        let stop = StopRequest()
+        journaled.stopRequest = stop
         journaled.progress = { done, total in
-            if done >= total / 3 { Interruption.request(SIGTERM) }
+            if done >= total / 3 { stop.request(15) }
         }
-        defer { Interruption.reset() }
         XCTAssertThrowsError(try SampleAnalysis.run(journaled, members: 40)) {
-            XCTAssertEqual($0 as? Interrupted, Interrupted(signal: SIGTERM))
+            XCTAssertEqual($0 as? Interrupted, Interrupted(code: 15))
         }
-        Interruption.reset()
         XCTAssertEqual(journaled.journal?.finishedCount, 1)
         var resumed = try context()
         resumed.journal = try ProgressJournal(path: path, configuration: configuration, resume: true)

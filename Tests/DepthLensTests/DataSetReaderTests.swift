@@ -125,7 +125,7 @@ final class DataSetReaderTests: XCTestCase {
         assertError(try DataSetRequest(path: subset).open(for: checkpoint), ["images have 1 channel(s)", "takes 3"])
         var beyond = DataSetRequest(path: subset)
         beyond.offset = 501
-        assertError(try beyond.open(for: try Checkpoint.load(from: Fixtures.path("golden/official.ckpt.h5"))), ["--offset 501 is beyond the 500 images"])
+        assertError(try beyond.open(for: try Checkpoint.load(from: Fixtures.path("golden/official.ckpt.h5"))), ["offset 501 is beyond the 500 images"])
         assertError(try IDXImageSource(imagesPath: subset, labelsPath: nil, normalization: .init(mean: [0], std: [0])), ["std of channel 0 is 0.0"])
     }
 

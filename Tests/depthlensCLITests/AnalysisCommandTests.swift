@@ -139,8 +139,11 @@ final class AnalysisCommandTests: XCTestCase {
         func mean(_ values: [Double]) -> Double { values.reduce(0, +) / Double(values.count) }
         func expect(_ line: String) { XCTAssertTrue(summary.contains(line), "summary lacks '\(line)':\n\(summary)") }
 
+        // report --json prints every table it computed, each equal to its CSV.
+        for analysis in ["lesion", "ensemble", "depth", "paths"] {
+            assertSummaryIsTheCSV(try CLI.jsonResults(result.stdout, table: analysis), try csv(analysis), "report --json \(analysis)")
+        }
         let ensemble = try csv("ensemble")
-        assertSummaryIsTheCSV(try CLI.jsonResults(result.stdout), ensemble, "report --json")
         let reference = "deterministic-expectation"
         expect("| expectation rule | \(pct(1 - value(ensemble, reference, "accuracy"))) | \(num(value(ensemble, reference, "nll"))) | \(num(value(ensemble, reference, "ece"))) |")
         let pooled = ["accuracy", "nll", "ece", "mutual_information", "disagreement"].map { value(ensemble, "pass-M-2", $0) }

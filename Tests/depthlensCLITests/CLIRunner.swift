@@ -59,8 +59,11 @@ enum CLI {
     }
 
     /// The `results` entries of an analysis' `--json` output.
-    static func jsonResults(_ stdout: String, file: StaticString = #filePath, line: UInt = #line) throws -> [[String: Any]] {
-        let document = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any], stdout, file: file, line: line)
+    /// The `results` of an analysis' `--json` output, or of one of `report --json`'s tables.
+    static func jsonResults(_ stdout: String, table: String? = nil, file: StaticString = #filePath,
+                            line: UInt = #line) throws -> [[String: Any]] {
+        var document = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(stdout.utf8)) as? [String: Any], stdout, file: file, line: line)
+        if let table { document = try XCTUnwrap(document[table] as? [String: Any], "no table \(table)", file: file, line: line) }
         return try XCTUnwrap(document["results"] as? [[String: Any]], stdout, file: file, line: line)
     }
 

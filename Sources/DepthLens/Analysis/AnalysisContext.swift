@@ -20,11 +20,14 @@ public struct AnalysisContext {
     public var seed: UInt64
     /// Called with (units done, total units) as work completes.
     public var progress: ((Int, Int) -> Void)?
-    /// Where finished units are saved as they complete, and found again on `--resume`;
+    /// Where finished units are saved as they complete, and found again when resuming;
     /// nil to keep nothing. With a journal, sub-networks are evaluated in groups of
     /// ``MemberEvaluation/configurationsPerUnit`` and the run stops between batches when
-    /// ``Interruption`` reports a signal.
+    /// ``stopRequest`` is set.
     public var journal: ProgressJournal?
+    /// Polled between units of work when there is a journal: once set, the analysis
+    /// throws ``Interrupted``. Nil: nothing stops the run.
+    public var stopRequest: StopRequest?
 
     public init(checkpoint: Checkpoint, evaluator: Evaluator, source: any ImageSource, batchSize: Int,
                 survival: [Double], scheduleName: String, rule: TrainingMetadata.TestTimeRule,

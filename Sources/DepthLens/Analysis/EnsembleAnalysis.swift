@@ -22,7 +22,7 @@ public enum EnsembleAnalysis {
     }
 
     public static func run(_ context: AnalysisContext, members: Int, granularity: Granularity) throws -> ResultTable {
-        guard members >= 1 else { throw EvaluationError.gates("an ensemble needs at least one member, found \(members)") }
+        guard members >= 1 else { throw EnsembleError.tooFewMembers(members) }
         try context.validateMetrics()
         let labels = try context.allLabels()
         let classes = context.checkpoint.architecture.numClasses
@@ -72,7 +72,7 @@ public enum EnsembleAnalysis {
                     memberLogits = Array(decoded.prefix(members))
                     fixed = Array(decoded.suffix(2))
                 } else {
-                    try Interruption.check()
+                    try context.stopRequest?.check()
                 }
             }
             if fixed.isEmpty {

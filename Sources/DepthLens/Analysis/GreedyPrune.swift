@@ -9,7 +9,8 @@ public enum GreedyPrune {
         let removable = blocks.filter { $0.shortcut == .identity }.map(\.index)
         let minimum = blocks.count - removable.count
         guard (minimum...blocks.count).contains(depth) else {
-            throw EvaluationError.gates("greedy pruning keeps the \(minimum) downsampling blocks, so the depth must be in \(minimum)...\(blocks.count), found \(depth)")
+            throw PruneError.depthOutOfRange(depth, allowed: minimum...blocks.count,
+                                             reason: "greedy pruning keeps the \(minimum) downsampling blocks")
         }
         guard let labels = try heldOut.labels(0..<heldOut.count), !labels.isEmpty else {
             throw DataSetError(source: heldOut.name, message: "greedy pruning needs labelled held-out images")

@@ -1,49 +1,43 @@
-import Foundation
 import Synchronization
 
-/// SIGINT and SIGTERM, turned into a request that long analyses honour between units of
-/// work: the unit in progress is abandoned, finished ones stay in the ``ProgressJournal``,
-/// and the run stops with ``Interrupted``. A second signal of the same kind ends the
-/// process at once (the default action is restored after the first).
-public enum Interruption {
-    private static let received = Atomic<Int32>(0)
+/// A request that long analyses stop between units of work: the unit in progress is
+/// abandoned, finished ones stay in the ``ProgressJournal``, and the analysis throws
+/// ``Interrupted``. Analyses with a journal poll the context's request
+/// (``AnalysisContext/stopRequest``).
+///
+/// The library installs no signal handler and reads no process state: whoever runs the
+/// analysis sets the request (the `depthlens` command line does so from its SIGINT and
+/// SIGTERM handlers; a test, from a progress callback). Setting it is async-signal-safe.
+public final class StopRequest: Sendable {
+    private let requested = Atomic<Int32>(0)
 
-    /// Installs the handlers; call once, early, from an executable.
-    public static func install() {
-        for signalNumber in [SIGINT, SIGTERM] {
-            signal(signalNumber) { number in
-                Interruption.received.store(number, ordering: .relaxed)
-                signal(number, SIG_DFL)
-            }
-        }
-    }
+    public init() {}
 
-    /// The signal received, or nil.
-    public static var receivedSignal: Int32? {
-        let value = received.load(ordering: .relaxed)
+    /// Asks analyses to stop. `code` (non-zero) is handed back in ``Interrupted`` for the
+    /// requester's own use, such as the number of the signal that asked for the stop.
+    public func request(_ code: Int32 = 1) { requested.store(code == 0 ? 1 : code, ordering: .relaxed) }
+
+    /// The code of the request, or nil when none was made.
+    public var code: Int32? {
+        let value = requested.load(ordering: .relaxed)
         return value == 0 ? nil : value
     }
 
-    /// - Throws: ``Interrupted`` when a signal has been received.
-    public static func check() throws {
-        if let receivedSignal { throw Interrupted(signal: receivedSignal) }
+    /// - Throws: ``Interrupted`` when a stop has been requested.
+    public func check() throws {
+        if let code { throw Interrupted(code: code) }
     }
 
-    /// Simulates a signal (for tests of code that polls ``check()``).
-    public static func request(_ signalNumber: Int32) { received.store(signalNumber, ordering: .relaxed) }
-
-    /// Forgets a received signal.
-    public static func reset() { received.store(0, ordering: .relaxed) }
+    /// Forgets a request.
+    public func reset() { requested.store(0, ordering: .relaxed) }
 }
 
-/// A run stopped by SIGINT or SIGTERM between units of work.
+/// An analysis stopped on a ``StopRequest`` between units of work.
 public struct Interrupted: Error, CustomStringConvertible, Equatable {
-    public var signal: Int32
+    /// The code the request was made with.
+    public var code: Int32
 
-    public init(signal: Int32) { self.signal = signal }
+    public init(code: Int32) { self.code = code }
 
-    /// 128 + the signal number, the shell's convention (130 for SIGINT, 143 for SIGTERM).
-    public var exitCode: Int32 { 128 + signal }
-
-    public var description: String { "interrupted by \(signal == SIGINT ? "SIGINT" : signal == SIGTERM ? "SIGTERM" : "signal \(signal)")" }
+    public var description: String { "interrupted" }
 }

@@ -11,7 +11,7 @@ public enum MemberEvaluation {
     ///   - network: a network to use instead of the context's (such as a reordered one),
     ///     per configuration; nil for the context's.
     /// - Returns: the metric results of each configuration, in order.
-    /// - Throws: ``Interrupted`` when a signal arrives (with a journal; finished units are saved).
+    /// - Throws: ``Interrupted`` when the context's stop request is set (with a journal; finished units are saved).
     public static func run(_ context: AnalysisContext, configurations: [[Float]],
                            networks: [Network]? = nil) throws -> [[MetricResult]] {
         try context.validateMetrics()
@@ -30,7 +30,7 @@ public enum MemberEvaluation {
                 out += results
                 continue
             }
-            try Interruption.check()
+            try context.stopRequest?.check()
             let results = try evaluate(context, labels: labels, configurations: Array(configurations[range]),
                                        networks: networks.map { Array($0[range]) },
                                        progress: context.progress.map { report in { done, _ in report(unit * total + done, units.count * total) } })
@@ -48,14 +48,14 @@ public enum MemberEvaluation {
         let reference = [Float](repeating: 1, count: context.blockCount)
         let total = context.source.count
         for start in stride(from: 0, to: total, by: context.batchSize) {
-            if context.journal != nil { try Interruption.check() }
+            if context.journal != nil { try context.stopRequest?.check() }
             let range = start..<min(total, start + context.batchSize)
             let batch = try context.source.batch(range)
             var logits: [[Float]]
             if let networks {
                 let referenceLogits = try context.evaluator.logits(batch, gates: .shared(reference)).scalars
                 logits = try zip(networks, configurations).map {
-                    try Evaluator(network: $0, threads: context.evaluator.threads).logits(batch, gates: .shared($1)).scalars
+                    try context.evaluator.with(network: $0).logits(batch, gates: .shared($1)).scalars
                 }
                 logits.append(referenceLogits)
             } else {

@@ -1,7 +1,7 @@
 import Foundation
 
 /// Finished units of a long analysis, saved as they complete so that an interrupted run
-/// can continue (`--resume`) without repeating or losing work.
+/// can continue (resume) without repeating or losing work.
 ///
 /// The file is text: a header line with the run's configuration, then for each finished
 /// unit its payload lines and a closing `done` line, appended and flushed to disk in one
@@ -14,7 +14,7 @@ public final class ProgressJournal: @unchecked Sendable {
     public static let formatLine = "depthlens-progress v1"
 
     public let path: String
-    /// (field, value) pairs describing the run; `--resume` requires them all equal.
+    /// (field, value) pairs describing the run; resuming requires them all equal.
     public let configuration: [(String, String)]
     private var finished: [String: [String]] = [:]
     private let handle: FileHandle
@@ -23,9 +23,10 @@ public final class ProgressJournal: @unchecked Sendable {
     public private(set) var resumedUnits = 0
     /// Units written by this run.
     public private(set) var recordedUnits = 0
-    /// Test hook: sleep this long after recording each unit (DEPTHLENS_TEST_UNIT_PAUSE_MS),
-    /// so that a test can signal a run while it is surely in progress.
-    private let pauseAfterUnit: UInt32
+    /// Test hook: milliseconds to sleep after recording each unit, so that a test can stop
+    /// a run while it is surely in progress (the command line sets it from
+    /// `DEPTHLENS_TEST_UNIT_PAUSE_MS`).
+    public var pauseAfterUnit: UInt32 = 0
 
     /// Opens the journal at `path`.
     /// - Parameters:
@@ -35,12 +36,11 @@ public final class ProgressJournal: @unchecked Sendable {
     public init(path: String, configuration: [(String, String)], resume: Bool) throws {
         self.path = path
         self.configuration = configuration
-        pauseAfterUnit = UInt32(ProcessInfo.processInfo.environment["DEPTHLENS_TEST_UNIT_PAUSE_MS"].flatMap { UInt32($0) } ?? 0)
         let exists = FileManager.default.fileExists(atPath: path)
         var keepBytes = 0
         if resume {
             guard exists, let data = FileManager.default.contents(atPath: path) else {
-                throw JournalError(path: path, message: "nothing to resume: no progress file (the run finished, or never started); run without --resume")
+                throw JournalError(path: path, message: "nothing to resume: no progress file (the run finished, or never started)", reason: .nothingToResume)
             }
             keepBytes = try Self.read(data, path: path, expected: configuration, into: &finished)
             resumedUnits = finished.count
@@ -48,7 +48,7 @@ public final class ProgressJournal: @unchecked Sendable {
             var units: [String: [String]] = [:]
             _ = try? Self.read(data, path: path, expected: nil, into: &units)
             if !units.isEmpty {
-                throw JournalError(path: path, message: "holds \(units.count) finished unit(s) of an interrupted run; add --resume to continue it, or delete the file to start over")
+                throw JournalError(path: path, message: "holds \(units.count) finished unit(s) of an interrupted run", reason: .unfinishedRun)
             }
         }
         if !resume {
@@ -137,7 +137,7 @@ public final class ProgressJournal: @unchecked Sendable {
             index += 1
         }
         guard index < lines.count else {
-            throw JournalError(path: path, message: "its header is incomplete (the run stopped while creating it); delete the file and run without --resume")
+            throw JournalError(path: path, message: "its header is incomplete (the run stopped while creating it)", reason: .incompleteHeader)
         }
         if let expected {
             let old = Dictionary(recorded, uniquingKeysWith: { a, _ in a })
@@ -227,8 +227,38 @@ public final class ProgressJournal: @unchecked Sendable {
 
 /// A progress file that cannot be used.
 public struct JournalError: Error, CustomStringConvertible, Equatable {
-    public var path: String
-    public var message: String
+    /// Why the journal cannot be used, where the remedy depends on it.
+    public enum Reason: Sendable, Equatable {
+        /// Resuming, but there is no journal.
+        case nothingToResume
+        /// Starting anew over a journal that holds finished units.
+        case unfinishedRun
+        /// Resuming from a journal whose header was cut short.
+        case incompleteHeader
+        /// Any other problem; the message says what to do.
+        case other
+    }
 
-    public var description: String { "\(path): \(message)" }
+    public var path: String
+    /// What is wrong, without the remedy.
+    public var message: String
+    public var reason: Reason
+
+    public init(path: String, message: String, reason: Reason = .other) {
+        self.path = path
+        self.message = message
+        self.reason = reason
+    }
+
+    /// What to do about it, in the library's terms (a front end names its own settings).
+    public var remedy: String? {
+        switch reason {
+        case .nothingToResume: return "start a new run instead"
+        case .unfinishedRun: return "resume it to continue, or delete the file to start over"
+        case .incompleteHeader: return "delete the file and start a new run"
+        case .other: return nil
+        }
+    }
+
+    public var description: String { "\(path): \(message)" + (remedy.map { "; \($0)" } ?? "") }
 }

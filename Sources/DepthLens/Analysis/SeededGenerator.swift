@@ -1,5 +1,5 @@
 /// A seeded random number generator (xoshiro256**, seeded through SplitMix64), so that
-/// the same `--seed` draws the same gates on every platform, thread count and batch size.
+/// the same seed draws the same gates on every platform, thread count and batch size.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var state: (UInt64, UInt64, UInt64, UInt64)
 

@@ -81,7 +81,7 @@ public enum LesionAnalysis {
         let count = blocks.count
         var keep = Set<Int>()
         guard (0...count).contains(depth) else {
-            throw EvaluationError.gates("prune depth \(depth) is outside 0...\(count)")
+            throw PruneError.depthOutOfRange(depth, allowed: 0...count)
         }
         switch rule {
         case "every-other":
@@ -93,7 +93,7 @@ public enum LesionAnalysis {
                 for i in 0..<depth { keep.insert(Int((Double(i) + 0.5) * Double(count) / Double(depth)) + 1) }
             }
         default:
-            throw EvaluationError.gates("unknown prune rule '\(rule)' (every-other, evenly-spaced, greedy)")
+            throw PruneError.unknownRule(rule, known: PruneError.rules)
         }
         if keepDownsampling { for b in blocks where b.shortcut != .identity { keep.insert(b.index) } }
         let dropped = (1...count).filter { !keep.contains($0) }
@@ -112,7 +112,7 @@ public enum LesionAnalysis {
             var gates = base
             for block in lesion.dropped {
                 guard (1...context.blockCount).contains(block) else {
-                    throw EvaluationError.gates("block \(block) does not exist; the network has blocks 1...\(context.blockCount)")
+                    throw BlockSelectionError.noSuchBlock(block, blockCount: context.blockCount)
                 }
                 gates[block - 1] = 0
             }
@@ -145,7 +145,7 @@ public enum DepthAnalysis {
         var drawn: [(depth: Int, trial: Int)] = []
         for d in depths {
             guard (0...context.blockCount).contains(d) else {
-                throw EvaluationError.gates("depth \(d) is outside 0...\(context.blockCount)")
+                throw BlockSelectionError.depthOutOfRange(d, blockCount: context.blockCount)
             }
             for t in 0..<trials {
                 var generator = SeededGenerator.stream(seed: context.seed, 2_000_000 + d * 10_000 + t)
@@ -185,7 +185,7 @@ public enum ReorderAnalysis {
         let network = context.evaluator.network
         let groups = network.swappableGroups.filter { $0.count > 1 }
         guard !groups.isEmpty else {
-            throw EvaluationError.gates("no stage has two blocks with identity shortcuts; nothing can be reordered")
+            throw ReorderError.nothingToReorder
         }
         var networks: [Network] = []
         var configurations: [[Float]] = []

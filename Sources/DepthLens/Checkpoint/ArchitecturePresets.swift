@@ -36,7 +36,7 @@ public struct ArchitecturePreset: Sendable, Equatable {
     /// - Throws: ``ArchitectureError`` listing the known names.
     public static func named(_ name: String) throws -> ArchitecturePreset {
         guard let preset = all.first(where: { $0.name == name }) else {
-            throw ArchitectureError(field: "--arch", message: "unknown architecture '\(name)' (known: \(all.map(\.name).joined(separator: ", ")))")
+            throw ArchitectureError(field: "preset", message: "unknown architecture '\(name)' (known: \(all.map(\.name).joined(separator: ", ")))")
         }
         return preset
     }

@@ -62,7 +62,7 @@ public struct Checkpoint: Sendable {
             }
         } else {
             throw fail("@format_version", "missing attribute; is this a DepthLens checkpoint? (see docs/checkpoint-format.md; "
-                       + "for a plain state_dict dump, name its architecture, such as --arch timm/resnet18)")
+                       + "a plain state_dict dump is read with an architecture preset, such as timm/resnet18)")
         }
         let architecture: Architecture
         do {
@@ -108,7 +108,7 @@ public struct Checkpoint: Sendable {
             CheckpointError(file: path, location: place, message: message)
         }
         if root.hasAttribute("format_version") || root.contains("tensors") {
-            throw fail("--arch", "this is a DepthLens checkpoint, which records its own architecture; leave out --arch \(preset.name)")
+            throw fail("preset \(preset.name)", "this is a DepthLens checkpoint, which records its own architecture; read it without a preset")
         }
         let architecture: Architecture
         do {
@@ -120,7 +120,7 @@ public struct Checkpoint: Sendable {
         } catch let error as PresetError {
             throw fail(error.key, error.message)
         } catch let error as ArchitectureError {
-            throw fail("--arch \(preset.name)", error.description)
+            throw fail("preset \(preset.name)", error.description)
         }
         let tensors = try loadTensors(from: root, architecture: architecture, fail: fail)
         return Checkpoint(path: path, architecture: architecture, training: nil,

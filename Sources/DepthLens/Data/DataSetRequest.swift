@@ -18,23 +18,6 @@ public struct DataSetRequest: Sendable, Equatable {
 
     public init(path: String) { self.path = path }
 
-    /// The installed Fashion-MNIST test set (Debian's `dataset-fashion-mnist`).
-    public static let fashionMNISTTest = DataSetRequest(path: "/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz")
-
-    /// The installed Fashion-MNIST training set.
-    public static let fashionMNISTTrain = DataSetRequest(path: "/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz")
-
-    /// The training split of the checkpoint's data set, when DepthLens knows where it is
-    /// installed (for batch-norm recalibration).
-    public static func defaultTrainingSet(for checkpoint: Checkpoint) -> DataSetRequest? {
-        checkpoint.training?.dataset?.lowercased() == "fashion-mnist" ? fashionMNISTTrain : nil
-    }
-
-    /// The data set a checkpoint was trained on, when DepthLens knows where it is installed.
-    public static func defaultTestSet(for checkpoint: Checkpoint) -> DataSetRequest? {
-        checkpoint.training?.dataset?.lowercased() == "fashion-mnist" ? fashionMNISTTest : nil
-    }
-
     /// The file formats DepthLens reads.
     public enum Format: String, Sendable {
         case hdf5, idx, cifar

@@ -7,9 +7,9 @@ public struct SubsetSource: ImageSource {
     /// - Throws: ``DataSetError`` when the offset lies beyond the data set.
     public init(_ base: any ImageSource, offset: Int, limit: Int?) throws {
         guard offset >= 0, offset <= base.count else {
-            throw DataSetError(source: base.name, message: "--offset \(offset) is beyond the \(base.count) images")
+            throw DataSetError(source: base.name, message: "offset \(offset) is beyond the \(base.count) images")
         }
-        if let limit, limit <= 0 { throw DataSetError(source: base.name, message: "--limit must be positive, found \(limit)") }
+        if let limit, limit <= 0 { throw DataSetError(source: base.name, message: "the limit must be positive, found \(limit)") }
         self.base = base
         self.offset = offset
         count = min(base.count - offset, limit ?? Int.max)

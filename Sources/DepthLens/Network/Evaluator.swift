@@ -24,23 +24,26 @@ public struct Evaluator: Sendable {
 
     /// - Parameters:
     ///   - threads: defaults to the number of active processors.
-    ///   - backend: defaults to ``Backend/fast``, or to the value of the environment
-    ///     variable `DEPTHLENS_BACKEND` (`reference` or `fast`) when it is set.
-    public init(network: Network, threads: Int? = nil, backend: Backend? = nil) {
+    ///   - backend: the engine; ``Backend/fast`` unless the caller chooses another (the
+    ///     library reads no environment: the `depthlens` command line maps its
+    ///     `DEPTHLENS_BACKEND` variable to this argument).
+    public init(network: Network, threads: Int? = nil, backend: Backend = .fast) {
         self.network = network
         self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
-        self.backend = backend ?? Self.defaultBackend
+        self.backend = backend
+    }
+
+    /// An evaluator of `network` with this one's threads and backend: what an analysis
+    /// uses for a network of its own (reordered, or with recalibrated batch norms), so
+    /// that the engine the caller chose is the one every evaluation runs on.
+    public func with(network: Network) -> Evaluator {
+        Evaluator(network: network, threads: threads, backend: backend)
     }
 
     /// Whether oneDNN started and has JIT convolutions on this CPU (SSE4.1 or better), so
     /// that ``Backend/fast`` really runs the fused engine (otherwise it falls back to the
     /// reference kernels).
     public static var isFastEngineAvailable: Bool { DNNL.shared != nil }
-
-    /// ``Backend/fast`` unless `DEPTHLENS_BACKEND` names another backend.
-    public static var defaultBackend: Backend {
-        ProcessInfo.processInfo.environment["DEPTHLENS_BACKEND"].flatMap(Backend.init(rawValue:)) ?? .fast
-    }
 
     /// Logits for every image of `batch`: a tensor of shape (N, classes).
     /// - Throws: ``EvaluationError`` when the images or the gates do not fit the network.

@@ -4,8 +4,10 @@ import PackageDescription
 let package = Package(
     name: "DepthLens",
     products: [
-        // The core: checkpoints, evaluation, and the plugin API (what a plugin depends on).
+        // The whole library: checkpoints, evaluation, analyses, output (docs/architecture.md).
         .library(name: "DepthLens", targets: ["DepthLens"]),
+        // What a schedule or metric plugin depends on, and nothing more.
+        .library(name: "DepthLensPluginAPI", targets: ["DepthLensPluginAPI"]),
         // Built-in schedules and metrics.
         .library(name: "DepthLensBuiltins", targets: ["DepthLensSchedules", "DepthLensMetrics"]),
         // The command line as a library: a package with its own plugins builds its own
@@ -56,20 +58,64 @@ let package = Package(
             dependencies: ["CDepthLensPlugin"],
             path: "Sources/DepthLensPluginKit"
         ),
+        // The plugin API: schedules, metrics, their registry and the blocks they see. No
+        // system library: a plugin author needs neither libhdf5-dev nor libdnnl-dev.
+        .target(
+            name: "DepthLensPluginAPI",
+            path: "Sources/DepthLensPluginAPI"
+        ),
+        // Loading run-time plugins (`--plugin lib.so`) through the C ABI.
+        .target(
+            name: "DepthLensPluginLoading",
+            dependencies: ["DepthLensPluginAPI", "CDepthLensPlugin"],
+            path: "Sources/DepthLensPluginLoading"
+        ),
+        // What a network is: architectures, presets, the model description of each family.
+        .target(
+            name: "DepthLensModel",
+            dependencies: ["DepthLensPluginAPI"],
+            path: "Sources/DepthLensModel"
+        ),
+        // Files: HDF5 (checkpoints, image sets), IDX and CIFAR binaries, checkpoint loading.
+        .target(
+            name: "DepthLensFormats",
+            dependencies: ["DepthLensModel", "CHDF5", "CZlib"],
+            path: "Sources/DepthLensFormats"
+        ),
+        // Evaluation: networks, gates, the reference and fused (oneDNN) engines.
+        .target(
+            name: "DepthLensEngine",
+            dependencies: ["DepthLensFormats", "DepthLensModel", "CDNNL"],
+            path: "Sources/DepthLensEngine"
+        ),
+        // The analyses, their journal and typed results.
+        .target(
+            name: "DepthLensAnalysis",
+            dependencies: ["DepthLensEngine", "DepthLensFormats", "DepthLensModel", "DepthLensPluginAPI"],
+            path: "Sources/DepthLensAnalysis"
+        ),
+        // Results as files: CSV, SVG plots, atomic writes.
+        .target(
+            name: "DepthLensOutput",
+            dependencies: ["DepthLensAnalysis"],
+            path: "Sources/DepthLensOutput"
+        ),
+        // The whole library behind one import.
         .target(
             name: "DepthLens",
-            dependencies: ["CHDF5", "CZlib", "CDNNL", "CDepthLensPlugin"],
+            dependencies: ["DepthLensPluginAPI", "DepthLensPluginLoading", "DepthLensModel", "DepthLensFormats",
+                           "DepthLensEngine", "DepthLensAnalysis", "DepthLensOutput"],
             path: "Sources/DepthLens"
         ),
-        // Built-in plugins: they use only DepthLens' public API, as a user's plugin would.
+        // Built-in plugins: they use only the plugin API, as a user's plugin would.
         .target(
             name: "DepthLensSchedules",
-            dependencies: ["DepthLens"],
+            dependencies: ["DepthLensPluginAPI"],
             path: "Plugins/Schedules"
         ),
         .target(
             name: "DepthLensMetrics",
-            dependencies: ["DepthLens"],
+            dependencies: ["DepthLensPluginAPI"],
             path: "Plugins/Metrics"
         ),
         .target(

@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 
 /// Top-k accuracy of the batch's predictive distribution p (the ensemble mean; for a
 /// one-member batch, that member): the fraction of examples whose label is among the k

@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 
 /// Agreement with the full network (all blocks on): the fraction of examples where the
 /// predictive distribution's argmax equals the argmax of the batch's reference logits

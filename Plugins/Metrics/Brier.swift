@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 
 /// The sum over the examples of an N x C distribution p of the Brier score
 /// sum_c (p_c - onehot(y)_c)^2.

@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 
 /// The metrics DepthLens ships. Member-scope metrics read the batch's predictive
 /// distribution (the ensemble mean, or one member); ensemble-scope metrics read the

@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 import Foundation
 
 /// Top-label calibration of the predictive distribution (the ensemble mean). For each

@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 import Foundation
 
 /// How much the members differ, means over examples. Each member votes for its argmax

@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 
 /// Negative log-likelihood of the predictive distribution:
 /// nll = -(1/N) sum_i log p_i[y_i], with log p = logsumexp_m(log p_m) - log M

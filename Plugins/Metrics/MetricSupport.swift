@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 import Foundation
 
 // Helpers shared by the built-in metrics. Internal: a plugin of your own can copy them.

@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 import Foundation
 
 /// Selective prediction with the predictive distribution's confidence max_c p_c and the

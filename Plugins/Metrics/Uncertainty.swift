@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 import Foundation
 
 /// H(p) = -sum_c p_c log p_c (natural log, 0 log 0 = 0) of row `row` of the batch's

@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 
 /// The schedules DepthLens ships.
 public enum BuiltinSchedules {

@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 import Foundation
 
 /// Any per-block list of survival probabilities: inline (`custom:values=[1,0.9,0.8]`) or

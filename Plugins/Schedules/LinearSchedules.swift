@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 
 /// p_l = p for every block: the paper's "uniform" mode, DeiT-III.
 struct ConstantSchedule: SurvivalSchedule {

@@ -13,10 +13,10 @@ let package = Package(
         .package(name: "DepthLens", path: "../../.."),
     ],
     targets: [
-        // The plugins: they need only the plugin API, the DepthLens library.
+        // The plugins: they need only the plugin API (no libhdf5, no oneDNN).
         .target(
             name: "MyPlugins",
-            dependencies: [.product(name: "DepthLens", package: "DepthLens")]
+            dependencies: [.product(name: "DepthLensPluginAPI", package: "DepthLens")]
         ),
         // The tool: the stock command line plus MyPlugins.
         .executableTarget(
@@ -25,7 +25,7 @@ let package = Package(
         ),
         .testTarget(
             name: "MyPluginsTests",
-            dependencies: ["MyPlugins", .product(name: "DepthLens", package: "DepthLens"),
+            dependencies: ["MyPlugins", .product(name: "DepthLensPluginAPI", package: "DepthLens"),
                            .product(name: "DepthLensBuiltins", package: "DepthLens")]
         ),
     ]

@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 
 /// Top-k error of the predictive distribution: the fraction of examples whose label is
 /// not among the k most probable classes, 1 - `accuracy:k=K` exactly (ties are broken by

@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 import Foundation
 
 /// Exponential (geometric) decay to p_L: p_l = pL^(l/L), for blocks l = 1...L.

@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 
 /// This package's schedules and metrics.
 public enum MyPlugins {

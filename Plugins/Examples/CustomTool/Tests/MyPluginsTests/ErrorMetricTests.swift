@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 import DepthLensMetrics
 import MyPlugins
 import XCTest

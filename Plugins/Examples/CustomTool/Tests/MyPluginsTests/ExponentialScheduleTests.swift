@@ -1,4 +1,4 @@
-import DepthLens
+import DepthLensPluginAPI
 import Foundation
 import MyPlugins
 import XCTest
@@ -11,10 +11,19 @@ final class ExponentialScheduleTests: XCTestCase {
         return registry
     }()
 
-    /// Stages of `blocks` widths 4, 8, 16... with stride 2 from the second stage on.
-    func architecture(stages: [Int]) -> Architecture {
-        Architecture(inChannels: 1, numClasses: 2, stemWidth: 4,
-                     stages: stages.enumerated().map { .init(blocks: $1, width: 4 << $0, stride: $0 == 0 ? 1 : 2) })
+    /// The blocks of a ResNet whose stages hold `stages` blocks, widths 4, 8, 16... and
+    /// stride 2 from the second stage on: the first block of each later stage downsamples.
+    func architecture(stages: [Int]) -> [BlockSpec] {
+        var blocks: [BlockSpec] = []
+        for (s, count) in stages.enumerated() {
+            for b in 0..<count {
+                let first = s > 0 && b == 0
+                blocks.append(BlockSpec(index: blocks.count + 1, stage: s + 1, indexInStage: b,
+                                        inChannels: first ? 2 << s : 4 << s, midChannels: 4 << s, outChannels: 4 << s,
+                                        stride: first ? 2 : 1, shortcut: first ? .zeroPadded : .identity))
+            }
+        }
+        return blocks
     }
 
     func testFollowsTheFormula() throws {

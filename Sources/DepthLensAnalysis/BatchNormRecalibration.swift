@@ -1,0 +1,150 @@
+import DepthLensEngine
+import DepthLensFormats
+import DepthLensModel
+import DepthLensPluginAPI
+
+/// Batch-norm recalibration for a fixed sub-network: dropping blocks shifts the
+/// statistics the later batch norms see, so their running mean and variance are
+/// re-estimated on training images, as PyTorch does with `model.train()`, reset running
+/// statistics and `momentum=None`: every batch is normalised with its own statistics, and
+/// each running statistic becomes the plain average over batches of the batch mean and of
+/// the unbiased batch variance. Batch norms of dropped residual branches keep theirs.
+///
+/// This runs the plain reference kernels on whole batches (batch statistics need them);
+/// it is meant for a few thousand images.
+public enum BatchNormRecalibration {
+    /// The networks of `configurations`, each with its statistics re-estimated on
+    /// `source`; nil without a source (the analyses then use the context's network).
+    public static func networks(_ context: AnalysisContext, _ configurations: [[Float]],
+                                _ source: (any ImageSource)?) throws -> [Network]? {
+        guard let source else { return nil }
+        return try configurations.map { gates in
+            Network(checkpoint: try recalibrate(context.checkpoint, gates: gates, source: source, batchSize: context.batchSize))
+        }
+    }
+
+    /// A copy of `checkpoint` whose running statistics are re-estimated under `gates`.
+    public static func recalibrate(_ checkpoint: Checkpoint, gates: [Float], source: any ImageSource,
+                                   batchSize: Int) throws -> Checkpoint {
+        let arch = checkpoint.architecture
+        guard gates.count == arch.blockCount else {
+            throw EvaluationError.gates("the gate vector has \(gates.count) entries but the network has \(arch.blockCount) blocks")
+        }
+        guard source.count > 0, source.channels == arch.inChannels else {
+            throw DataSetError(source: source.name, message: "recalibration needs images with \(arch.inChannels) channel(s)")
+        }
+        var pass = Pass(checkpoint: checkpoint)
+        for start in stride(from: 0, to: source.count, by: batchSize) {
+            let range = start..<min(source.count, start + batchSize)
+            guard range.count > 1 else { break }  // one image has no variance (PyTorch refuses it too)
+            pass.forward(try source.batch(range), gates: gates)
+        }
+        var result = checkpoint
+        for (name, sums) in pass.statistics where sums.batches > 0 {
+            result.tensors["\(name).running_mean"]!.scalars = sums.mean.map { Float($0 / Double(sums.batches)) }
+            result.tensors["\(name).running_var"]!.scalars = sums.variance.map { Float($0 / Double(sums.batches)) }
+        }
+        return result
+    }
+
+    /// One train-mode pass over the model description's operations: batch tensors are
+    /// (N, C, H, W), row-major; every batch norm normalises with the batch's statistics
+    /// and records them.
+    struct Pass {
+        let checkpoint: Checkpoint
+        let model: ModelDescription
+        var statistics: [String: (mean: [Double], variance: [Double], batches: Int)] = [:]
+
+        init(checkpoint: Checkpoint) {
+            self.checkpoint = checkpoint
+            model = checkpoint.architecture.modelDescription
+        }
+
+        func tensor(_ key: String) -> [Float] { checkpoint.tensors[key]!.scalars }
+
+        /// A batch of `n` images of one shape.
+        struct Batch {
+            var values: [Float]
+            var n: Int
+            var shape: ActivationShape
+        }
+
+        mutating func forward(_ batch: ImageBatch, gates: [Float]) {
+            var x = Batch(values: batch.pixels, n: batch.count,
+                          shape: ActivationShape(channels: batch.channels, height: batch.height, width: batch.width))
+            x = run(model.stem, x)
+            for unit in model.units {
+                let g = gates[unit.block - 1]
+                var activated = x
+                if g != 0 || (unit.shortcutInput == .preActivated && !unit.hasIdentityShortcut) {
+                    activated = run(unit.preActivation, x)
+                }
+                var sum = run(unit.shortcut, unit.shortcutInput == .preActivated ? activated : x)
+                if g != 0 {
+                    let residual = run(unit.branch, activated)
+                    for k in 0..<sum.values.count { sum.values[k] += g * residual.values[k] }
+                }
+                x = run(unit.afterAdd, sum)
+            }
+            // Only the head's batch norm matters here (its statistics); the logits do not.
+            _ = run(Array(model.head.prefix { if case .batchNorm = $0 { return true } else { return $0 == .relu } }), x)
+        }
+
+        mutating func run(_ operations: [ModelOperation], _ input: Batch) -> Batch {
+            operations.reduce(input) { x, op in step(op, x) }
+        }
+
+        mutating func step(_ op: ModelOperation, _ x: Batch) -> Batch {
+            let out = op.outputShape(x.shape)!
+            switch op {
+            case .batchNorm(let spec):
+                return Batch(values: norm(spec, x), n: x.n, shape: x.shape)
+            case .convolution, .relu, .maxPool, .averagePool2x2, .zeroChannels:
+                return perImage(x, out) {
+                    ReferenceOperations.run(op, tensors: checkpoint.tensors, input: $0, shape: x.shape, output: $1)
+                }
+            case .globalAveragePool, .linear:
+                preconditionFailure("recalibration stops before the classifier")
+            }
+        }
+
+        /// Runs `kernel` on each image of `x`, into a new batch of shape `out`.
+        func perImage(_ x: Batch, _ out: ActivationShape,
+                      _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Batch {
+            var y = [Float](repeating: 0, count: x.n * out.count)
+            x.values.withUnsafeBufferPointer { src in
+                y.withUnsafeMutableBufferPointer { dst in
+                    for i in 0..<x.n { kernel(src.baseAddress! + i * x.shape.count, dst.baseAddress! + i * out.count) }
+                }
+            }
+            return Batch(values: y, n: x.n, shape: out)
+        }
+
+        /// Normalises with the batch's statistics and records them.
+        mutating func norm(_ spec: BatchNormSpec, _ x: Batch) -> [Float] {
+            let weight = tensor(spec.key + ".weight"), bias = tensor(spec.key + ".bias")
+            let (n, c, plane) = (x.n, x.shape.channels, x.shape.height * x.shape.width)
+            var y = x.values
+            var record = statistics[spec.key] ?? ([Double](repeating: 0, count: c), [Double](repeating: 0, count: c), 0)
+            let count = Double(n * plane)
+            for ch in 0..<c {
+                var sum = 0.0, squares = 0.0
+                for i in 0..<n { for j in 0..<plane { let v = Double(x.values[(i * c + ch) * plane + j]); sum += v; squares += v * v } }
+                let mean = sum / count
+                let variance = max(0, squares / count - mean * mean)
+                record.mean[ch] += mean
+                record.variance[ch] += count > 1 ? variance * count / (count - 1) : 0
+                let scale = Double(weight[ch]) / (variance + spec.eps).squareRoot()
+                for i in 0..<n {
+                    for j in 0..<plane {
+                        let k = (i * c + ch) * plane + j
+                        y[k] = Float((Double(x.values[k]) - mean) * scale + Double(bias[ch]))
+                    }
+                }
+            }
+            record.batches += 1
+            statistics[spec.key] = record
+            return y
+        }
+    }
+}

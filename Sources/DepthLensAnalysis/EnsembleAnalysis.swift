@@ -1,0 +1,130 @@
+import DepthLensEngine
+import DepthLensFormats
+import DepthLensModel
+import DepthLensPluginAPI
+
+/// `ensemble`: a Monte Carlo ensemble of M sub-networks drawn from the schedule, its
+/// metrics as it grows (M = 1, 2, 4, ..., M), beside the deterministic network.
+public enum EnsembleAnalysis {
+    /// When gates are drawn.
+    public enum Granularity: String, Sendable, CaseIterable {
+        /// One mask per member for the whole pass: M fixed sub-networks.
+        case pass
+        /// A fresh mask per member for every batch of `batchSize` images (as the paper
+        /// trains). Depends on the batch size by definition.
+        case batch
+        /// A fresh mask per member for every example (timm's drop path).
+        case sample
+    }
+
+    /// 1, 2, 4, ... up to `members`, always ending at `members`.
+    public static func sizes(upTo members: Int) -> [Int] {
+        var sizes: [Int] = []
+        var s = 1
+        while s < members { sizes.append(s); s *= 2 }
+        sizes.append(members)
+        return sizes
+    }
+
+    public static func run(_ context: AnalysisContext, members: Int, granularity: Granularity) throws -> ResultTable {
+        guard members >= 1 else { throw EnsembleError.tooFewMembers(members) }
+        try context.validateMetrics()
+        let labels = try context.allLabels()
+        let classes = context.checkpoint.architecture.numClasses
+        let sizes = Self.sizes(upTo: members)
+        let growing = try sizes.map { _ in try context.accumulators(scopes: [.member, .ensemble]) }
+        let deterministic = try context.accumulators(scopes: [.member])
+        let growingFeeders = growing.map { ChunkedFeeder(classes: classes, accumulators: $0) }
+        let deterministicFeeder = ChunkedFeeder(classes: classes, accumulators: deterministic)
+        let L = context.blockCount
+        let passMasks = (0..<members).map { m -> [Float] in
+            var generator = SeededGenerator.stream(seed: context.seed, m)
+            return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
+        }
+        var table = context.table()
+        if granularity == .pass {
+            for (m, gates) in passMasks.enumerated() { table.recordMask("member-\(m)", gates: gates) }
+        }
+        // Per-example gates are keyed by example index, so they do not depend on the batch size.
+        func exampleGates(_ n: Int, _ m: Int) -> [Float] {
+            var generator = SeededGenerator.stream(seed: context.seed, 20_000_000 + n * members + m)
+            return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
+        }
+        let full = [Float](repeating: 1, count: L)
+        let total = context.source.count
+        // With a journal, each batch's logits are saved as one unit, and replayed on resume.
+        let section = context.journal.map { _ in
+            ProgressJournal.digest([Array("ensemble-\(granularity.rawValue)-\(members)-\(context.batchSize)-\(context.seed)".utf8),
+                                    Array(context.source.name.utf8), Array("\(total)".utf8),
+                                    Array(context.survival.map { "\($0)" }.joined(separator: ",").utf8)])
+        }
+        for (batchIndex, start) in stride(from: 0, to: total, by: context.batchSize).enumerated() {
+            let range = start..<min(total, start + context.batchSize)
+            var batchMasks: [[Float]] = []
+            if granularity == .batch {
+                batchMasks = (0..<members).map { m -> [Float] in
+                    var generator = SeededGenerator.stream(seed: context.seed, 10_000_000 + batchIndex * members + m)
+                    return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
+                }
+                for (m, gates) in batchMasks.enumerated() { table.recordMask("member-\(m)-batch-\(batchIndex)", gates: gates) }
+            }
+            var memberLogits: [[Float]] = []
+            var fixed: [[Float]] = []
+            if let journal = context.journal, let section {
+                if let payload = journal.finishedUnit(section: section, unit: batchIndex),
+                   payload.count == members + 2, case let decoded = payload.compactMap({ ProgressJournal.decodeFloats($0[...]) }),
+                   decoded.count == members + 2 {
+                    memberLogits = Array(decoded.prefix(members))
+                    fixed = Array(decoded.suffix(2))
+                } else {
+                    try context.stopRequest?.check()
+                }
+            }
+            if fixed.isEmpty {
+                let batch = try context.source.batch(range)
+                switch granularity {
+                case .pass:
+                    let all = try context.evaluator.logits(batch, configurations: passMasks + [context.deterministicGates, full])
+                    memberLogits = all.prefix(members).map(\.scalars)
+                    fixed = [all[members].scalars, all[members + 1].scalars]
+                case .batch:
+                    memberLogits = try context.evaluator.logits(batch, configurations: batchMasks).map(\.scalars)
+                case .sample:
+                    for m in 0..<members {
+                        let vectors = range.map { exampleGates($0, m) }
+                        memberLogits.append(try context.evaluator.logits(batch, gates: .perExample(vectors)).scalars)
+                    }
+                }
+                if fixed.isEmpty {
+                    fixed = try context.evaluator.logits(batch, configurations: [context.deterministicGates, full]).map(\.scalars)
+                }
+                if let journal = context.journal, let section {
+                    try journal.record(section: section, unit: batchIndex, payload: (memberLogits + fixed).map(ProgressJournal.encode))
+                }
+            }
+            deterministicFeeder.append(labels: Array(labels[range]), members: [fixed[0]], reference: fixed[1])
+            for (i, size) in sizes.enumerated() {
+                growingFeeders[i].append(labels: Array(labels[range]), members: Array(memberLogits.prefix(size)), reference: fixed[1])
+            }
+            context.progress?(range.upperBound, total)
+        }
+        if granularity == .sample {  // recorded in one order for any batch size
+            for m in 0..<members { for n in 0..<total { table.recordMask("member-\(m)-example-\(n)", gates: exampleGates(n, m)) } }
+        }
+        deterministicFeeder.finish()
+        growingFeeders.forEach { $0.finish() }
+        let reference = Experiment.deterministic(rule: context.rule)
+        table.recordMask(reference.name, gates: context.deterministicGates)
+        for value in try results(of: deterministic) {
+            table.append(ResultRow(analysis: "ensemble", experiment: reference, member: .deterministic, metric: value.name,
+                                   value: value.value, mask: reference.name))
+        }
+        for (i, size) in sizes.enumerated() {
+            for value in try results(of: growing[i]) {
+                table.append(ResultRow(analysis: "ensemble", experiment: .ensemble(granularity: granularity, members: size),
+                                       member: .ensemble, k: Double(size), metric: value.name, value: value.value))
+            }
+        }
+        return table
+    }
+}

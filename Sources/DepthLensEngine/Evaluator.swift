@@ -1,0 +1,101 @@
+import DepthLensFormats
+import DepthLensModel
+import Foundation
+
+/// Evaluates a ``Network`` on batches of images under any pattern of active, dropped
+/// and scaled blocks.
+///
+/// Two engines compute the same logits (to 1e-4): ``Backend/fast`` (the default) runs
+/// fused oneDNN convolutions on the whole batch and shares work between gate
+/// configurations; ``Backend/reference`` runs the plain Swift kernels one image at a
+/// time and is what the fast engine is tested against.
+public struct Evaluator: Sendable {
+    /// Which engine computes the logits.
+    public enum Backend: String, Sendable, CaseIterable {
+        /// Plain Swift kernels, one image at a time: the correctness baseline.
+        case reference
+        /// Fused oneDNN convolutions on blocked activations, with prefix sharing between
+        /// configurations (falls back to the reference when oneDNN cannot start).
+        case fast
+    }
+
+    public let network: Network
+    /// Threads a batch is computed on.
+    public let threads: Int
+    public let backend: Backend
+
+    /// - Parameters:
+    ///   - threads: defaults to the number of active processors.
+    ///   - backend: the engine; ``Backend/fast`` unless the caller chooses another (the
+    ///     library reads no environment: the `depthlens` command line maps its
+    ///     `DEPTHLENS_BACKEND` variable to this argument).
+    public init(network: Network, threads: Int? = nil, backend: Backend = .fast) {
+        self.network = network
+        self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.backend = backend
+    }
+
+    /// An evaluator of `network` with this one's threads and backend: what an analysis
+    /// uses for a network of its own (reordered, or with recalibrated batch norms), so
+    /// that the engine the caller chose is the one every evaluation runs on.
+    public func with(network: Network) -> Evaluator {
+        Evaluator(network: network, threads: threads, backend: backend)
+    }
+
+    /// Whether oneDNN started and has JIT convolutions on this CPU (SSE4.1 or better), so
+    /// that ``Backend/fast`` really runs the fused engine (otherwise it falls back to the
+    /// reference kernels).
+    public static var isFastEngineAvailable: Bool { DNNL.shared != nil }
+
+    /// Logits for every image of `batch`: a tensor of shape (N, classes).
+    /// - Throws: ``EvaluationError`` when the images or the gates do not fit the network.
+    public func logits(_ batch: ImageBatch, gates: Gates = .allOn) throws -> Tensor {
+        try validate(batch)
+        try gates.validate(blockCount: network.blockCount, count: batch.count)
+        let classes = network.architecture.numClasses
+        if batch.count == 0 { return Tensor(shape: [0, classes], scalars: []) }
+        return Tensor(shape: [batch.count, classes], scalars: engine.logits(batch, gates: gates))
+    }
+
+    /// Logits of several gate configurations (one shared gate vector each) on the same
+    /// batch: `result[i]` is `logits(batch, gates: .shared(configurations[i]))`.
+    ///
+    /// Analyses evaluate many sub-networks of one batch through this entry point: the
+    /// fast engine evaluates the configurations in prefix order, so configurations that
+    /// agree on their first blocks share that work.
+    /// - Complexity: memory for about log2(configurations.count) + 2 cached activations
+    ///   of one chunk of the batch.
+    public func logits(_ batch: ImageBatch, configurations: [[Float]]) throws -> [Tensor] {
+        try validate(batch)
+        for configuration in configurations {
+            try Gates.shared(configuration).validate(blockCount: network.blockCount, count: batch.count)
+        }
+        let classes = network.architecture.numClasses
+        if batch.count == 0 { return configurations.map { _ in Tensor(shape: [0, classes], scalars: []) } }
+        return engine.logits(batch, configurations: configurations).map {
+            Tensor(shape: [batch.count, classes], scalars: $0)
+        }
+    }
+
+    private func validate(_ batch: ImageBatch) throws {
+        guard batch.channels == network.architecture.inChannels else {
+            throw EvaluationError.inputSize("images have \(batch.channels) channel(s), the network takes \(network.architecture.inChannels)")
+        }
+        _ = try network.activationShapes(height: batch.height, width: batch.width)
+    }
+
+    private var engine: any EvaluationEngine {
+        if backend == .fast, let dnnl = DNNL.shared {
+            return FusedEngine(network: network, threads: threads, dnnl: dnnl)
+        }
+        return ReferenceEngine(network: network, threads: threads)
+    }
+}
+
+/// What an engine does: logits of a validated batch (N x classes values, row-major)
+/// under validated gates.
+protocol EvaluationEngine {
+    func logits(_ batch: ImageBatch, gates: Gates) -> [Float]
+    /// One result per configuration, each as `logits(batch, gates: .shared(configuration))`.
+    func logits(_ batch: ImageBatch, configurations: [[Float]]) -> [[Float]]
+}

@@ -1,0 +1,345 @@
+import DepthLensFormats
+import DepthLensModel
+import Foundation
+
+/// The fast engine: batch norm folded, activations blocked (`nChw16c`, or `nChw8c` when
+/// a width is not a multiple of 16 or the CPU lacks AVX-512), direct convolutions from oneDNN with bias, ReLU and
+/// the residual add fused (the shortcut is written into the destination first, then
+/// conv2 accumulates into it), the batch processed in chunks of ``chunkSize`` images.
+///
+/// Gates: a dropped identity block costs nothing; a scaled gate g scales conv2's weights
+/// and bias (prepared once per block and value); with per-example gates each block runs
+/// only on the examples that keep it, grouped by gate value and gathered into
+/// consecutive rows.
+struct FusedEngine: EvaluationEngine {
+    let network: Network
+    let threads: Int
+    let dnnl: DNNL
+
+    /// Images per chunk: the unit a worker thread takes. Small enough that two workers
+    /// balance on a batch of 64 and a chunk's activations stay in cache (16 x 16 x 28 x 28
+    /// floats is 0.8 MiB); convolutions of any size run as pieces of 1, 2, 4, ... images,
+    /// so a bounded set of primitives serves every batch and group size.
+    static let chunkSize = 16
+
+    func logits(_ batch: ImageBatch, gates: Gates) -> [Float] {
+        let classes = network.head.classes
+        var output = [Float](repeating: 0, count: batch.count * classes)
+        let network = network
+        output.withUnsafeMutableBufferPointer { out in
+            batch.pixels.withUnsafeBufferPointer { pixels in
+                let io = ChunkIO(pixels: pixels.baseAddress!, logits: [out.baseAddress!])
+                dnnl.forEachChunk(count: batch.count, chunk: Self.chunkSize, threads: threads,
+                                  start: { FusedPass(worker: $0, network: network, batch: batch) }) { pass, range in
+                    pass.forward(pixels: io.pixels + range.lowerBound * batch.imageSize, rows: range.count, gates: gates,
+                                 firstExample: range.lowerBound, logits: io.logits[0] + range.lowerBound * classes)
+                }
+            }
+        }
+        return output
+    }
+
+    func logits(_ batch: ImageBatch, configurations: [[Float]]) -> [[Float]] {
+        guard !configurations.isEmpty else { return [] }
+        let classes = network.head.classes
+        let network = network
+        let results = configurations.map { _ in ActivationBuffer(capacity: batch.count * classes) }
+        batch.pixels.withUnsafeBufferPointer { pixels in
+            let io = ChunkIO(pixels: pixels.baseAddress!, logits: results.map(\.pointer))
+            let trie = PrefixTrie(configurations)
+            dnnl.forEachChunk(count: batch.count, chunk: Self.chunkSize, threads: threads,
+                              start: { FusedPass(worker: $0, network: network, batch: batch) }) { pass, range in
+                pass.evaluate(trie, pixels: io.pixels + range.lowerBound * batch.imageSize, rows: range.count) { c, logits in
+                    (io.logits[c] + range.lowerBound * classes).update(from: logits, count: range.count * classes)
+                }
+            }
+        }
+        return results.map { Array(UnsafeBufferPointer(start: $0.pointer, count: batch.count * classes)) }
+    }
+}
+
+/// The images and the logits of a pass, shared by its workers; each writes only the
+/// rows of its own chunks.
+private struct ChunkIO: @unchecked Sendable {
+    let pixels: UnsafePointer<Float>
+    let logits: [UnsafeMutablePointer<Float>]
+}
+
+/// Which convolution of a network; prepared weights are cached under it. Blocks are
+/// named by their index in the checkpoint, so a reordered network shares the cache.
+enum LayerID: Hashable {
+    case stem(Int)
+    /// Layer i of block l's pre-activation, branch or shortcut.
+    case preActivation(block: Int, Int), branch(block: Int, Int), shortcut(block: Int, Int)
+}
+
+/// A network's weights in oneDNN's formats, by layer and gate scale, shared by the
+/// workers of every pass on the network.
+final class FusedWeightsCache: @unchecked Sendable {
+    private struct Key: Hashable {
+        var layer: LayerID
+        var scale: UInt32
+    }
+
+    private var entries: [Key: [PreparedWeights]] = [:]
+    private var scaledEntries = 0
+    private let lock = NSLock()
+
+    func weights(_ conv: Convolution, layer: LayerID, scale: Float, for primitive: ConvolutionPrimitive,
+                 worker: DNNL.Worker) -> PreparedWeights {
+        lock.lock()
+        defer { lock.unlock() }
+        let key = Key(layer: layer, scale: scale.bitPattern)
+        if let found = entries[key]?.first(where: { $0.fits(primitive.weightsDescriptor) }) { return found }
+        if scale != 1 {
+            // Scaled copies (p_l, 1/p_l, ...) are bounded: forget them all past a limit.
+            if scaledEntries >= 256 {
+                entries = entries.filter { $0.key.scale == Float(1).bitPattern }
+                scaledEntries = 0
+            }
+            scaledEntries += 1
+        }
+        let prepared = worker.prepareWeights(conv, scale: scale, for: primitive)
+        entries[key, default: []].append(prepared)
+        return prepared
+    }
+}
+
+/// One worker's share of a pass: the shapes, scratch buffers and layer calls.
+final class FusedPass {
+    let worker: DNNL.Worker
+    let network: Network
+    /// Activation shape after the stem (index 0) and after each block (index l + 1).
+    let shapes: [BlockedShape]
+    let inputChannels: Int, inputHeight: Int, inputWidth: Int
+    let chunk: Int
+    private let capacity: Int
+    private let hidden: UnsafeMutablePointer<Float>
+    /// The second scratch activation of a branch, shortcut or stem (after `hidden`).
+    private let inner: UnsafeMutablePointer<Float>
+    /// The pre-activated block input.
+    private let activated: UnsafeMutablePointer<Float>
+    private let gathered: UnsafeMutablePointer<Float>
+    private let gatheredOut: UnsafeMutablePointer<Float>
+    private var spare: [UnsafeMutablePointer<Float>] = []
+    /// Where the stem's input is blocked first, when oneDNN has no JIT kernel for plain input.
+    private let blockedImages: (buffer: UnsafeMutablePointer<Float>, shape: BlockedShape)?
+
+    init(worker: DNNL.Worker, network: Network, batch: ImageBatch) {
+        self.worker = worker
+        self.network = network
+        let input = ActivationShape(channels: batch.channels, height: batch.height, width: batch.width)
+        let stemShapes = Layer.shapes(network.stemLayers, from: input)
+        var blockShapes = [stemShapes.last ?? input], inside: [ActivationShape] = []
+        for b in network.blocks {
+            inside += b.innerShapes(input: blockShapes[blockShapes.count - 1])
+            blockShapes.append(b.outputShape(blockShapes[blockShapes.count - 1]))
+        }
+        let all = stemShapes + blockShapes + inside
+        let block = worker.dnnl.widestBlock == 16 && all.allSatisfy { $0.channels % 16 == 0 } ? 16 : 8
+        shapes = blockShapes.map { BlockedShape($0, block: block) }
+        let largest = all.map { BlockedShape($0, block: block).rowSize }.max() ?? 0
+        (inputChannels, inputHeight, inputWidth) = (batch.channels, batch.height, batch.width)
+        chunk = min(FusedEngine.chunkSize, max(batch.count, 1))
+        capacity = chunk * largest
+        (hidden, inner, activated, gathered, gatheredOut) = (worker.buffer(capacity), worker.buffer(capacity), worker.buffer(capacity),
+                                                             worker.buffer(capacity), worker.buffer(capacity))
+        // oneDNN's SSE4.1 kernels do not read plain NCHW images into blocked outputs (its
+        // reference convolution would, 10x slower than the whole rest of the network), so
+        // there the images are blocked first and the stem reads blocked input like any layer.
+        let blockedInput = BlockedShape(input, block: block)
+        let (dnnl, rowLimit) = (worker.dnnl, chunk)
+        let pieces = sequence(first: 1) { $0 * 2 <= rowLimit ? $0 * 2 : nil }  // what convolve runs
+        if batch.count > 0, case .convolution(let first, let relu) = network.stemLayers.first, pieces.contains(where: { rows in
+            dnnl.primitive(Self.shape(first, postOp: relu ? .relu : .none, inShape: blockedInput, plainInput: true,
+                                      outShape: BlockedShape(stemShapes[0], block: block), rows: rows)).implementation.hasPrefix("ref")
+        }) {
+            blockedImages = (worker.buffer(chunk * blockedInput.rowSize), blockedInput)
+        } else {
+            blockedImages = nil
+        }
+    }
+
+    /// An activation buffer for one chunk, until ``give(_:)`` returns it.
+    func take() -> UnsafeMutablePointer<Float> { spare.popLast() ?? worker.buffer(capacity) }
+    func give(_ buffer: UnsafeMutablePointer<Float>) { spare.append(buffer) }
+
+    // MARK: Forward with one gate per block and example
+
+    func forward(pixels: UnsafePointer<Float>, rows n: Int, gates: Gates, firstExample: Int,
+                 logits: UnsafeMutablePointer<Float>) {
+        var x = take(), y = take()
+        defer { give(x); give(y) }
+        stem(pixels, rows: n, into: x)
+        for (l, block) in network.blocks.enumerated() {
+            let identity = block.isIdentity
+            let groups = Self.groups(gates, block: l, rows: n, firstExample: firstExample)
+            if groups.count == 1 {
+                let g = groups[0].gate
+                if identity {
+                    if g != 0 { step(l, gate: g, input: x, output: x, rows: n) }
+                } else {
+                    step(l, gate: g, input: x, output: y, rows: n)
+                    swap(&x, &y)
+                }
+                continue
+            }
+            let inRow = shapes[l].rowSize, outRow = shapes[l + 1].rowSize
+            for (g, members) in groups where !(identity && g == 0) {
+                BlockedKernels.gather(x, rows: members, rowSize: inRow, into: gathered)
+                if identity {
+                    step(l, gate: g, input: gathered, output: gathered, rows: members.count)
+                    BlockedKernels.scatter(gathered, rows: members, rowSize: outRow, into: x)
+                } else {
+                    step(l, gate: g, input: gathered, output: gatheredOut, rows: members.count)
+                    BlockedKernels.scatter(gatheredOut, rows: members, rowSize: outRow, into: y)
+                }
+            }
+            if !identity { swap(&x, &y) }
+        }
+        BlockedKernels.head(network.head, input: x, shape: shapes[shapes.count - 1], rows: n, logits: logits)
+    }
+
+    /// The rows of a chunk grouped by their gate at `block`, in order of first appearance.
+    static func groups(_ gates: Gates, block: Int, rows: Int, firstExample: Int) -> [(gate: Float, rows: [Int])] {
+        switch gates {
+        case .allOn: return [(1, Array(0..<rows))]
+        case .shared(let vector): return [(vector[block] == 0 ? 0 : vector[block], Array(0..<rows))]
+        case .perExample(let vectors):
+            var groups: [(gate: Float, rows: [Int])] = []
+            var index: [UInt32: Int] = [:]
+            for r in 0..<rows {
+                var g = vectors[firstExample + r][block]
+                if g == 0 { g = 0 }  // one group for +0 and -0
+                if let i = index[g.bitPattern] {
+                    groups[i].rows.append(r)
+                } else {
+                    index[g.bitPattern] = groups.count
+                    groups.append((g, [r]))
+                }
+            }
+            return groups
+        }
+    }
+
+    // MARK: Layers
+
+    /// The stem on `n` images in NCHW, through the `inner` and `activated` scratch buffers.
+    func stem(_ pixels: UnsafePointer<Float>, rows n: Int, into output: UnsafeMutablePointer<Float>) {
+        var source = pixels, row = inputChannels * inputHeight * inputWidth
+        var inShape = BlockedShape(ActivationShape(channels: inputChannels, height: inputHeight, width: inputWidth),
+                                   block: shapes[0].block)
+        var plain = true
+        if let (buffer, shape) = blockedImages {
+            BlockedKernels.block(planar: pixels, rows: n, into: buffer, shape: shape)
+            (source, row, plain, inShape) = (UnsafePointer(buffer), shape.rowSize, false, shape)
+        }
+        run(network.stemLayers, id: LayerID.stem, input: source, inputRow: row, inShape: inShape, plainInput: plain,
+            output: output, rows: n, scratch: (inner, activated))
+    }
+
+    /// Block `l` with gate `g` on `n` rows: output = post(shortcut(input) + g * residual(input)).
+    /// `output` may be `input` for an identity block (the add then happens in place).
+    func step(_ l: Int, gate g: Float, input x: UnsafeMutablePointer<Float>, output y: UnsafeMutablePointer<Float>, rows n: Int) {
+        let block = network.blocks[l]
+        let inShape = shapes[l], index = block.index
+        var source = UnsafePointer(x), sourceShape = inShape
+        if !block.preActivation.isEmpty, g != 0 || (block.shortcutReadsPreActivated && !block.isIdentity) {
+            sourceShape = run(block.preActivation, id: { .preActivation(block: index, $0) }, input: x, inShape: inShape,
+                              output: activated, rows: n, scratch: (hidden, inner))
+            source = UnsafePointer(activated)
+        }
+        if block.isIdentity {
+            if y != x { y.update(from: x, count: n * inShape.rowSize) }
+        } else {
+            // With the branch dropped, a projection's convolution takes the ReLU after the add.
+            let fuseReLU = g == 0 && block.reluAfterAdd
+            let (input, shape) = block.shortcutReadsPreActivated ? (source, sourceShape) : (UnsafePointer(x), inShape)
+            run(block.shortcut, id: { .shortcut(block: index, $0) }, input: input, inShape: shape, output: y, rows: n,
+                scratch: (hidden, inner), last: fuseReLU ? (1, .relu) : nil)
+            if fuseReLU, !block.shortcutEndsInConvolution {
+                BlockedKernels.relu(y, into: y, count: n * shapes[l + 1].rowSize)
+            }
+        }
+        guard g != 0 else { return }
+        // The gate scales the last convolution's weights and bias; the add (and ReLU) are its post-op.
+        run(block.branch, id: { .branch(block: index, $0) }, input: source, inShape: sourceShape, output: y, rows: n,
+            scratch: (hidden, inner), last: (g, block.reluAfterAdd ? .sumReLU : .sum))
+    }
+
+    /// Runs `layers` on `n` rows from `input` into `output`, the layers in between
+    /// alternating between the two scratch buffers, and returns the output shape. A last
+    /// convolution takes `last`'s scale and post-op in place of its own ReLU.
+    @discardableResult
+    func run(_ layers: [Layer], id: (Int) -> LayerID, input: UnsafePointer<Float>, inputRow: Int? = nil, inShape: BlockedShape,
+             plainInput: Bool = false, output: UnsafeMutablePointer<Float>, rows n: Int,
+             scratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>),
+             last: (scale: Float, postOp: ConvolutionShape.PostOp)? = nil) -> BlockedShape {
+        var (source, shape, row) = (input, inShape, inputRow ?? inShape.rowSize)
+        for (i, layer) in layers.enumerated() {
+            let isLast = i == layers.count - 1
+            let target = isLast ? output : (i % 2 == 0 ? scratch.0 : scratch.1)
+            let outShape = BlockedShape(layer.outputShape(shape.activation), block: shape.block)
+            switch layer {
+            case .convolution(let conv, let relu):
+                let (scale, postOp) = isLast && last != nil ? last! : (1, relu ? .relu : .none)
+                convolve(conv, layer: id(i), scale: scale, postOp: postOp, input: source, inputRow: row, inShape: shape,
+                         plainInput: plainInput && i == 0, output: target, outShape: outShape, rows: n)
+            case .affine(let norm, let relu):
+                BlockedKernels.affine(norm, relu: relu, input: source, output: target, rows: n, shape: shape)
+            case .relu:
+                BlockedKernels.relu(source, into: target, count: n * shape.rowSize)
+            case .maxPool:
+                BlockedKernels.maxPool(source, inShape: shape, output: target, outShape: outShape, rows: n)
+            case .averagePool2x2:
+                BlockedKernels.averagePool2x2(source, inShape: shape, output: target, outShape: outShape, rows: n)
+            case .zeroChannels(let z):
+                BlockedKernels.zeroPaddedShortcut(input: source, inShape: shape, output: target, outShape: outShape, rows: n,
+                                                  stride: z.stride, averagePool: z.averagePool, padBefore: z.before)
+            }
+            (source, shape, row) = (UnsafePointer(target), outShape, outShape.rowSize)
+        }
+        if layers.isEmpty, output != UnsafeMutablePointer(mutating: input) { output.update(from: input, count: n * row) }
+        return shape
+    }
+
+    /// One convolution over `n` rows, as pieces whose sizes are powers of two.
+    func convolve(_ conv: Convolution, layer: LayerID, scale: Float, postOp: ConvolutionShape.PostOp,
+                  input: UnsafePointer<Float>, inputRow: Int, inShape: BlockedShape, plainInput: Bool,
+                  output: UnsafeMutablePointer<Float>, outShape: BlockedShape, rows n: Int) {
+        var start = 0
+        while start < n {
+            let piece = 1 << (Int.bitWidth - 1 - (n - start).leadingZeroBitCount)
+            let primitive = worker.dnnl.primitive(Self.shape(conv, postOp: postOp, inShape: inShape, plainInput: plainInput,
+                                                             outShape: outShape, rows: piece))
+            let weights = network.fusedWeights.weights(conv, layer: layer, scale: scale, for: primitive, worker: worker)
+            worker.execute(primitive, weights: weights, source: input + start * inputRow,
+                            destination: output + start * outShape.rowSize)
+            start += piece
+        }
+    }
+
+    /// The primitive shape of `conv` on `rows` images: channels padded to whole blocks,
+    /// except a plain NCHW input's.
+    static func shape(_ conv: Convolution, postOp: ConvolutionShape.PostOp, inShape: BlockedShape, plainInput: Bool,
+                      outShape: BlockedShape, rows: Int) -> ConvolutionShape {
+        ConvolutionShape(batch: rows, inChannels: plainInput ? conv.inChannels : inShape.channelBlocks * inShape.block,
+                         outChannels: outShape.channelBlocks * outShape.block, height: inShape.height, width: inShape.width,
+                         kernel: conv.kernel, stride: conv.stride, padding: conv.padding, block: outShape.block,
+                         plainSource: plainInput, postOp: postOp)
+    }
+}
+
+extension ResidualBlock {
+    var shortcutEndsInConvolution: Bool {
+        if case .convolution = shortcut.last { return true }
+        return false
+    }
+
+    /// The block's output shape for an input of `shape`.
+    func outputShape(_ shape: ActivationShape) -> ActivationShape {
+        if isIdentity { return shape }
+        let activated = Layer.shapes(preActivation, from: shape).last ?? shape
+        return Layer.shapes(shortcut, from: shortcutReadsPreActivated ? activated : shape).last ?? shape
+    }
+}

@@ -1,0 +1,23 @@
+import DepthLensModel
+
+/// One model-description operation on one image with the plain reference kernels, for
+/// code outside the engines that interprets a description itself (batch-norm
+/// recalibration runs the network in train mode, batch statistics and all).
+package enum ReferenceOperations {
+    /// Runs `operation` on one CHW image of `shape` from `input` into `output`, reading
+    /// its weights from `tensors`. Batch norm and the head's operations are not per-image
+    /// kernels here: batch norm in train mode needs the whole batch.
+    package static func run(_ operation: ModelOperation, tensors: [String: Tensor], input: UnsafePointer<Float>,
+                            shape: ActivationShape, output: UnsafeMutablePointer<Float>) {
+        let layer: Layer
+        switch operation {
+        case .convolution(let spec): layer = .convolution(Lowering(tensors: tensors).convolution(spec), relu: false)
+        case .relu: layer = .relu
+        case .maxPool: layer = .maxPool
+        case .averagePool2x2: layer = .averagePool2x2
+        case .zeroChannels(let z): layer = .zeroChannels(z)
+        case .batchNorm, .globalAveragePool, .linear: preconditionFailure("\(operation.summary) is not a per-image kernel here")
+        }
+        Kernels.run(layer, input: input, shape: shape, output: output)
+    }
+}

@@ -4,14 +4,16 @@ import DepthLensPluginAPI
 /// `cifar_resnet`, the Stochastic Depth paper's networks and their PyTorch reference model
 /// (tools/depthlens_ref/model.py), and `imagenet_resnet`, timm's and torchvision's. Key
 /// names are those models' `state_dict` keys.
-extension Architecture {
-    /// What the network computes, from which every other view of it is derived.
-    public var modelDescription: ModelDescription {
-        let builder = ResNetBuilder(architecture: self)
-        return ModelDescription(family: family, inputChannels: inChannels, classes: numClasses, stem: builder.stem,
-                                units: blocks.map(builder.unit), head: builder.head)
+extension ModelDescription {
+    /// The description of a `cifar_resnet` or `imagenet_resnet` architecture.
+    init(resNet architecture: Architecture) {
+        let builder = ResNetBuilder(architecture: architecture)
+        self.init(family: architecture.family, inputChannels: architecture.inChannels, classes: architecture.numClasses,
+                  stem: builder.stem, units: architecture.blocks.map(builder.unit), head: builder.head)
     }
+}
 
+extension Architecture {
     /// Every expected `state_dict` key with its shape, in forward order. Convolution
     /// weights are OIHW.
     public var expectedTensors: [(key: String, shape: [Int])] {

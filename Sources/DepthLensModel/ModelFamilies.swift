@@ -1,0 +1,15 @@
+/// Where each family's description is built: adding a family is a builder file beside
+/// this one and a line here (docs/architecture.md).
+extension Architecture {
+    /// What the network computes, from which every other view of it is derived: the
+    /// expected tensors, `inspect`, both engines and batch-norm recalibration.
+    public var modelDescription: ModelDescription {
+        switch family {
+        case Self.cifarFamily, Self.imageNetFamily:
+            return ModelDescription(resNet: self)
+        default:
+            // `validate()` admits only the families above; an unvalidated value is a programming error.
+            preconditionFailure("no model description for family '\(family)'")
+        }
+    }
+}

@@ -36,16 +36,16 @@ public struct Network: Sendable {
     /// identity shortcut) may move, and only within their stage (Veit et al. 2016).
     /// Gates given to the reordered network are indexed by position: gate i applies to
     /// the block that runs i-th.
-    /// - Throws: ``EvaluationError/gates(_:)`` when `order` is not a permutation of 1...L or
-    ///   moves a block that changes shape or crosses a stage.
+    /// - Throws: ``BlockOrderError`` when `order` is not a permutation of 1...L or moves a
+    ///   block that changes shape or crosses a stage.
     public func reordered(_ order: [Int]) throws -> Network {
         guard order.count == blocks.count, Set(order) == Set(1...blocks.count) else {
-            throw EvaluationError.gates("a block order must be a permutation of 1...\(blocks.count)")
+            throw BlockOrderError.notAPermutation(blockCount: blocks.count)
         }
         for (position, index) in order.enumerated() where index != position + 1 {
             let moved = blocks[index - 1], place = blocks[position]
             guard moved.isIdentity, place.isIdentity, moved.stage == place.stage else {
-                throw EvaluationError.gates("block \(index) cannot run in position \(position + 1): only identity-shortcut blocks move, within their stage")
+                throw BlockOrderError.cannotMove(block: index, position: position + 1)
             }
         }
         var copy = self
@@ -101,5 +101,21 @@ extension ResidualBlock {
         let branchInput = activated.last ?? shape
         return activated + Layer.shapes(branch, from: branchInput)
             + Layer.shapes(shortcut, from: shortcutReadsPreActivated ? branchInput : shape)
+    }
+}
+
+/// A block order that ``Network/reordered(_:)`` cannot run.
+public enum BlockOrderError: Error, CustomStringConvertible, Equatable {
+    /// The order is not a permutation of 1...L.
+    case notAPermutation(blockCount: Int)
+    /// The block changes shape or would leave its stage.
+    case cannotMove(block: Int, position: Int)
+
+    public var description: String {
+        switch self {
+        case .notAPermutation(let count): return "a block order must be a permutation of 1...\(count)"
+        case .cannotMove(let block, let position):
+            return "block \(block) cannot run in position \(position): only identity-shortcut blocks move, within their stage"
+        }
     }
 }

@@ -5,7 +5,7 @@ import Foundation
 /// The fast engine: batch norm folded, activations blocked (`nChw16c`, or `nChw8c` when
 /// a width is not a multiple of 16 or the CPU lacks AVX-512), direct convolutions from oneDNN with bias, ReLU and
 /// the residual add fused (the shortcut is written into the destination first, then
-/// conv2 accumulates into it), the batch processed in chunks of ``chunkSize`` images.
+/// conv2 accumulates into it), the batch processed in chunks of ``chunkSize(_:)`` images.
 ///
 /// Gates: a dropped identity block costs nothing; a scaled gate g scales conv2's weights
 /// and bias (prepared once per block and value); with per-example gates each block runs
@@ -16,11 +16,25 @@ struct FusedEngine: EvaluationEngine {
     let threads: Int
     let dnnl: DNNL
 
-    /// Images per chunk: the unit a worker thread takes. Small enough that two workers
-    /// balance on a batch of 64 and a chunk's activations stay in cache (16 x 16 x 28 x 28
-    /// floats is 0.8 MiB); convolutions of any size run as pieces of 1, 2, 4, ... images,
-    /// so a bounded set of primitives serves every batch and group size.
-    static let chunkSize = 16
+    /// Most images per chunk, the unit a worker thread takes: small enough that two
+    /// workers balance on a batch of 64 and a chunk's activations stay in cache (16 x 16 x
+    /// 28 x 28 floats is 0.8 MiB); convolutions of any size run as pieces of 1, 2, 4, ...
+    /// images, so a bounded set of primitives serves every batch and group size.
+    static let maximumChunk = 16
+    /// Bytes of one activation of a chunk at most, which bounds the chunk for large images.
+    static let chunkActivationBytes = 2 << 20
+
+    /// Images per chunk for `batch`: at most ``maximumChunk``, no more than keeps the
+    /// largest activation of a chunk within ``chunkActivationBytes`` (one image of a
+    /// 224 x 224 ResNet's 64 x 112 x 112 stem output is 3.2 MB: chunks of one), and no more
+    /// than gives every worker a chunk (a batch of 16 on two threads: two chunks of 8,
+    /// where one chunk of 16 left a core idle). Results do not depend on it.
+    func chunkSize(_ batch: ImageBatch) -> Int {
+        let largest = (try? network.largestActivation(height: batch.height, width: batch.width)) ?? 1
+        let byMemory = Self.chunkActivationBytes / max(largest * MemoryLayout<Float>.size, 1)
+        let balanced = (batch.count + threads - 1) / max(threads, 1)
+        return max(1, min(Self.maximumChunk, byMemory, balanced))
+    }
 
     func logits(_ batch: ImageBatch, gates: Gates) -> [Float] {
         let classes = network.head.classes
@@ -29,8 +43,9 @@ struct FusedEngine: EvaluationEngine {
         output.withUnsafeMutableBufferPointer { out in
             batch.pixels.withUnsafeBufferPointer { pixels in
                 let io = ChunkIO(pixels: pixels.baseAddress!, logits: [out.baseAddress!])
-                dnnl.forEachChunk(count: batch.count, chunk: Self.chunkSize, threads: threads,
-                                  start: { FusedPass(worker: $0, network: network, batch: batch) }) { pass, range in
+                let chunk = chunkSize(batch)
+                dnnl.forEachChunk(count: batch.count, chunk: chunk, threads: threads,
+                                  start: { FusedPass(worker: $0, network: network, batch: batch, chunk: chunk) }) { pass, range in
                     pass.forward(pixels: io.pixels + range.lowerBound * batch.imageSize, rows: range.count, gates: gates,
                                  firstExample: range.lowerBound, logits: io.logits[0] + range.lowerBound * classes)
                 }
@@ -47,8 +62,9 @@ struct FusedEngine: EvaluationEngine {
         batch.pixels.withUnsafeBufferPointer { pixels in
             let io = ChunkIO(pixels: pixels.baseAddress!, logits: results.map(\.pointer))
             let trie = PrefixTrie(configurations)
-            dnnl.forEachChunk(count: batch.count, chunk: Self.chunkSize, threads: threads,
-                              start: { FusedPass(worker: $0, network: network, batch: batch) }) { pass, range in
+            let chunk = chunkSize(batch)
+            dnnl.forEachChunk(count: batch.count, chunk: chunk, threads: threads,
+                              start: { FusedPass(worker: $0, network: network, batch: batch, chunk: chunk) }) { pass, range in
                 pass.evaluate(trie, pixels: io.pixels + range.lowerBound * batch.imageSize, rows: range.count) { c, logits in
                     (io.logits[c] + range.lowerBound * classes).update(from: logits, count: range.count * classes)
                 }
@@ -125,7 +141,7 @@ final class FusedPass {
     /// Where the stem's input is blocked first, when oneDNN has no JIT kernel for plain input.
     private let blockedImages: (buffer: UnsafeMutablePointer<Float>, shape: BlockedShape)?
 
-    init(worker: DNNL.Worker, network: Network, batch: ImageBatch) {
+    init(worker: DNNL.Worker, network: Network, batch: ImageBatch, chunk: Int) {
         self.worker = worker
         self.network = network
         let input = ActivationShape(channels: batch.channels, height: batch.height, width: batch.width)
@@ -140,7 +156,7 @@ final class FusedPass {
         shapes = blockShapes.map { BlockedShape($0, block: block) }
         let largest = all.map { BlockedShape($0, block: block).rowSize }.max() ?? 0
         (inputChannels, inputHeight, inputWidth) = (batch.channels, batch.height, batch.width)
-        chunk = min(FusedEngine.chunkSize, max(batch.count, 1))
+        self.chunk = chunk
         capacity = chunk * largest
         (hidden, inner, activated, gathered, gatheredOut) = (worker.buffer(capacity), worker.buffer(capacity), worker.buffer(capacity),
                                                              worker.buffer(capacity), worker.buffer(capacity))

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DepthLens
+import Foundation
 import XCTest
 
 /// Every subcommand parsed in-process (issue 19, point 8): the defaults, each flag landing
@@ -18,6 +19,29 @@ final class CommandParsingTests: XCTestCase {
         XCTAssertEqual(listed, ["inspect", "eval", "predict", "sample", "ensemble", "lesion", "depth", "reorder", "paths",
                                 "report", "schedule", "plugins"], help)
         XCTAssertEqual(try Parsing.parse(["bench", ckpt, "--data", "d.h5"]).name, "bench", "hidden, but still a command")
+    }
+
+    /// Every argument, option and flag of every command, hidden ones included, says what
+    /// it is for in `--help` (from swift-argument-parser's own help dump).
+    func testEveryFlagOfEveryCommandHasHelp() throws {
+        let dump = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(Parsing.root._dumpHelp().utf8)) as? [String: Any])
+        var commands = [try XCTUnwrap(dump["command"] as? [String: Any])]
+        var seen: [String] = []
+        while let command = commands.popLast() {
+            let name = command["commandName"] as? String ?? "?"
+            seen.append(name)
+            // swift-argument-parser's own `help` command leaves its arguments undocumented.
+            let arguments = name == "help" ? [] : (command["arguments"] as? [[String: Any]] ?? [])
+            for argument in arguments {
+                let flag = (argument["names"] as? [[String: Any]])?.compactMap { $0["name"] as? String }.joined(separator: "/")
+                    ?? argument["valueName"] as? String ?? "?"
+                let abstract = argument["abstract"] as? String ?? ""
+                XCTAssertFalse(abstract.trimmingCharacters(in: .whitespaces).isEmpty, "\(name) \(flag) has no help")
+            }
+            commands += command["subcommands"] as? [[String: Any]] ?? []
+        }
+        XCTAssertEqual(Set(seen), ["depthlens", "inspect", "eval", "predict", "sample", "ensemble", "lesion", "depth", "reorder",
+                                   "paths", "report", "schedule", "plugins", "bench", "help"])
     }
 
     func testVersionIsPrintedAndExitsZero() {

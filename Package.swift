@@ -168,7 +168,10 @@ let package = Package(
         ),
         .testTarget(
             name: "depthlensCLITests",
-            dependencies: ["depthlens", "DepthLens"],
+            dependencies: [
+                "depthlens", "DepthLens", "DepthLensCLI",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
             path: "Tests/depthlensCLITests"
         ),
     ]

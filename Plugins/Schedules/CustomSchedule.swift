@@ -54,10 +54,13 @@ struct CustomSchedule: SurvivalSchedule {
                 throw PluginError(spec: spec, message: "\(path): expected a JSON array of numbers or an object with survival_probabilities")
             }
             return try list.enumerated().map { index, item in
-                guard let number = (item as? NSNumber)?.doubleValue, !(item is Bool) else {
+                // `true` and `false` are refused; `item is Bool` cannot tell them apart, as
+                // it holds for the numbers 0 and 1 too (and so refused p = 1). A JSON
+                // Boolean is the one NSNumber of type "c" (char).
+                guard let number = item as? NSNumber, String(cString: number.objCType) != "c" else {
                     throw PluginError(spec: spec, message: "\(path): entry \(index + 1) is not a number")
                 }
-                return number
+                return number.doubleValue
             }
         }
         let text = String(decoding: data, as: UTF8.self)

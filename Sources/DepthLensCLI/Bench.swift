@@ -34,9 +34,16 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also time the L + 1 single-block lesions (all on, and each block dropped) through the configurations API against independent passes, on one batch.")
     var lesions = false
 
+    func validate() throws {
+        guard batchSize > 0 else { throw ValidationError("--batch-size must be positive.") }
+        guard threads > 0 else { throw ValidationError("--threads must be positive.") }
+        guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1.") }
+        guard Evaluator.Backend(rawValue: backend) != nil else { throw ValidationError("--backend must be reference or fast.") }
+    }
+
     func run() throws {
         guard let backend = Evaluator.Backend(rawValue: backend) else {
-            throw ValidationError("--backend must be reference or fast")
+            throw ValidationError("--backend must be reference or fast.")
         }
         let dataset = try HDF5File.open(data).root.dataset("images")
         let shape = dataset.shape

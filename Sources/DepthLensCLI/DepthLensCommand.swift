@@ -9,12 +9,22 @@ public enum DepthLensMain {
     /// Registers the built-in schedules and metrics, then whatever `register` adds (a
     /// package's own plugins), and runs the command line on the process arguments.
     public static func run(registering register: (PluginRegistry) -> Void = { _ in }) -> Never {
+        let root = command(registering: register)
+        HDF5CrashNote.install()
+        root.main()
+        exit(0)
+    }
+
+    /// The root command (`depthlens`), after registering the built-in schedules and
+    /// metrics and whatever `register` adds: to parse a command line without running it,
+    /// as swift-argument-parser's own tests do (`parseAsRoot`, `message(for:)`,
+    /// `exitCode(for:)`, `helpMessage(for:)`; the subcommands are in
+    /// `configuration.subcommands`).
+    public static func command(registering register: (PluginRegistry) -> Void = { _ in }) -> any ParsableCommand.Type {
         BuiltinSchedules.register(in: .shared)
         BuiltinMetrics.register(in: .shared)
         register(.shared)
-        HDF5CrashNote.install()
-        DepthLensCommand.main()
-        exit(0)
+        return DepthLensCommand.self
     }
 }
 

@@ -1,5 +1,6 @@
 import ArgumentParser
 import DepthLens
+import Foundation
 
 struct PluginsCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -84,7 +85,7 @@ struct ScheduleCommand: ParsableCommand {
             let rows = zip(blocks, p).map { block, value in
                 "{\"block\": \(block.index), \"stage\": \(block.stage), \"shortcut\": \"\(block.shortcut.rawValue)\", \"p\": \(value)}"
             }
-            print("{\"schedule\": \"\(spec)\", \"checkpoint\": \"\(ckpt.path)\", \"expected_active_blocks\": \(expected), "
+            print("{\"schedule\": \(jsonString(spec)), \"checkpoint\": \(jsonString(ckpt.path)), \"expected_active_blocks\": \(expected), "
                 + "\"variance_active_blocks\": \(variance), \"blocks\": [\n  " + rows.joined(separator: ",\n  ") + "\n]}")
             return
         }
@@ -100,6 +101,13 @@ struct ScheduleCommand: ParsableCommand {
         print(String(format: "Expected number of active blocks: %.4f of %d (standard deviation %.4f)",
                      expected, blocks.count, variance.squareRoot()))
     }
+}
+
+/// `text` as a JSON string literal, quotes and backslashes escaped (a spec or a path may
+/// hold them).
+func jsonString(_ text: String) -> String {
+    let data = try? JSONSerialization.data(withJSONObject: [text], options: .withoutEscapingSlashes)
+    return data.map { String(decoding: $0.dropFirst().dropLast(), as: UTF8.self) } ?? "\"\""
 }
 
 /// `--plugin` shared libraries to load before anything else.

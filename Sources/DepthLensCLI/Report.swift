@@ -29,6 +29,12 @@ struct Report: ParsableCommand {
     @Option(help: "Ensemble members.")
     var members = 8
 
+    func validate() throws {
+        guard maxK >= 0 else { throw ValidationError("--max-k must be zero or more.") }
+        guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
+        guard members >= 1 else { throw ValidationError("--members must be at least 1.") }
+    }
+
     func run() throws {
         var limited = options
         if limited.data.limit == nil { limited.data.limit = 2000 }

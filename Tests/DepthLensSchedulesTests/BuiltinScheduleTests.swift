@@ -71,6 +71,25 @@ final class BuiltinScheduleTests: XCTestCase {
         assertFails("custom", arch, ["give values=[p1,p2,...] or file=PATH"])
     }
 
+    /// JSON numbers 0 and 1 (written `1`, `1.0` or `0`) are probabilities; `true` and
+    /// `false` are not, though Foundation bridges both kinds to NSNumber.
+    func testCustomJSONFileTakesZeroAndOneButRefusesBooleans() throws {
+        let arch = architecture(stages: [2, 1])
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("schedules-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let json = folder.appendingPathComponent("p.json").path
+        for (text, expected) in [("[1, 0.5, 0]", [1.0, 0.5, 0]), ("[1.0, 0.0, 1]", [1, 0, 1]),
+                                 ("{\"survival_probabilities\": [0, 1, 0.25]}", [0, 1, 0.25])] {
+            try text.write(toFile: json, atomically: true, encoding: .utf8)
+            XCTAssertEqual(try registry.survivalProbabilities("custom:file=\(json)", for: arch), expected, text)
+        }
+        try "[1, true, 0.5]".write(toFile: json, atomically: true, encoding: .utf8)
+        assertFails("custom:file=\(json)", arch, ["entry 2 is not a number"])
+        try "[false, 1, 0.5]".write(toFile: json, atomically: true, encoding: .utf8)
+        assertFails("custom:file=\(json)", arch, ["entry 1 is not a number"])
+    }
+
     func testBadSpecsAreNamedBeforeAnyComputation() {
         let arch = architecture(stages: [3])
         assertFails("linear:pL=1.5", arch, ["'pL' must be in [0, 1], found 1.5"])

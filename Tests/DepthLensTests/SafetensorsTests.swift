@@ -33,7 +33,8 @@ final class SafetensorsTests: XCTestCase {
         let raw = try SafetensorsFile.open(file)
         XCTAssertEqual(raw.metadata["format"], "pt")
         XCTAssertEqual(raw.entries["bn1.num_batches_tracked"]?.dtype, .i64)
-        XCTAssertEqual(raw.entries["layer3.0.downsample.1.weight"]?.shape, [16])
+        XCTAssertEqual(raw.entries["layer3.0.downsample.1.weight"]?.shape, [16, 8, 1, 1])  // avg pool, conv, batch norm
+        XCTAssertEqual(raw.entries["layer3.0.downsample.2.weight"]?.shape, [16])
 
         let golden = try HDF5File.open(Self.interop("timm_resnet18d.cases.h5")).root.group("cases")
         let (batch, cases) = try Self.cases()

@@ -121,7 +121,7 @@ final class SafetensorsTests: XCTestCase {
     }
 
     /// The safetensors cases of the malformed corpus through the library: each fails with
-    /// its message, as a SafetensorsError (header) or CheckpointError (verification).
+    /// its message, as a CheckpointError.
     func testEveryMalformedSafetensorsFileIsRefusedByTheLibraryWithItsMessage() throws {
         let table = try String(contentsOfFile: Fixtures.path("malformed/cases.tsv"), encoding: .utf8)
         var checked = 0
@@ -131,7 +131,7 @@ final class SafetensorsTests: XCTestCase {
             guard let arch = arguments.firstIndex(of: "--arch").map({ arguments[$0 + 1] }) else { continue }
             let path = arguments[1].replacingOccurrences(of: "{m}", with: Fixtures.path("malformed"))
             XCTAssertThrowsError(try Checkpoint.load(from: path, preset: try ArchitecturePreset.named(arch)), columns[0]) { error in
-                XCTAssertTrue(error is SafetensorsError || error is CheckpointError, "\(columns[0]): \(type(of: error))")
+                XCTAssertTrue(error is CheckpointError, "\(columns[0]): \(type(of: error))")
                 XCTAssertFalse("\(error)".contains("\n"), "\(columns[0]): not one line: \(error)")
                 for fragment in columns[2].components(separatedBy: " && ") {
                     let expanded = fragment.replacingOccurrences(of: "{m}", with: Fixtures.path("malformed"))

@@ -36,8 +36,8 @@ public struct Checkpoint: Sendable {
     /// finite; no tensor is left unused (except `num_batches_tracked` counters).
     /// - Throws: ``CheckpointError`` (naming the file and the key or attribute), or
     ///   ``HDF5Error`` when the file cannot be read as HDF5; for a safetensors file, which
-    ///   records no DepthLens architecture, ``CheckpointError`` at `preset` (after
-    ///   ``SafetensorsError`` if its header is malformed).
+    ///   records no DepthLens architecture, ``CheckpointError`` at `preset` (or at the
+    ///   problem, if its header is malformed).
     public static func load(from path: String) throws -> Checkpoint {
         if SafetensorsFile.isSafetensors(path: path) {
             let file = try SafetensorsFile.open(path)
@@ -111,8 +111,8 @@ public struct Checkpoint: Sendable {
     /// every tensor is verified as for a checkpoint: none missing, none unused (except
     /// `num_batches_tracked` counters), each of the implied shape and finite. The result
     /// records no training metadata.
-    /// - Throws: ``CheckpointError`` naming the file and the key, ``HDF5Error``, or
-    ///   ``SafetensorsError`` for a safetensors header or data section that is malformed.
+    /// - Throws: ``CheckpointError`` naming the file and the key (or a safetensors file's
+    ///   `header`), or ``HDF5Error``.
     public static func load(from path: String, preset: ArchitecturePreset) throws -> Checkpoint {
         func fail(_ place: String, _ message: String) -> CheckpointError {
             CheckpointError(file: path, location: place, message: message)
@@ -217,9 +217,10 @@ public struct Checkpoint: Sendable {
 /// A problem with a checkpoint's content, naming the file and the key or attribute.
 public struct CheckpointError: Error, CustomStringConvertible, Equatable {
     public var file: String
-    /// A tensor key such as `layer1.0.conv1.weight`, or an attribute such as `@architecture`.
+    /// A tensor key such as `layer1.0.conv1.weight`, an attribute such as `@architecture`,
+    /// `header` (of a safetensors file), or empty for the file itself.
     public var location: String
     public var message: String
 
-    public var description: String { "\(file): \(location): \(message)" }
+    public var description: String { location.isEmpty ? "\(file): \(message)" : "\(file): \(location): \(message)" }
 }

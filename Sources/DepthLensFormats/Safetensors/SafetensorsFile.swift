@@ -88,22 +88,22 @@ public final class SafetensorsFile: @unchecked Sendable {
     }
 
     /// Opens `path` and checks its header (see the type's documentation).
-    /// - Throws: ``SafetensorsError`` naming the file, the tensor (or `header`) and the problem.
+    /// - Throws: ``CheckpointError`` naming the file, the tensor (or `header`) and the problem.
     public static func open(_ path: String) throws -> SafetensorsFile {
-        func fail(_ location: String, _ message: String) -> SafetensorsError {
-            SafetensorsError(file: path, location: location, message: message)
+        func fail(_ location: String, _ message: String) -> CheckpointError {
+            CheckpointError(file: path, location: location, message: message)
         }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
-            throw SafetensorsError(file: path, location: "", message: "no such file")
+            throw CheckpointError(file: path, location: "", message: "no such file")
         }
-        guard !isDirectory.boolValue else { throw SafetensorsError(file: path, location: "", message: "is a directory, not a safetensors file") }
+        guard !isDirectory.boolValue else { throw CheckpointError(file: path, location: "", message: "is a directory, not a safetensors file") }
         let descriptor = Glibc.open(path, O_RDONLY)
-        guard descriptor >= 0 else { throw SafetensorsError(file: path, location: "", message: "cannot be read (permissions?)") }
+        guard descriptor >= 0 else { throw CheckpointError(file: path, location: "", message: "cannot be read (permissions?)") }
         var keep = false
         defer { if !keep { close(descriptor) } }
         var status = stat()
-        guard fstat(descriptor, &status) == 0 else { throw SafetensorsError(file: path, location: "", message: "cannot be read") }
+        guard fstat(descriptor, &status) == 0 else { throw CheckpointError(file: path, location: "", message: "cannot be read") }
         let fileSize = Int(status.st_size)
 
         guard fileSize >= 8 else {
@@ -160,7 +160,7 @@ public final class SafetensorsFile: @unchecked Sendable {
 
     /// Checks one header entry.
     private static func entry(_ name: String, _ value: Any, dataSize: Int,
-                              fail: (String, String) -> SafetensorsError) throws -> Entry {
+                              fail: (String, String) -> CheckpointError) throws -> Entry {
         guard let fields = value as? [String: Any] else {
             throw fail(name, "header entry is not an object with dtype, shape and data_offsets")
         }
@@ -196,12 +196,12 @@ public final class SafetensorsFile: @unchecked Sendable {
     }
 
     /// Reads tensor `name` as float32: F32 as stored, F16 and BF16 widened exactly, F64 rounded.
-    /// - Throws: ``SafetensorsError`` for an unknown name, a dtype that is not a float type,
+    /// - Throws: ``CheckpointError`` for an unknown name, a dtype that is not a float type,
     ///   or a file that ends before the tensor's bytes (it changed since it was opened).
     public func readFloats(_ name: String) throws -> [Float] {
-        guard let entry = entries[name] else { throw SafetensorsError(file: path, location: name, message: "no such tensor") }
+        guard let entry = entries[name] else { throw CheckpointError(file: path, location: name, message: "no such tensor") }
         let at = dataStart + entry.offsets.lowerBound
-        let fail = { SafetensorsError(file: self.path, location: name, message: "the file ends before the tensor's \(entry.offsets.count) bytes at byte \(at)") }
+        let fail = { CheckpointError(file: self.path, location: name, message: "the file ends before the tensor's \(entry.offsets.count) bytes at byte \(at)") }
         switch entry.dtype {
         case .f32:
             var values = [Float](repeating: 0, count: entry.count)
@@ -223,13 +223,13 @@ public final class SafetensorsFile: @unchecked Sendable {
             try Self.readExactly(descriptor, into: &bits, at: at, fail)
             return bits.map { Float(Double(bitPattern: UInt64(littleEndian: $0))) }
         default:
-            throw SafetensorsError(file: path, location: name, message: "has \(entry.dtype) elements; tensors must be F32, F16, BF16 or F64")
+            throw CheckpointError(file: path, location: name, message: "has \(entry.dtype) elements; tensors must be F32, F16, BF16 or F64")
         }
     }
 
     /// Fills `buffer` from the file at byte `offset`, or throws `fail()` if the file ends first.
     private static func readExactly<T>(_ descriptor: Int32, into buffer: inout [T], at offset: Int,
-                                       _ fail: () -> SafetensorsError) throws {
+                                       _ fail: () -> CheckpointError) throws {
         try buffer.withUnsafeMutableBytes { raw in
             var done = 0
             while done < raw.count {
@@ -304,20 +304,4 @@ public final class SafetensorsFile: @unchecked Sendable {
         }
         return keys
     }
-}
-
-/// A problem with a safetensors file, naming the file, the tensor (or `header`) and what is wrong.
-public struct SafetensorsError: Error, CustomStringConvertible, Equatable, Sendable {
-    public var file: String
-    /// A tensor name, `header`, `__metadata__`, or empty for the file itself.
-    public var location: String
-    public var message: String
-
-    public init(file: String, location: String, message: String) {
-        self.file = file
-        self.location = location
-        self.message = message
-    }
-
-    public var description: String { location.isEmpty ? "\(file): \(message)" : "\(file): \(location): \(message)" }
 }

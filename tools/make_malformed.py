@@ -107,6 +107,7 @@ def main() -> None:
     more_checkpoints(arch, state)
     more_data_files()
     schedule_files()
+    safetensors_files()
     print("wrote", len(os.listdir(OUT)), "files to", os.path.normpath(OUT))
 
 
@@ -160,6 +161,108 @@ def more_checkpoints(arch, state) -> None:
     open(os.path.join(OUT, "superblock-eof-beyond-file.h5"), "wb").write(eof)
     garbage = bytearray(blob[:8]) + bytearray((i * 37 + 11) % 256 for i in range(4096))
     open(os.path.join(OUT, "signature-then-garbage.h5"), "wb").write(garbage)
+
+
+def tiny_resnet18_state() -> dict:
+    """A state_dict with timm's resnet18 names, narrowed (1 input channel, stem width 2,
+    stage widths 2, 2, 4, 4, 3 classes), random but valid: what `--arch timm/resnet18` reads."""
+    rng = np.random.default_rng(20)
+    state = {}
+
+    def conv(key, out, cin, k):
+        state[key] = (0.3 * rng.standard_normal((out, cin, k, k))).astype(np.float32)
+
+    def bn(key, c):
+        state[f"{key}.weight"] = (1 + 0.1 * rng.standard_normal(c)).astype(np.float32)
+        state[f"{key}.bias"] = (0.1 * rng.standard_normal(c)).astype(np.float32)
+        state[f"{key}.running_mean"] = (0.1 * rng.standard_normal(c)).astype(np.float32)
+        state[f"{key}.running_var"] = (0.5 + rng.random(c)).astype(np.float32)
+        state[f"{key}.num_batches_tracked"] = np.array(7, np.int64)
+
+    conv("conv1.weight", 2, 1, 7)
+    bn("bn1", 2)
+    cin = 2
+    for s, width in enumerate([2, 2, 4, 4]):
+        for b in range(2):
+            p = f"layer{s + 1}.{b}"
+            conv(f"{p}.conv1.weight", width, cin if b == 0 else width, 3)
+            bn(f"{p}.bn1", width)
+            conv(f"{p}.conv2.weight", width, width, 3)
+            bn(f"{p}.bn2", width)
+            if b == 0 and (s > 0 or cin != width):
+                conv(f"{p}.downsample.0.weight", width, cin, 1)
+                bn(f"{p}.downsample.1", width)
+        cin = width
+    state["fc.weight"] = (0.3 * rng.standard_normal((3, 4))).astype(np.float32)
+    state["fc.bias"] = np.zeros(3, np.float32)
+    return state
+
+
+def safetensors_files() -> None:
+    """Malformed .safetensors files (read with --arch timm/resnet18), each breaking one rule
+    of the format's header or of the verification every dump gets; valid-resnet18.safetensors
+    is the valid file they are made from (written by the safetensors package)."""
+    from safetensors.numpy import save
+
+    state = tiny_resnet18_state()
+    blob = save(state, metadata={"format": "pt"})
+    open(os.path.join(OUT, "valid-resnet18.safetensors"), "wb").write(blob)
+    n = int.from_bytes(blob[:8], "little")
+    header, data = json.loads(blob[8:8 + n]), blob[8 + n:]
+
+    def raw(name, content):
+        open(os.path.join(OUT, f"st-{name}.safetensors"), "wb").write(content)
+
+    def text(name, header_text, payload=data):
+        encoded = header_text.encode()
+        raw(name, len(encoded).to_bytes(8, "little") + encoded + payload)
+
+    def craft(name, change, payload=data):
+        h = json.loads(json.dumps(header))
+        change(h)
+        text(name, json.dumps(h, separators=(",", ":")), payload)
+
+    def set_field(key, field, value):
+        return lambda h: h[key].__setitem__(field, value)
+
+    def drop_field(key, field):
+        return lambda h: h[key].__delitem__(field)
+
+    raw("too-short", blob[:5])
+    raw("header-past-eof", (4096).to_bytes(8, "little") + blob[8:200])
+    raw("header-absurd-length", (1 << 40).to_bytes(8, "little") + blob[8:])
+    text("header-not-json", json.dumps(header)[:300])
+    text("header-not-object", "[1, 2, 3]")
+    craft("missing-dtype", drop_field("fc.weight", "dtype"))
+    craft("missing-shape", drop_field("layer1.0.bn1.bias", "shape"))
+    craft("missing-offsets", drop_field("fc.bias", "data_offsets"))
+    craft("unknown-dtype", set_field("fc.weight", "dtype", "F17"))
+    craft("int-dtype", set_field("fc.bias", "dtype", "I32"))
+    craft("negative-shape", set_field("fc.bias", "shape", [-3]))
+    craft("fractional-shape", set_field("fc.bias", "shape", [1.5, 2]))
+    craft("shape-overflow", set_field("fc.weight", "shape", [1 << 40, 1 << 40]))
+    begin = header["fc.bias"]["data_offsets"][0]
+    craft("offsets-out-of-bounds", set_field("fc.bias", "data_offsets", [len(data) - 4, len(data) + 8]))
+    craft("offsets-reversed", set_field("fc.bias", "data_offsets", [begin + 12, begin]))
+    craft("offsets-mismatch", set_field("fc.bias", "data_offsets", [begin, begin + 8]))
+    craft("offsets-not-a-pair", set_field("fc.bias", "data_offsets", [begin]))
+    craft("entry-not-object", lambda h: h.__setitem__("fc.bias", [3]))
+    craft("metadata-not-strings", lambda h: h.__setitem__("__metadata__", {"format": "pt", "epochs": 30}))
+    entry = json.dumps(header["fc.bias"], separators=(",", ":"))
+    compact = json.dumps(header, separators=(",", ":"))
+    text("duplicate-key", compact[:-1] + f',"fc.bias":{entry}}}')
+    raw("truncated-data", blob[:-100])
+
+    def with_state(name, change):
+        changed = dict(state)
+        change(changed)
+        raw(name, save(changed, metadata={"format": "pt"}))
+    with_state("wrong-shape", lambda s: s.__setitem__("layer2.0.conv1.weight", s["layer2.0.conv1.weight"][:, :, :2, :].copy()))
+    with_state("missing-tensor", lambda s: s.__delitem__("layer4.1.bn2.running_var"))
+    with_state("unused-tensor", lambda s: s.__setitem__("layer2.0.se.fc1.weight", np.zeros((2, 2), np.float32)))
+    nan = state["layer3.0.conv2.weight"].astype(np.float16)
+    nan.flat[5] = np.nan
+    with_state("nan-weight", lambda s: s.__setitem__("layer3.0.conv2.weight", nan))
 
 
 def idx_bytes(shape, data, dtype=0x08):

@@ -5,7 +5,7 @@ import DepthLens
 /// instead of a DepthLens checkpoint. Every command that opens a checkpoint has it.
 struct ArchitectureOption: ParsableArguments {
     @Option(name: .customLong("arch"),
-            help: ArgumentHelp("Read the file as a plain state_dict dump (one HDF5 dataset per key, as h5py writes a dict) of this network: \(ArchitecturePreset.all.map(\.name).joined(separator: ", ")).",
+            help: ArgumentHelp("Read the file as a plain state_dict dump (a .safetensors file, or one HDF5 dataset per key, as h5py writes a dict) of this network: \(ArchitecturePreset.all.map(\.name).joined(separator: ", ")).",
                                valueName: "library/model"))
     var arch: String?
 
@@ -24,6 +24,8 @@ struct ArchitectureOption: ParsableArguments {
             } catch let error as CheckpointError where error.location == "@format_version" && error.message.hasPrefix("missing attribute") {
                 throw CLIError("\(error.file): @format_version: missing attribute; is this a DepthLens checkpoint? (see docs/checkpoint-format.md; "
                                + "for a plain state_dict dump, name its architecture, such as --arch timm/resnet18)")
+            } catch let error as CheckpointError where error.location == "preset" {
+                throw CLIError("\(error.file): a safetensors file records no DepthLens architecture; name it with --arch, such as --arch timm/resnet18")
             }
         }
         do {

@@ -2,7 +2,8 @@ import DepthLens
 import DepthLensSchedules
 import Foundation
 
-/// A libFuzzer target over everything that reads a user's file: the checkpoint loader,
+/// A libFuzzer target over everything that reads a user's file: the checkpoint loader
+/// (DepthLens checkpoints, and safetensors files read with a preset),
 /// the three data-set readers (HDF5 images, IDX, CIFAR binary), the format sniffing in
 /// front of them, and custom schedule files (CSV and JSON). Each input is written to a temporary file and opened by each reader;
 /// any error is fine, a crash (or a sanitizer report) is a finding.
@@ -45,6 +46,17 @@ enum FuzzHarness {
         }
         attempt("checkpoint") {
             let checkpoint = try Checkpoint.load(from: path)
+            _ = Network(checkpoint: checkpoint)
+            return "\(checkpoint.blockCount) blocks"
+        }
+        attempt("safetensors") {
+            let file = try SafetensorsFile.open(path)
+            let values = try file.names.filter { file.entries[$0]!.dtype.isReadableAsFloat }.reduce(0) { $0 + (try file.readFloats($1).count) }
+            return "\(file.names.count) tensors, \(values) values"
+        }
+        attempt("safetensors checkpoint") {
+            // Read as a dump of the smallest preset; content sniffing picks the reader.
+            let checkpoint = try Checkpoint.load(from: path, preset: try ArchitecturePreset.named("timm/resnet18"))
             _ = Network(checkpoint: checkpoint)
             return "\(checkpoint.blockCount) blocks"
         }

@@ -83,6 +83,38 @@ final class InteropCLITests: XCTestCase {
         }
     }
 
+    /// A .safetensors file needs no Python: `eval` and `predict` read it with `--arch`, and
+    /// give what the HDF5 dump of the same weights gives.
+    func testEvalAndPredictReadASafetensorsFileAsTheHDF5DumpOfTheSameWeights() throws {
+        let safetensors = CLI.fixture("interop/timm_resnet18d.safetensors")
+        let dump = CLI.fixture("interop/timm_resnet18d.dump.h5")
+        let arch = ["--arch", "timm/resnet18d"]
+        let eval = try CLI.run(["eval", safetensors] + arch + ["--data", Self.data, "--batch-size", "5"])
+        XCTAssertEqual(eval.status, 0, eval.stderr)
+        XCTAssertTrue(eval.stdout.contains("(12 images)"), eval.stdout)
+        let evalDump = try CLI.run(["eval", dump] + arch + ["--data", Self.data, "--batch-size", "5"])
+        XCTAssertEqual(evalDump.status, 0, evalDump.stderr)
+        // Accuracy, NLL and the per-class table (every line but the file name and the time).
+        func table(_ text: String) -> [Substring] { text.split(separator: "\n").filter { !$0.hasPrefix("Checkpoint") && !$0.hasPrefix("Time") } }
+        XCTAssertEqual(table(eval.stdout), table(evalDump.stdout))
+        XCTAssertGreaterThanOrEqual(table(eval.stdout).count, 15, eval.stdout)
+
+        let cases = CLI.fixture("interop/timm_resnet18d.cases.h5")
+        let predict = try CLI.run(["predict", safetensors] + arch + ["--data", cases, "--drop", "3"])
+        XCTAssertEqual(predict.status, 0, predict.stderr)
+        let expected = try HDF5File.open(cases).root.group("cases").group("downsampling-block-3-off").dataset("logits").readFloats()
+        let logits = predict.stdout.split(separator: "\n").dropFirst().flatMap { $0.split(separator: ",").dropFirst(2).map { Float(String($0))! } }
+        XCTAssertEqual(logits.count, expected.count)
+        XCTAssertLessThanOrEqual(zip(logits, expected).map { abs($0 - $1) }.max() ?? 1, 1e-4)
+
+        let inspect = try CLI.run(["inspect", CLI.fixture("interop/timm_resnet18d.bf16.safetensors")] + arch)
+        XCTAssertEqual(inspect.status, 0, inspect.stderr)
+        XCTAssertTrue(inspect.stdout.contains("(plain state_dict dump read as timm/resnet18d)"), inspect.stdout)
+        let noArch = try CLI.run(["eval", safetensors, "--data", Self.data])
+        XCTAssertEqual(noArch.status, 1)
+        XCTAssertTrue(noArch.stderr.contains("records no DepthLens architecture; name it with --arch"), noArch.stderr)
+    }
+
     func testBadDumpsAndArchitecturesFailNamingTheKey() throws {
         let folder = CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }

@@ -35,8 +35,16 @@ public struct Checkpoint: Sendable {
     /// every tensor the architecture implies is present, float, of the implied shape and
     /// finite; no tensor is left unused (except `num_batches_tracked` counters).
     /// - Throws: ``CheckpointError`` (naming the file and the key or attribute), or
-    ///   ``HDF5Error`` when the file cannot be read as HDF5.
+    ///   ``HDF5Error`` when the file cannot be read as HDF5; for a safetensors file, which
+    ///   records no DepthLens architecture, ``CheckpointError`` at `preset` (or at the
+    ///   problem, if its header is malformed).
     public static func load(from path: String) throws -> Checkpoint {
+        if SafetensorsFile.isSafetensors(path: path) {
+            let file = try SafetensorsFile.open(path)
+            throw CheckpointError(file: path, location: "preset",
+                                  message: "a safetensors file records no DepthLens architecture (\(file.names.count) tensors); "
+                                  + "read it with an architecture preset, such as timm/resnet18")
+        }
         let file = try HDF5File.open(path)
         let root = try file.root
         func fail(_ place: String, _ message: String) -> CheckpointError {
@@ -94,45 +102,85 @@ public struct Checkpoint: Sendable {
                           provenance: provenance, tensors: tensors)
     }
 
-    /// Loads a plain HDF5 dump of a `state_dict` (one dataset per key at the root, as
-    /// h5py writes a dict of arrays) as the network `preset` names.
+    /// Loads a plain dump of a `state_dict` as the network `preset` names: an HDF5 file with
+    /// one dataset per key at the root (as h5py writes a dict of arrays), or a
+    /// `.safetensors` file (F32, F16, BF16 or F64 tensors, read as float32), told apart by
+    /// their first bytes (``SafetensorsFile/isSafetensors(path:)``).
     ///
     /// The sizes come from the dump (``ArchitecturePreset/architecture(shape:)``); then
     /// every tensor is verified as for a checkpoint: none missing, none unused (except
     /// `num_batches_tracked` counters), each of the implied shape and finite. The result
     /// records no training metadata.
-    /// - Throws: ``CheckpointError`` naming the file and the key, or ``HDF5Error``.
+    /// - Throws: ``CheckpointError`` naming the file and the key (or a safetensors file's
+    ///   `header`), or ``HDF5Error``.
     public static func load(from path: String, preset: ArchitecturePreset) throws -> Checkpoint {
-        let file = try HDF5File.open(path)
-        let root = try file.root
         func fail(_ place: String, _ message: String) -> CheckpointError {
             CheckpointError(file: path, location: place, message: message)
         }
+        if SafetensorsFile.isSafetensors(path: path) {
+            let file = try SafetensorsFile.open(path)
+            let architecture = try architecture(of: preset, fail: fail) { file.entries[$0]?.shape }
+            let tensors = try loadTensors(names: file.names, architecture: architecture, fail: fail) { key in
+                let entry = file.entries[key]!
+                guard entry.dtype.isReadableAsFloat else {
+                    throw fail(key, "has \(entry.dtype) elements; tensors must be F32, F16, BF16 or F64")
+                }
+                return (entry.shape, { try file.readFloats(key) })
+            }
+            return Checkpoint(path: path, architecture: architecture, training: nil,
+                              provenance: ["source": "safetensors state_dict", "arch": preset.name], tensors: tensors)
+        }
+        let file = try HDF5File.open(path)
+        let root = try file.root
         if root.hasAttribute("format_version") || root.contains("tensors") {
             throw fail("preset \(preset.name)", "this is a DepthLens checkpoint, which records its own architecture; read it without a preset")
         }
-        let architecture: Architecture
-        do {
-            architecture = try preset.architecture { key in
-                guard root.contains(key), try root.kind(of: key) == .dataset else { return nil }
-                return try root.dataset(key).shape
-            }
-            try architecture.validate()
-        } catch let error as PresetError {
-            throw fail(error.key, error.message)
-        } catch let error as ArchitectureError {
-            throw fail("preset \(preset.name)", error.description)
+        let architecture = try architecture(of: preset, fail: fail) { key in
+            guard root.contains(key), try root.kind(of: key) == .dataset else { return nil }
+            return try root.dataset(key).shape
         }
         let tensors = try loadTensors(from: root, architecture: architecture, fail: fail)
         return Checkpoint(path: path, architecture: architecture, training: nil,
                           provenance: ["source": "plain state_dict dump", "arch": preset.name], tensors: tensors)
     }
 
-    /// Reads the tensors the architecture implies from `group`, verifying each.
+    /// The architecture `preset` implies for a dump whose tensor shapes `shape(key)` gives.
+    static func architecture(of preset: ArchitecturePreset, fail: (String, String) -> CheckpointError,
+                             shape: (String) throws -> [Int]?) throws -> Architecture {
+        do {
+            let architecture = try preset.architecture(shape: shape)
+            try architecture.validate()
+            return architecture
+        } catch let error as PresetError {
+            throw fail(error.key, error.message)
+        } catch let error as ArchitectureError {
+            throw fail("preset \(preset.name)", error.description)
+        }
+    }
+
+    /// Reads the tensors the architecture implies from the HDF5 `group`, verifying each.
     static func loadTensors(from group: HDF5Group, architecture: Architecture,
                             fail: (String, String) -> CheckpointError) throws -> [String: Tensor] {
+        try loadTensors(names: try group.memberNames(), architecture: architecture, fail: fail) { key in
+            guard try group.kind(of: key) == .dataset else { throw fail(key, "is a group, expected a tensor") }
+            let dataset = try group.dataset(key)
+            switch dataset.elementType {
+            case .float(bits: 32), .float(bits: 64): break
+            default: throw fail(key, "has \(dataset.elementType) elements; tensors must be float32")
+            }
+            return (dataset.shape, dataset.readFloats)
+        }
+    }
+
+    /// The verification every format shares: of the tensors a file holds (`names`), none the
+    /// architecture implies is missing and none is unused (except `num_batches_tracked`
+    /// counters); `stored(key)` checks the element type the format's way and gives the
+    /// stored shape and a reader; the shape must be the implied one, every value finite, and
+    /// a running variance non-negative.
+    static func loadTensors(names: [String], architecture: Architecture, fail: (String, String) -> CheckpointError,
+                            stored: (String) throws -> (shape: [Int], read: () throws -> [Float])) throws -> [String: Tensor] {
         let expected = architecture.expectedTensors
-        let present = Set(try group.memberNames())
+        let present = Set(names)
         let expectedKeys = Set(expected.map(\.key))
         let unused = present.subtracting(expectedKeys).filter { !isIgnorableTensorKey($0) }.sorted()
         let missing = expected.map(\.key).filter { !present.contains($0) }
@@ -146,16 +194,11 @@ public struct Checkpoint: Sendable {
         }
         var tensors: [String: Tensor] = [:]
         for (key, shape) in expected {
-            guard try group.kind(of: key) == .dataset else { throw fail(key, "is a group, expected a tensor") }
-            let dataset = try group.dataset(key)
-            switch dataset.elementType {
-            case .float(bits: 32), .float(bits: 64): break
-            default: throw fail(key, "has \(dataset.elementType) elements; tensors must be float32")
+            let tensor = try stored(key)
+            guard tensor.shape == shape else {
+                throw fail(key, "shape \(tensor.shape) in the file, but the architecture implies \(shape)")
             }
-            guard dataset.shape == shape else {
-                throw fail(key, "shape \(dataset.shape) in the file, but the architecture implies \(shape)")
-            }
-            let values = try dataset.readFloats()
+            let values = try tensor.read()
             if let bad = values.firstIndex(where: { !$0.isFinite }) {
                 throw fail(key, "element \(bad) is \(values[bad]); weights must be finite")
             }
@@ -174,9 +217,10 @@ public struct Checkpoint: Sendable {
 /// A problem with a checkpoint's content, naming the file and the key or attribute.
 public struct CheckpointError: Error, CustomStringConvertible, Equatable {
     public var file: String
-    /// A tensor key such as `layer1.0.conv1.weight`, or an attribute such as `@architecture`.
+    /// A tensor key such as `layer1.0.conv1.weight`, an attribute such as `@architecture`,
+    /// `header` (of a safetensors file), or empty for the file itself.
     public var location: String
     public var message: String
 
-    public var description: String { "\(file): \(location): \(message)" }
+    public var description: String { location.isEmpty ? "\(file): \(message)" : "\(file): \(location): \(message)" }
 }

@@ -240,6 +240,22 @@ struct Paths: ParsableCommand {
 
     @OptionGroup var options: AnalysisOptions
 
+    /// Paths evaluates nothing: the options that choose data, metrics, draws or a resume
+    /// would be silently dropped, so they are refused.
+    func validate() throws {
+        let d = options.data
+        let given: [(String, Bool)] = [
+            ("--data", d.data != nil), ("--labels", d.labels != nil), ("--images-dataset", d.imagesDataset != "images"),
+            ("--labels-dataset", d.labelsDataset != "labels"), ("--mean", d.mean != nil), ("--std", d.std != nil),
+            ("--offset", d.offset != 0), ("--limit", d.limit != nil), ("--metric", !options.metrics.isEmpty),
+            ("--rule", options.rule != nil), ("--seed", options.seed != 0), ("--resume", options.resume),
+        ]
+        let unused = given.filter(\.1).map(\.0)
+        if !unused.isEmpty {
+            throw ValidationError("\(unused.joined(separator: ", ")): paths evaluates no network (it needs only the checkpoint and a schedule), so this does not apply")
+        }
+    }
+
     func run() throws {
         let context = try options.context(analysis: "paths", needsData: false)
         let folder = try options.folder(default: "paths")

@@ -73,7 +73,9 @@ final class BundledCheckpointTests: XCTestCase {
             for (i, arguments) in analyses.enumerated() {
                 let out = folder.appendingPathComponent("\(name)-\(i)-\(arguments[0])").path
                 folders[arguments[0]] = folders[arguments[0]] ?? out  // the first run of each
-                let result = try CLI.run(arguments + ["data/\(name).h5", "--data", Self.subset, "--limit", "\(images)", "-o", out, "--quiet"])
+                // paths evaluates no network and refuses data options.
+                let data = arguments == ["paths"] ? [] : ["--data", Self.subset, "--limit", "\(images)"]
+                let result = try CLI.run(arguments + ["data/\(name).h5"] + data + ["-o", out, "--quiet"])
                 XCTAssertEqual(result.status, 0, "\(name) \(arguments): \(result.stderr)")
                 let written = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
                 XCTAssertTrue(written.contains { $0.hasSuffix("-results.csv") }, "\(name) \(arguments[0]) wrote \(written)")

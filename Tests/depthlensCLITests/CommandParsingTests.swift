@@ -338,6 +338,11 @@ final class CommandParsingTests: XCTestCase {
         XCTAssertEqual(paths.name, "paths")
         XCTAssertEqual(try paths.value("options.schedule", as: String?.self), "constant:p=0.9")
         Parsing.assertRefused(["paths", ckpt, "--members", "4"], "Unknown option '--members'")
+        // Shared options that would choose data, metrics, draws or a resume do not apply: refused, not dropped.
+        Parsing.assertRefused(["paths", ckpt, "--data", "x.h5", "--metric", "nll", "--resume"],
+                              "--data, --metric, --resume: paths evaluates no network (it needs only the checkpoint and a schedule), so this does not apply")
+        Parsing.assertRefused(["paths", ckpt, "--seed", "3"],
+                              "--seed: paths evaluates no network (it needs only the checkpoint and a schedule), so this does not apply")
     }
 
     // MARK: report

@@ -142,13 +142,7 @@ package struct FolderLockError: Error, CustomStringConvertible, Equatable {
     package var folder: String
     /// What is wrong, without the remedy.
     package var message: String
-    package var reason: Reason
-
-    package init(folder: String, message: String, reason: Reason = .other) {
-        self.folder = folder
-        self.message = message
-        self.reason = reason
-    }
+    package var reason: Reason = .other
 
     /// What to do about it, in the library's terms (a front end names its own settings).
     package var remedy: String? {

@@ -109,8 +109,14 @@ public final class ProgressJournal: @unchecked Sendable {
     }
 
     /// Deletes the journal when it holds no finished unit (so a failed start leaves nothing).
-    public func removeIfEmpty() {
-        if finished.isEmpty { remove() }
+    /// - Returns: whether it was deleted.
+    @discardableResult
+    public func removeIfEmpty() -> Bool {
+        lock.lock()
+        let empty = finished.isEmpty
+        lock.unlock()
+        if empty { remove() }
+        return empty
     }
 
     /// Number of finished units (resumed and new).

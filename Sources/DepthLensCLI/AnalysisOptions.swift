@@ -73,7 +73,9 @@ struct AnalysisOptions: ParsableArguments {
         return context
     }
 
-    /// The output folder, created when missing.
+    /// The output folder, created when missing and locked for the rest of the process
+    /// (``OutputFolderLock``): a second run writing there is refused before it touches it.
+    /// - Parameter name: the folder under `results/` without `-o`, and the command's name.
     func folder(default name: String) throws -> String {
         let path = output ?? "results/\(name)"
         do {
@@ -81,6 +83,7 @@ struct AnalysisOptions: ParsableArguments {
         } catch {
             throw CLIError("cannot create the output folder \(path): \(error.localizedDescription)")
         }
+        try OutputFolderLock.take(path, command: "depthlens \(name)", quiet: quiet)
         return path
     }
 }
@@ -105,26 +108,41 @@ extension AnalysisOptions {
         fields.append(("metrics", context.metrics.joined(separator: " ")))
         fields.append(("seed", "\(context.seed)"))
         fields += parameters
+        // The folder is this process's (folder(default:) locked it) before the journal is
+        // touched, and the handlers are in place once the journal exists.
+        precondition(OutputFolderLock.holds(folder), "journaled(_:folder:) needs the folder locked by folder(default:)")
+        SignalStop.install()
         let journal: ProgressJournal
         do {
             journal = try ProgressJournal(path: "\(folder)/\(analysis)-progress.journal", configuration: fields, resume: resume)
         } catch let error as JournalError {
             throw CLIError(Self.describe(error))
         }
-        journal.pauseAfterUnit = UInt32(ProcessInfo.processInfo.environment["DEPTHLENS_TEST_UNIT_PAUSE_MS"].flatMap { UInt32($0) } ?? 0)
+        let environment = ProcessInfo.processInfo.environment
+        journal.pauseAfterUnit = UInt32(environment["DEPTHLENS_TEST_UNIT_PAUSE_MS"].flatMap { UInt32($0) } ?? 0)
         if journal.resumedUnits > 0, !quiet {
             FileHandle.standardError.write(Data("\(analysis): resuming with \(journal.resumedUnits) finished unit(s) from \(journal.path)\n".utf8))
+        }
+        // Test hook: wait (until a signal) before the first unit, so that a test can stop a
+        // run that has surely saved nothing.
+        if let pause = environment["DEPTHLENS_TEST_START_PAUSE_MS"].flatMap({ Int($0) }) {
+            let end = Date().addingTimeInterval(Double(pause) / 1000)
+            while SignalStop.request.code == nil, Date() < end { usleep(10_000) }
         }
         var context = context
         context.journal = journal
         context.stopRequest = SignalStop.request
-        SignalStop.install()
         do {
             try body(context)
             journal.remove()
         } catch let interrupted as Interrupted {
-            journal.removeIfEmpty()
-            FileHandle.standardError.write(Data("\n\(analysis): interrupted by \(SignalStop.name(interrupted.code)); \(journal.finishedCount) finished unit(s) saved in \(journal.path); run the same command with --resume to continue\n".utf8))
+            let signal = SignalStop.name(interrupted.code)
+            if journal.removeIfEmpty() {
+                // Nothing to resume: the journal is gone.
+                FileHandle.standardError.write(Data("\n\(analysis): interrupted by \(signal) before any unit finished; nothing was saved; run the same command to start again\n".utf8))
+            } else {
+                FileHandle.standardError.write(Data("\n\(analysis): interrupted by \(signal); \(journal.finishedCount) finished unit(s) saved in \(journal.path); run the same command with --resume to continue\n".utf8))
+            }
             // 128 + the signal number, the shell's convention (130 for SIGINT, 143 for SIGTERM).
             throw ExitCode(128 + interrupted.code)
         } catch {

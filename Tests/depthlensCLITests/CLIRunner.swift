@@ -52,6 +52,21 @@ enum CLI {
                          stderr: String(decoding: stderr, as: UTF8.self))
     }
 
+    /// Starts the binary without waiting for it; its standard error is piped (read it once it
+    /// exits), its standard output discarded. `environment` adds to the test's own variables.
+    static func start(_ arguments: [String], environment: [String: String] = [:]) throws -> (Process, Pipe) {
+        let process = Process()
+        process.executableURL = productsDirectory.appendingPathComponent("depthlens")
+        process.arguments = arguments
+        process.currentDirectoryURL = packageRoot
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        let err = Pipe()
+        process.standardError = err
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        return (process, err)
+    }
+
     /// The rows of a CSV file the binary wrote, keyed by column name.
     static func records(_ path: String, file: StaticString = #filePath, line: UInt = #line) throws -> [[String: String]] {
         let text = try String(contentsOfFile: path, encoding: .utf8)

@@ -34,11 +34,9 @@ public enum BatchNormRecalibration {
             throw DataSetError(source: source.name, message: "recalibration needs images with \(arch.inChannels) channel(s)")
         }
         var pass = Pass(checkpoint: checkpoint)
-        for start in stride(from: 0, to: source.count, by: batchSize) {
-            let range = start..<min(source.count, start + batchSize)
-            guard range.count > 1 else { break }  // one image has no variance (PyTorch refuses it too)
-            pass.forward(try source.batch(range), gates: gates)
-        }
+        var stream = BatchStream(source, batchSize: batchSize)
+        stream.minimumCount = 2  // one image has no variance (PyTorch refuses it too)
+        try stream.forEach { pass.forward(try $0.images(), gates: gates) }
         var result = checkpoint
         for (name, sums) in pass.statistics where sums.batches > 0 {
             result.tensors["\(name).running_mean"]!.scalars = sums.mean.map { Float($0 / Double(sums.batches)) }

@@ -52,61 +52,48 @@ public enum EnsembleAnalysis {
         }
         let full = [Float](repeating: 1, count: L)
         let total = context.source.count
-        // With a journal, each batch's logits are saved as one unit, and replayed on resume.
-        let section = context.journal.map { _ in
+        // With a journal, each batch's logits are one unit, replayed on resume.
+        let units = JournalUnits(context) {
             ProgressJournal.digest([Array("ensemble-\(granularity.rawValue)-\(members)-\(context.batchSize)-\(context.seed)".utf8),
                                     Array(context.source.name.utf8), Array("\(total)".utf8),
                                     Array(context.survival.map { "\($0)" }.joined(separator: ",").utf8)])
         }
-        for (batchIndex, start) in stride(from: 0, to: total, by: context.batchSize).enumerated() {
-            let range = start..<min(total, start + context.batchSize)
+        // Stop requests are polled by the units, before a batch that is not replayed.
+        let stream = BatchStream(context.source, batchSize: context.batchSize, labels: labels, progress: context.progress)
+        try stream.forEach { batch in
             var batchMasks: [[Float]] = []
             if granularity == .batch {
                 batchMasks = (0..<members).map { m -> [Float] in
-                    var generator = SeededGenerator.stream(seed: context.seed, 10_000_000 + batchIndex * members + m)
+                    var generator = SeededGenerator.stream(seed: context.seed, 10_000_000 + batch.index * members + m)
                     return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
                 }
-                for (m, gates) in batchMasks.enumerated() { table.recordMask("member-\(m)-batch-\(batchIndex)", gates: gates) }
+                for (m, gates) in batchMasks.enumerated() { table.recordMask("member-\(m)-batch-\(batch.index)", gates: gates) }
             }
-            var memberLogits: [[Float]] = []
-            var fixed: [[Float]] = []
-            if let journal = context.journal, let section {
-                if let payload = journal.finishedUnit(section: section, unit: batchIndex),
-                   payload.count == members + 2, case let decoded = payload.compactMap({ ProgressJournal.decodeFloats($0[...]) }),
-                   decoded.count == members + 2 {
-                    memberLogits = Array(decoded.prefix(members))
-                    fixed = Array(decoded.suffix(2))
-                } else {
-                    try context.stopRequest?.check()
-                }
-            }
-            if fixed.isEmpty {
-                let batch = try context.source.batch(range)
+            // The members' logits, then the deterministic and the full network's.
+            let logits = try units.unit(batch.index, decode: { payload -> [[Float]]? in
+                let decoded = payload.compactMap { ProgressJournal.decodeFloats($0[...]) }
+                return payload.count == members + 2 && decoded.count == members + 2 ? decoded : nil
+            }, encode: { $0.map(ProgressJournal.encode) }) {
+                let images = try batch.images()
+                let fixed = [context.deterministicGates, full]
                 switch granularity {
                 case .pass:
-                    let all = try context.evaluator.logits(batch, configurations: passMasks + [context.deterministicGates, full])
-                    memberLogits = all.prefix(members).map(\.scalars)
-                    fixed = [all[members].scalars, all[members + 1].scalars]
+                    return try context.evaluator.logits(images, configurations: passMasks + fixed).map(\.scalars)
                 case .batch:
-                    memberLogits = try context.evaluator.logits(batch, configurations: batchMasks).map(\.scalars)
+                    return try context.evaluator.logits(images, configurations: batchMasks).map(\.scalars)
+                        + context.evaluator.logits(images, configurations: fixed).map(\.scalars)
                 case .sample:
-                    for m in 0..<members {
-                        let vectors = range.map { exampleGates($0, m) }
-                        memberLogits.append(try context.evaluator.logits(batch, gates: .perExample(vectors)).scalars)
+                    let memberLogits = try (0..<members).map { m in
+                        try context.evaluator.logits(images, gates: .perExample(batch.range.map { exampleGates($0, m) })).scalars
                     }
-                }
-                if fixed.isEmpty {
-                    fixed = try context.evaluator.logits(batch, configurations: [context.deterministicGates, full]).map(\.scalars)
-                }
-                if let journal = context.journal, let section {
-                    try journal.record(section: section, unit: batchIndex, payload: (memberLogits + fixed).map(ProgressJournal.encode))
+                    return try memberLogits + context.evaluator.logits(images, configurations: fixed).map(\.scalars)
                 }
             }
-            deterministicFeeder.append(labels: Array(labels[range]), members: [fixed[0]], reference: fixed[1])
+            let (memberLogits, deterministicLogits, fullLogits) = (Array(logits.prefix(members)), logits[members], logits[members + 1])
+            deterministicFeeder.append(labels: batch.labels, members: [deterministicLogits], reference: fullLogits)
             for (i, size) in sizes.enumerated() {
-                growingFeeders[i].append(labels: Array(labels[range]), members: Array(memberLogits.prefix(size)), reference: fixed[1])
+                growingFeeders[i].append(labels: batch.labels, members: Array(memberLogits.prefix(size)), reference: fullLogits)
             }
-            context.progress?(range.upperBound, total)
         }
         if granularity == .sample {  // recorded in one order for any batch size
             for m in 0..<members { for n in 0..<total { table.recordMask("member-\(m)-example-\(n)", gates: exampleGates(n, m)) } }

@@ -20,6 +20,7 @@ public enum GreedyPrune {
         guard let labels = try heldOut.labels(0..<heldOut.count), !labels.isEmpty else {
             throw DataSetError(source: heldOut.name, message: "greedy pruning needs labelled held-out images")
         }
+        let stream = BatchStream(heldOut, batchSize: context.batchSize, labels: labels)
         var gates = context.deterministicGates
         var dropped: [Int] = []
         while blocks.count - dropped.count > depth {
@@ -30,10 +31,8 @@ public enum GreedyPrune {
                 return g
             }
             var summaries = configurations.map { _ in ClassificationSummary(classes: context.checkpoint.architecture.numClasses) }
-            for start in stride(from: 0, to: heldOut.count, by: context.batchSize) {
-                let range = start..<min(heldOut.count, start + context.batchSize)
-                let logits = try context.evaluator.logits(try heldOut.batch(range), configurations: configurations)
-                for i in summaries.indices { summaries[i].add(logits: logits[i].scalars, labels: Array(labels[range])) }
+            try stream.logits(context.evaluator, configurations: configurations) { batch, logits in
+                for i in summaries.indices { summaries[i].add(logits: logits[i], labels: batch.labels) }
             }
             let best = candidates.indices.min { a, b in
                 let (x, y) = (summaries[a], summaries[b])

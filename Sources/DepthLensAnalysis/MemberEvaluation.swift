@@ -21,26 +21,22 @@ public enum MemberEvaluation {
                            networks: [Network]? = nil) throws -> [[MetricResult]] {
         try context.validateMetrics()
         let labels = try context.allLabels()
-        guard let journal = context.journal else {
+        // Without a journal there is nothing to cut into units: one pass evaluates every configuration.
+        guard context.journal != nil else {
             return try evaluate(context, labels: labels, configurations: configurations, networks: networks, progress: context.progress)
         }
-        let section = sectionKey(context, configurations: configurations, networks: networks)
-        let units = stride(from: 0, to: configurations.count, by: configurationsPerUnit).map {
+        let units = JournalUnits(context) { sectionKey(context, configurations: configurations, networks: networks) }
+        let ranges = stride(from: 0, to: configurations.count, by: configurationsPerUnit).map {
             $0..<min(configurations.count, $0 + configurationsPerUnit)
         }
         let total = context.source.count
         var out: [[MetricResult]] = []
-        for (unit, range) in units.enumerated() {
-            if let payload = journal.finishedUnit(section: section, unit: unit), let results = decode(payload, count: range.count) {
-                out += results
-                continue
+        for (unit, range) in ranges.enumerated() {
+            out += try units.unit(unit, decode: { decode($0, count: range.count) }, encode: encode) {
+                try evaluate(context, labels: labels, configurations: Array(configurations[range]),
+                             networks: networks.map { Array($0[range]) },
+                             progress: context.progress.map { report in { done, _ in report(unit * total + done, ranges.count * total) } })
             }
-            try context.stopRequest?.check()
-            let results = try evaluate(context, labels: labels, configurations: Array(configurations[range]),
-                                       networks: networks.map { Array($0[range]) },
-                                       progress: context.progress.map { report in { done, _ in report(unit * total + done, units.count * total) } })
-            try journal.record(section: section, unit: unit, payload: encode(results))
-            out += results
         }
         return out
     }
@@ -51,26 +47,26 @@ public enum MemberEvaluation {
         let accumulators = try configurations.map { _ in try context.accumulators(scopes: [.member]) }
         let feeders = accumulators.map { ChunkedFeeder(classes: classes, accumulators: $0) }
         let reference = [Float](repeating: 1, count: context.blockCount)
-        let total = context.source.count
-        for start in stride(from: 0, to: total, by: context.batchSize) {
-            if context.journal != nil { try context.stopRequest?.check() }
-            let range = start..<min(total, start + context.batchSize)
-            let batch = try context.source.batch(range)
-            var logits: [[Float]]
-            if let networks {
-                let referenceLogits = try context.evaluator.logits(batch, gates: .shared(reference)).scalars
-                logits = try zip(networks, configurations).map {
-                    try context.evaluator.with(network: $0).logits(batch, gates: .shared($1)).scalars
-                }
-                logits.append(referenceLogits)
-            } else {
-                logits = try context.evaluator.logits(batch, configurations: configurations + [reference]).map(\.scalars)
-            }
-            let batchLabels = Array(labels[range])
+        // Stopping between batches is worth it only when finished units are kept.
+        let stream = BatchStream(context.source, batchSize: context.batchSize, labels: labels,
+                                 stopRequest: context.journal == nil ? nil : context.stopRequest, progress: progress)
+        // The full network's logits come last, as the reference for every configuration.
+        func feed(_ batch: BatchStream.Batch, _ logits: [[Float]]) {
             for i in configurations.indices {
-                feeders[i].append(labels: batchLabels, members: [logits[i]], reference: logits[configurations.count])
+                feeders[i].append(labels: batch.labels, members: [logits[i]], reference: logits[configurations.count])
             }
-            progress?(range.upperBound, total)
+        }
+        if let networks {
+            try stream.forEach { batch in
+                let images = try batch.images()
+                let referenceLogits = try context.evaluator.logits(images, gates: .shared(reference)).scalars
+                let logits = try zip(networks, configurations).map {
+                    try context.evaluator.with(network: $0).logits(images, gates: .shared($1)).scalars
+                }
+                feed(batch, logits + [referenceLogits])
+            }
+        } else {
+            try stream.logits(context.evaluator, configurations: configurations + [reference], feed)
         }
         feeders.forEach { $0.finish() }
         return try accumulators.map { try results(of: $0) }

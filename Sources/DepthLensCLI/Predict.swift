@@ -40,10 +40,10 @@ struct Predict: ParsableCommand {
         var logits: [Float] = []
         var labels: [Int]? = []
         logits.reserveCapacity(source.count * classes)
-        for start in stride(from: 0, to: source.count, by: runtime.batchSize) {
-            let range = start..<min(source.count, start + runtime.batchSize)
-            logits += try evaluator.logits(try source.batch(range), gates: .shared(gateVector)).scalars
-            if let batchLabels = try source.labels(range) { labels? += batchLabels } else { labels = nil }
+        try BatchStream(source, batchSize: runtime.batchSize).logits(evaluator, gates: .shared(gateVector)) { batch, batchLogits in
+            logits += batchLogits
+            // Labels are optional here (unlabelled images can be predicted), so read per batch.
+            if let batchLabels = try source.labels(batch.range) { labels? += batchLabels } else { labels = nil }
         }
         let predicted = (0..<source.count).map { n in
             (0..<classes).max { logits[n * classes + $0] < logits[n * classes + $1] } ?? 0

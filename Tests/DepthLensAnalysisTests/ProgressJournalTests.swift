@@ -90,4 +90,31 @@ final class ProgressJournalTests: XCTestCase {
         XCTAssertEqual(table.masksCSV, plain.masksCSV)
         XCTAssertEqual(resumed.journal?.recordedUnits, 2)
     }
+
+    func testEnsembleStopsBetweenBatchesAndResumesToTheSameTable() throws {
+        let path = temporaryPath()
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        let plain = try EnsembleAnalysis.run(try context(), members: 3, granularity: .sample)
+        var journaled = try context()
+        let size = journaled.batchSize
+        let batches = (journaled.source.count + size - 1) / size
+        XCTAssertGreaterThan(batches, 2)
+        journaled.journal = try ProgressJournal(path: path, configuration: configuration, resume: false)
+        // Ask for a stop once two batches (one unit each) are saved.
+        let stop = StopRequest()
+        journaled.stopRequest = stop
+        journaled.progress = { done, _ in
+            if done >= 2 * size { stop.request(2) }
+        }
+        XCTAssertThrowsError(try EnsembleAnalysis.run(journaled, members: 3, granularity: .sample)) {
+            XCTAssertEqual($0 as? Interrupted, Interrupted(code: 2))
+        }
+        XCTAssertEqual(journaled.journal?.finishedCount, 2)
+        var resumed = try context()
+        resumed.journal = try ProgressJournal(path: path, configuration: configuration, resume: true)
+        let table = try EnsembleAnalysis.run(resumed, members: 3, granularity: .sample)
+        XCTAssertEqual(table.resultsCSV, plain.resultsCSV)
+        XCTAssertEqual(table.masksCSV, plain.masksCSV)
+        XCTAssertEqual(resumed.journal?.recordedUnits, batches - 2, "the saved batches are replayed, not evaluated again")
+    }
 }

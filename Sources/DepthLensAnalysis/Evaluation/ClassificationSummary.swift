@@ -76,11 +76,8 @@ public enum DataSetEvaluation {
         }
         var summary = ClassificationSummary(classes: classes)
         var predictions: [Int] = []
-        for start in stride(from: 0, to: source.count, by: batchSize) {
-            let range = start..<min(source.count, start + batchSize)
-            let logits = try evaluator.logits(try source.batch(range), gates: gates)
-            predictions += summary.add(logits: logits.scalars, labels: Array(labels[range]))
-            progress?(range.upperBound, source.count)
+        try BatchStream(source, batchSize: batchSize, labels: labels, progress: progress).logits(evaluator, gates: gates) { batch, logits in
+            predictions += summary.add(logits: logits, labels: batch.labels)
         }
         return (summary, predictions)
     }

@@ -347,6 +347,10 @@ def nonfinite_files(arch, state) -> None:
         for key, value in (("fc.weight", fc), ("fc.bias", bias)):
             del f["tensors"][key]
             f["tensors"].create_dataset(key, data=value)
+    # 16-bit integer images: dividing them by 255 would be silently wrong.
+    with h5py.File(os.path.join(OUT, "data-images-uint16.h5"), "w") as f:
+        f.create_dataset("images", data=(images * 65535).astype(np.uint16))
+        f.create_dataset("labels", data=labels)
     # The same images as IDX bytes (for --mean/--std, which apply to integer images).
     pixels = (images * 255).astype(np.uint8).ravel().tolist()
     open(os.path.join(OUT, "valid-8x8-images-idx3-ubyte"), "wb").write(idx_bytes([6, 8, 8], pixels))

@@ -107,6 +107,7 @@ def main() -> None:
     more_checkpoints(arch, state)
     more_data_files()
     schedule_files()
+    nonfinite_files(arch, state)
     safetensors_files()
     print("wrote", len(os.listdir(OUT)), "files to", os.path.normpath(OUT))
 
@@ -322,6 +323,40 @@ def schedule_files() -> None:
     text("schedule-not-a-list.json", '{"probabilities": [1.0, 0.5]}')
     text("schedule-malformed.json", "[1.0, 0.5")
     text("schedule-strings.json", '["1.0", "0.5"]')
+
+
+def nonfinite_files(arch, state) -> None:
+    """Finite inputs whose evaluation is not finite (issue 23): logits must be checked."""
+    rng = np.random.default_rng(23)
+    images = rng.random((6, 1, 8, 8), dtype=np.float32)
+    labels = np.array([0, 1, 2, 0, 1, 2], np.int64)
+    with h5py.File(os.path.join(OUT, "valid-data-8x8.h5"), "w") as f:
+        f.create_dataset("images", data=images)
+        f.create_dataset("labels", data=labels)
+    # Float images of +-3e38 (a checkerboard): finite, but the stem's convolution
+    # overflows. Only image 4.
+    huge = images.copy(); huge[4, 0] = (np.indices((8, 8)).sum(0) % 2 * 2 - 1) * np.float32(3e38)
+    with h5py.File(os.path.join(OUT, "data-images-3e38.h5"), "w") as f:
+        f.create_dataset("images", data=huge)
+        f.create_dataset("labels", data=labels)
+    # Finite weights whose logits overflow: fc.weight and fc.bias of 3e38.
+    fc = np.full_like(state["fc.weight"].numpy(), 3e38)
+    bias = np.full_like(state["fc.bias"].numpy(), 3e38)
+
+    def overflow(f):
+        for key, value in (("fc.weight", fc), ("fc.bias", bias)):
+            del f["tensors"][key]
+            f["tensors"].create_dataset(key, data=value)
+    # 16-bit integer images: dividing them by 255 would be silently wrong.
+    with h5py.File(os.path.join(OUT, "data-images-uint16.h5"), "w") as f:
+        f.create_dataset("images", data=(images * 65535).astype(np.uint16))
+        f.create_dataset("labels", data=labels)
+    # The same images as IDX bytes (for --mean/--std, which apply to integer images).
+    pixels = (images * 255).astype(np.uint8).ravel().tolist()
+    open(os.path.join(OUT, "valid-8x8-images-idx3-ubyte"), "wb").write(idx_bytes([6, 8, 8], pixels))
+    open(os.path.join(OUT, "valid-8x8-labels-idx1-ubyte"), "wb").write(idx_bytes([6], labels.tolist()))
+    write("logits-overflow-8x8.h5", arch, state, {"survival_probabilities": [1.0, 0.5], "test_time_rule": "expectation",
+                                                   "input_size": [8, 8]}, mutate=overflow)
 
 
 if __name__ == "__main__":

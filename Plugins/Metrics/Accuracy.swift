@@ -10,6 +10,8 @@ import DepthLensPluginAPI
 /// `argmax == label` (the first maximal class), the rule `calibration`, `aurc` and
 /// `depthlens eval` use.
 ///
+/// A NaN probability of the label counts as a miss.
+///
 /// Result: `accuracy` for k = 1, otherwise `top{k}_accuracy`.
 enum AccuracyMetric {
     static let descriptor = MetricDescriptor(
@@ -28,6 +30,9 @@ enum AccuracyMetric {
             var hits = 0
             for (i, label) in batch.labels.enumerated() {
                 let labelProbability = p[i * C + label]
+                // A NaN probability (logits that were not finite) is never a hit: every
+                // comparison with it is false, which would give rank 0.
+                guard !labelProbability.isNaN else { continue }
                 var rank = 0
                 for c in 0..<C where p[i * C + c] > labelProbability || (p[i * C + c] == labelProbability && c < label) {
                     rank += 1

@@ -20,7 +20,8 @@ import Foundation
 ///   consecutive groups of as equal size as possible, the first N mod B groups one larger
 ///   (numpy's `array_split`). With B > N some groups are empty.
 ///
-/// All three results are NaN before any example.
+/// All three results are NaN before any example. A NaN probability (logits that were not
+/// finite) counts as a wrong prediction of confidence 0.
 final class CalibrationMetric: MetricAccumulator {
     enum Binning: String { case width, mass }
 
@@ -34,12 +35,24 @@ final class CalibrationMetric: MetricAccumulator {
         origin: .builtIn
     ) { arguments, classes in
         let bins = try arguments.integer("bins", atLeast: 1)
+        // Equal-width bins keep three 8-byte sums per bin for every sub-network an analysis
+        // evaluates at once (up to a unit of 16, and an ensemble's growing sizes): each may
+        // take at most 1/256 of the machine's memory.
+        let memory = ProcessInfo.processInfo.physicalMemory
+        let fits = Int(min(memory / 256 / UInt64(bytesPerBin), UInt64(Int.max)))
+        guard bins <= fits else {
+            let gb = { (bytes: Double) in String(format: "%.1f GB", bytes / 1e9) }
+            throw PluginError(spec: arguments.spec, message: "'bins' is \(bins), which needs \(gb(Double(bins) * Double(bytesPerBin))) per sub-network; at most \(fits) bins fit (1/256 of this machine's \(gb(Double(memory))) of memory per sub-network)")
+        }
         let raw = try arguments.text("binning")
         guard let binning = Binning(rawValue: raw) else {
             throw PluginError(spec: arguments.spec, message: "'binning' must be width or mass, found '\(raw)'")
         }
         return CalibrationMetric(bins: bins, binning: binning, classes: classes)
     }
+
+    /// Memory per equal-width bin: a count, a sum of confidences, a number correct.
+    static let bytesPerBin = 24
 
     private let bins: Int
     private let binning: Binning
@@ -65,6 +78,7 @@ final class CalibrationMetric: MetricAccumulator {
     /// edges computed as Double(b) / Double(B)), or 0 for a confidence of 0 or less.
     private func widthBin(_ confidence: Double) -> Int {
         let B = Double(bins)
+        guard confidence.isFinite else { return confidence > 0 ? bins - 1 : 0 }
         var b = min(max(Int((confidence * B).rounded(.up)) - 1, 0), bins - 1)
         // Settle rounding of confidence * B against the edges themselves.
         while b > 0 && confidence <= Double(b) / B { b -= 1 }
@@ -76,9 +90,7 @@ final class CalibrationMetric: MetricAccumulator {
         validate(batch, classes: classes, metric: "calibration")
         let p = batch.meanProbabilities
         for (i, label) in batch.labels.enumerated() {
-            let top = argmax(p, row: i, classes: classes)
-            let confidence = p[i * classes + top]
-            let isCorrect = top == label
+            let (confidence, isCorrect) = topPrediction(p, row: i, classes: classes, label: label)
             switch binning {
             case .width:
                 let b = widthBin(confidence)

@@ -11,6 +11,18 @@ func argmax<T: BinaryFloatingPoint>(_ values: [T], row: Int, classes: Int) -> In
     return best
 }
 
+/// The top class of row `row` and its probability, made safe for binning and ranking: a
+/// probability that is NaN (logits that were not finite) gives confidence 0 and counts as
+/// wrong; others are clamped to [0, 1]. DepthLens' own evaluations refuse non-finite
+/// logits before they reach a metric; this keeps a metric from trapping or miscounting
+/// when a caller of the library feeds them anyway.
+func topPrediction(_ p: [Double], row: Int, classes: Int, label: Int) -> (confidence: Double, correct: Bool) {
+    let top = argmax(p, row: row, classes: classes)
+    let confidence = p[row * classes + top]
+    if confidence.isNaN { return (0, false) }
+    return (min(max(confidence, 0), 1), top == label)
+}
+
 /// H = -sum_c p_c log p_c (natural log) of row `row`, from its log-probabilities, with
 /// 0 log 0 = 0 (a class whose probability underflows to 0 contributes nothing).
 func entropy(logProbabilities: [Double], row: Int, classes: Int) -> Double {

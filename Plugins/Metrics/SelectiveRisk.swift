@@ -27,9 +27,9 @@ final class AURCMetric: MetricAccumulator {
         validate(batch, classes: classes, metric: "aurc")
         let p = batch.meanProbabilities
         for (i, label) in batch.labels.enumerated() {
-            let top = argmax(p, row: i, classes: classes)
-            confidences.append(p[i * classes + top])
-            errors.append(top != label)
+            let (confidence, correct) = topPrediction(p, row: i, classes: classes, label: label)
+            confidences.append(confidence)
+            errors.append(!correct)
         }
     }
 

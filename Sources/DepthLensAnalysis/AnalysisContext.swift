@@ -97,8 +97,11 @@ public struct AnalysisContext {
 func results(of accumulators: [any MetricAccumulator]) throws -> [MetricResult] {
     var out: [MetricResult] = []
     for accumulator in accumulators {
+        // Before and after: a plugin can report a failure from results() too.
         if let failure = accumulator.failure { throw PluginError(spec: "metric", message: failure) }
-        out += accumulator.results()
+        let results = accumulator.results()
+        if let failure = accumulator.failure { throw PluginError(spec: "metric", message: failure) }
+        out += results
     }
     return out
 }

@@ -2,6 +2,7 @@ import DepthLensEngine
 import DepthLensFormats
 import DepthLensModel
 import DepthLensPluginAPI
+import Foundation
 
 /// Errors of analysis requests, one type per concern. Their messages name the offending
 /// value in the analyses' own terms (blocks, depths, rules), never a command-line flag:
@@ -63,10 +64,16 @@ public enum ReorderError: Error, CustomStringConvertible, Equatable {
 public enum EnsembleError: Error, CustomStringConvertible, Equatable {
     /// Fewer than one member.
     case tooFewMembers(Int)
+    /// More members than the machine's memory holds: the members asked for, the bytes one
+    /// member needs, the most that fit, and the machine's physical memory in bytes.
+    case tooManyMembers(Int, bytesPerMember: Int, fit: Int, memory: UInt64)
 
     public var description: String {
         switch self {
         case .tooFewMembers(let members): return "an ensemble needs at least one member, found \(members)"
+        case .tooManyMembers(let members, let bytes, let fit, let memory):
+            let gb = { (bytes: Double) in String(format: "%.1f GB", bytes / 1e9) }
+            return "an ensemble of \(members) members needs about \(gb(Double(members) * Double(bytes))) (\(bytes) bytes per member); at most \(fit) fit in half of this machine's \(gb(Double(memory))) of memory"
         }
     }
 }

@@ -2,6 +2,7 @@ import DepthLensEngine
 import DepthLensFormats
 import DepthLensModel
 import DepthLensPluginAPI
+import Foundation
 
 /// `ensemble`: a Monte Carlo ensemble of M sub-networks drawn from the schedule, its
 /// metrics as it grows (M = 1, 2, 4, ..., M), beside the deterministic network.
@@ -26,8 +27,27 @@ public enum EnsembleAnalysis {
         return sizes
     }
 
+    /// Refuses more members than half the machine's memory holds, before anything is
+    /// allocated: per member, a batch's logits (kept for the unit and handed to the
+    /// growing ensembles), its gate vector, and with `sample` granularity one recorded mask
+    /// per example.
+    static func checkMemory(_ context: AnalysisContext, members: Int, granularity: Granularity,
+                            memory: UInt64 = ProcessInfo.processInfo.physicalMemory) throws {
+        let floats = 4, L = context.blockCount
+        let logits = 2 * min(context.batchSize, max(context.source.count, 1)) * context.checkpoint.architecture.numClasses * floats
+        let mask = L * floats + 64  // gates and the mask's name
+        let masks = granularity == .sample ? context.source.count : (granularity == .batch ? 2 : 1)
+        let (perMember, overflow) = (logits + mask).multipliedReportingOverflow(by: max(masks, 1))
+        let bytes = overflow ? Int.max : max(perMember, 1)
+        let fit = Int(min(memory / 2 / UInt64(bytes), UInt64(Int.max)))
+        guard members <= fit else {
+            throw EnsembleError.tooManyMembers(members, bytesPerMember: bytes, fit: fit, memory: memory)
+        }
+    }
+
     public static func run(_ context: AnalysisContext, members: Int, granularity: Granularity) throws -> ResultTable {
         guard members >= 1 else { throw EnsembleError.tooFewMembers(members) }
+        try checkMemory(context, members: members, granularity: granularity)
         try context.validateMetrics()
         let labels = try context.allLabels()
         let classes = context.checkpoint.architecture.numClasses

@@ -58,7 +58,11 @@ struct Ensemble: ParsableCommand {
         // Units are batches here, so the batch size must match on --resume.
         let parameters = [("members", "\(members)"), ("granularity", granularity.rawValue), ("batch size", "\(context.batchSize)")]
         try options.journaled(context, folder: folder, analysis: "ensemble", parameters: parameters) { context in
-            try finish(try EnsembleAnalysis.run(context, members: members, granularity: granularity), options: options, folder: folder)
+            do {
+                try finish(try EnsembleAnalysis.run(context, members: members, granularity: granularity), options: options, folder: folder)
+            } catch let error as EnsembleError {
+                throw CLIError("--members: \(error)")
+            }
         }
     }
 }

@@ -54,7 +54,9 @@ public struct Evaluator: Sendable {
         try gates.validate(blockCount: network.blockCount, count: batch.count)
         let classes = network.architecture.numClasses
         if batch.count == 0 { return Tensor(shape: [0, classes], scalars: []) }
-        return Tensor(shape: [batch.count, classes], scalars: engine.logits(batch, gates: gates))
+        let scalars = engine.logits(batch, gates: gates)
+        try checkFinite(scalars, batch: batch, gates: gates)
+        return Tensor(shape: [batch.count, classes], scalars: scalars)
     }
 
     /// Logits of several gate configurations (one shared gate vector each) on the same
@@ -72,9 +74,25 @@ public struct Evaluator: Sendable {
         }
         let classes = network.architecture.numClasses
         if batch.count == 0 { return configurations.map { _ in Tensor(shape: [0, classes], scalars: []) } }
-        return engine.logits(batch, configurations: configurations).map {
-            Tensor(shape: [batch.count, classes], scalars: $0)
+        let results = engine.logits(batch, configurations: configurations)
+        for (scalars, configuration) in zip(results, configurations) {
+            try checkFinite(scalars, batch: batch, gates: .shared(configuration))
         }
+        return results.map { Tensor(shape: [batch.count, classes], scalars: $0) }
+    }
+
+    /// Throws ``EvaluationError/nonFiniteLogits(_:)`` for the first logit of `scalars` that
+    /// is not finite, naming the image (in the batch), the gates, and the first stage whose
+    /// output is not finite (the image run again alone on the reference engine: a cost
+    /// paid only on failure).
+    private func checkFinite(_ scalars: [Float], batch: ImageBatch, gates: Gates) throws {
+        guard let bad = scalars.firstIndex(where: { !$0.isFinite }) else { return }
+        let classes = network.architecture.numClasses
+        let example = bad / classes
+        let vector = (0..<network.blockCount).map { gates.gate(block: $0, example: example) }
+        let stage = ReferenceEngine(network: network, threads: 1).firstNonFiniteStage(example: example, of: batch, gates: gates)
+        throw EvaluationError.nonFiniteLogits(NonFiniteLogits(image: example, gates: vector, logitClass: bad % classes,
+                                                              value: scalars[bad], stage: stage))
     }
 
     private func validate(_ batch: ImageBatch) throws {

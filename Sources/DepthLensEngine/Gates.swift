@@ -66,15 +66,19 @@ public enum Gates: Sendable, Equatable {
     }
 }
 
-/// Why a forward pass could not run: the images or gates do not fit the network.
+/// Why a forward pass could not run (the images or gates do not fit the network), or why
+/// its result cannot be used (logits that are not finite).
 public enum EvaluationError: Error, CustomStringConvertible, Equatable {
     case inputSize(String)
     case gates(String)
+    /// An image's logits under a sub-network hold NaN or an infinity.
+    case nonFiniteLogits(NonFiniteLogits)
 
     public var description: String {
         switch self {
         case .inputSize(let message): return "images do not fit the network: \(message)"
         case .gates(let message): return "bad gates: \(message)"
+        case .nonFiniteLogits(let details): return details.description
         }
     }
 }

@@ -36,12 +36,32 @@ struct ReferenceEngine: EvaluationEngine {
         configurations.map { logits(batch, gates: .shared($0)) }
     }
 
-    /// One image through stem, blocks and head.
+    /// The first stage of the forward pass of image `example` of `batch` under `gates`
+    /// whose output is not finite, or nil when its logits are finite. Runs that image
+    /// alone: what ``Evaluator`` calls only once logits came out non-finite.
+    func firstNonFiniteStage(example: Int, of batch: ImageBatch, gates: Gates) -> NonFiniteLogits.Stage? {
+        guard let largest = try? network.largestActivation(height: batch.height, width: batch.width) else { return nil }
+        var workspace = Workspace(capacity: largest)
+        var logits = [Float](repeating: 0, count: network.head.classes)
+        return batch.pixels.withUnsafeBufferPointer { pixels in
+            logits.withUnsafeMutableBufferPointer { out in
+                forward(image: pixels.baseAddress! + example * batch.imageSize, height: batch.height, width: batch.width,
+                        example: example, gates: gates, workspace: &workspace, logits: out.baseAddress!, locate: true)
+            }
+        }
+    }
+
+    /// One image through stem, blocks and head. With `locate`, checks each stage's output
+    /// and returns the first that is not finite (and stops there); otherwise returns nil.
+    @discardableResult
     private func forward(image: UnsafePointer<Float>, height: Int, width: Int, example: Int, gates: Gates,
-                         workspace ws: inout Workspace, logits: UnsafeMutablePointer<Float>) {
+                         workspace ws: inout Workspace, logits: UnsafeMutablePointer<Float>,
+                         locate: Bool = false) -> NonFiniteLogits.Stage? {
         let net = network
         var shape = ActivationShape(channels: net.model.inputChannels, height: height, width: width)
+        if locate && !allFinite(image, count: shape.count) { return .input }
         shape = Self.run(net.stemLayers, input: image, shape: shape, output: ws.current, scratch: (ws.next, ws.hidden))
+        if locate && !allFinite(ws.current, count: shape.count) { return .stem }
         for (l, block) in net.blocks.enumerated() {
             let g = gates.gate(block: l, example: example)
             // A dropped identity block changes nothing: its input is already post-activated.
@@ -68,6 +88,7 @@ struct ReferenceEngine: EvaluationEngine {
             if block.reluAfterAdd { Kernels.relu(ws.next, count: outShape.count) }
             swap(&ws.current, &ws.next)
             shape = outShape
+            if locate && !allFinite(ws.current, count: shape.count) { return .block(l + 1) }
         }
         let head = net.head
         if let norm = head.finalNorm {
@@ -89,6 +110,8 @@ struct ReferenceEngine: EvaluationEngine {
                 logits[k] = sum
             }
         }
+        if locate && !allFinite(logits, count: head.classes) { return .head }
+        return nil
     }
 
     /// Runs `layers` on one image of `shape` from `input` into `output`, the layers in

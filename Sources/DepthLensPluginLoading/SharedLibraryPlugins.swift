@@ -45,7 +45,7 @@ public enum SharedLibraryPlugins {
             guard let get = symbol("depthlens_plugin_schedule", as: ScheduleFunction.self) else {
                 throw fail("exports depthlens_plugin_schedule_count but not depthlens_plugin_schedule")
             }
-            for i in 0..<count() {
+            for i in 0..<(try checkedCount(count(), "depthlens_plugin_schedule_count()", path: path)) {
                 guard let entry = get(i) else { throw fail("depthlens_plugin_schedule(\(i)) returned NULL") }
                 let descriptor = try scheduleDescriptor(entry.pointee, path: path)
                 registry.register(descriptor)
@@ -56,7 +56,7 @@ public enum SharedLibraryPlugins {
             guard let get = symbol("depthlens_plugin_metric", as: MetricFunction.self) else {
                 throw fail("exports depthlens_plugin_metric_count but not depthlens_plugin_metric")
             }
-            for i in 0..<count() {
+            for i in 0..<(try checkedCount(count(), "depthlens_plugin_metric_count()", path: path)) {
                 guard let entry = get(i) else { throw fail("depthlens_plugin_metric(\(i)) returned NULL") }
                 let descriptor = try metricDescriptor(entry.pointee, path: path)
                 registry.register(descriptor)
@@ -67,13 +67,25 @@ public enum SharedLibraryPlugins {
         return added
     }
 
+    /// The most entries (schedules, metrics, parameters, results) one count from a plugin
+    /// may declare: far more than any plugin needs, few enough to loop over.
+    static let maximumCount: Int32 = 10_000
+
+    /// A count a plugin returned, checked: 0...``maximumCount``.
+    static func checkedCount(_ count: Int32, _ what: String, path: String) throws -> Int32 {
+        guard count >= 0, count <= maximumCount else {
+            throw PluginError(spec: path, message: "\(what) is \(count); a count must be between 0 and \(maximumCount)")
+        }
+        return count
+    }
+
     private static func string(_ pointer: UnsafePointer<CChar>?, _ what: String, path: String) throws -> String {
         guard let pointer else { throw PluginError(spec: path, message: "\(what) is NULL") }
         return String(cString: pointer)
     }
 
     private static func parameters(_ list: UnsafePointer<dl_parameter>?, count: Int32, owner: String, path: String) throws -> [PluginParameter] {
-        guard count > 0 else { return [] }
+        guard try checkedCount(count, "\(owner): parameter_count", path: path) > 0 else { return [] }
         guard let list else { throw PluginError(spec: path, message: "\(owner) declares \(count) parameters but gives none") }
         return try (0..<Int(count)).map { i in
             let p = list[i]
@@ -100,6 +112,9 @@ public enum SharedLibraryPlugins {
 
     private static func metricDescriptor(_ entry: dl_metric_v1, path: String) throws -> MetricDescriptor {
         let name = try string(entry.name, "a metric's name", path: path)
+        guard entry.scope == 0 || entry.scope == 1 else {
+            throw PluginError(spec: path, message: "metric '\(name)' has scope \(entry.scope); it must be 0 (member) or 1 (ensemble)")
+        }
         guard entry.create != nil, entry.add != nil, entry.result_count != nil, entry.result != nil, entry.destroy != nil else {
             throw PluginError(spec: path, message: "metric '\(name)' lacks one of create, add, result_count, result, destroy")
         }
@@ -230,7 +245,12 @@ final class LoadedMetric: MetricAccumulator {
 
     func results() -> [MetricResult] {
         guard failure == nil else { return [MetricResult(table.name, .nan)] }
-        return (0..<table.entry.result_count!(state)).map { i in
+        let count = table.entry.result_count!(state)
+        guard count >= 0, count <= SharedLibraryPlugins.maximumCount else {
+            failure = "result_count returned \(count); a count must be between 0 and \(SharedLibraryPlugins.maximumCount)"
+            return [MetricResult(table.name, .nan)]
+        }
+        return (0..<count).map { i in
             var name: UnsafePointer<CChar>?
             var value = Double.nan
             _ = table.entry.result!(state, i, &name, &value)

@@ -123,6 +123,56 @@ final class RuntimePluginTests: XCTestCase {
                         ["exports no schedules and no metrics"])
     }
 
+    /// Every count and enumeration crossing the C ABI is checked (issue 23): a negative or
+    /// absurd count is an error naming the function, not a trap.
+    func testNegativeOrAbsurdCountsFromAPluginAreRefused() throws {
+        let registry = PluginRegistry()
+        func assertLoadError(_ name: String, _ body: String, _ words: [String], line: UInt = #line) throws {
+            let library = try cPlugin(name, Self.header + "uint32_t depthlens_plugin_abi_version(void) { return 1; }\n" + body)
+            XCTAssertThrowsError(try SharedLibraryPlugins.load(library, into: registry), line: line) { error in
+                for word in [library] + words { XCTAssertTrue("\(error)".contains(word), "'\(error)' lacks '\(word)'", line: line) }
+            }
+        }
+        let schedule = """
+            static int32_t fill(const void *c, const char *const *k, const char *const *v, int32_t n,
+                                const dl_block_info *b, int32_t count, double *out, char *e, size_t s) { return 0; }
+            static const dl_schedule_v1 s = {"neg", "", -4, 0, 0, fill};
+            const dl_schedule_v1 *depthlens_plugin_schedule(int32_t i) { return &s; }
+
+            """
+        try assertLoadError("negative-schedules", schedule + "int32_t depthlens_plugin_schedule_count(void) { return -1; }\n",
+                            ["depthlens_plugin_schedule_count() is -1; a count must be between 0 and 10000"])
+        try assertLoadError("absurd-schedules", schedule + "int32_t depthlens_plugin_schedule_count(void) { return 2147483647; }\n",
+                            ["depthlens_plugin_schedule_count() is 2147483647"])
+        try assertLoadError("negative-parameters", schedule + "int32_t depthlens_plugin_schedule_count(void) { return 1; }\n",
+                            ["schedule 'neg': parameter_count is -4"])
+        let metric = """
+            static void *create(const void *c, const char *const *k, const char *const *v, int32_t n, int32_t classes,
+                                char *e, size_t s) { static int x; return &x; }
+            static int32_t add(void *st, const float *l, int32_t m, const int32_t *y, int32_t n, int32_t c,
+                               const float *r, char *e, size_t s) { return 0; }
+            static int32_t rcount(void *st) { return -2; }
+            static int32_t result(void *st, int32_t i, const char **name, double *value) { return 0; }
+            static void destroy(void *st) {}
+            static const dl_metric_v1 m[2] = {{"negresults", "", 0, 0, 0, 0, create, add, rcount, result, destroy},
+                                               {"badscope", "", 7, 0, 0, 0, create, add, rcount, result, destroy}};
+            const dl_metric_v1 *depthlens_plugin_metric(int32_t i) { return &m[i]; }
+
+            """
+        try assertLoadError("negative-metrics", metric + "int32_t depthlens_plugin_metric_count(void) { return -3; }\n",
+                            ["depthlens_plugin_metric_count() is -3"])
+        try assertLoadError("bad-scope", metric + "int32_t depthlens_plugin_metric_count(void) { return 2; }\n",
+                            ["metric 'badscope' has scope 7; it must be 0 (member) or 1 (ensemble)"])
+        // A negative result count is known only once results are asked for: a failure, not a trap.
+        let library = try cPlugin("negative-results", Self.header + "uint32_t depthlens_plugin_abi_version(void) { return 1; }\n"
+                                  + metric + "int32_t depthlens_plugin_metric_count(void) { return 1; }\n")
+        XCTAssertEqual(try SharedLibraryPlugins.load(library, into: registry), ["negresults"])
+        let accumulator = try registry.makeMetric("negresults", classes: 2).accumulator
+        accumulator.add(PredictionBatch(classes: 2, labels: [0], memberLogits: [[0, 1]]))
+        XCTAssertTrue(accumulator.results().allSatisfy { $0.value.isNaN })
+        XCTAssertEqual(accumulator.failure, "result_count returned -2; a count must be between 0 and 10000")
+    }
+
     func testSchedulesReturningNaNOrOutOfRangeOrFailingAreCaught() throws {
         let source = Self.header + """
             #include <math.h>

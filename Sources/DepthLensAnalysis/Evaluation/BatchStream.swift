@@ -60,11 +60,20 @@ public struct BatchStream {
     }
 
     /// Hands every batch to `body`, in order.
-    /// - Throws: ``Interrupted`` (before a batch) on a stop request, and what `body` throws.
+    /// - Throws: ``Interrupted`` (before a batch) on a stop request, and what `body` throws;
+    ///   an ``EvaluationError/nonFiniteLogits(_:)`` from `body` is given the source's name
+    ///   and the image's index in it.
     public func forEach(_ body: (Batch) throws -> Void) throws {
         for (index, range) in ranges.enumerated() {
             try stopRequest?.check()
-            try body(Batch(index: index, range: range, labels: labels.map { Array($0[range]) } ?? [], source: source))
+            do {
+                try body(Batch(index: index, range: range, labels: labels.map { Array($0[range]) } ?? [], source: source))
+            } catch EvaluationError.nonFiniteLogits(var details) where details.source == nil {
+                // Name the image by its index in the data set (past --offset) and the set.
+                details.image += range.lowerBound + ((source as? SubsetSource)?.offset ?? 0)
+                details.source = source.name
+                throw EvaluationError.nonFiniteLogits(details)
+            }
             progress?(range.upperBound, source.count)
         }
     }

@@ -27,6 +27,7 @@ public struct DataSetRequest: Sendable, Equatable {
     /// Tells the format from the first bytes of the file (and `.bin` for CIFAR).
     public static func format(of path: String) throws -> Format {
         let first = path.split(separator: ",").first.map(String.init) ?? path
+        for part in path.split(separator: ",").map(String.init) { try requireRegularFile(part) }
         guard let handle = FileHandle(forReadingAtPath: first) else {
             let exists = FileManager.default.fileExists(atPath: first)
             throw DataSetError(source: first, message: exists ? "cannot be read (permissions?)" : "no such file")
@@ -43,6 +44,21 @@ public struct DataSetRequest: Sendable, Equatable {
         if first.hasSuffix(".bin") { return .cifar }
         throw DataSetError(source: first, message: head.isEmpty ? "file is empty"
             : "is neither HDF5, IDX (optionally gzipped) nor a CIFAR binary batch (.bin)")
+    }
+
+    /// Refuses what is not a regular file (after symbolic links): opening a named pipe
+    /// would wait for a writer forever, and a device or folder is no data set. A path
+    /// that does not exist passes, so that opening it reports it.
+    static func requireRegularFile(_ path: String) throws {
+        var info = stat()
+        guard stat(path, &info) == 0 else { return }
+        let kinds: [(mode_t, String)] = [(S_IFIFO, "a named pipe (FIFO)"), (S_IFDIR, "a folder"), (S_IFCHR, "a character device"),
+                                         (S_IFBLK, "a block device"), (S_IFSOCK, "a socket")]
+        let kind = info.st_mode & S_IFMT
+        guard kind == S_IFREG else {
+            let what = kinds.first { $0.0 == kind }?.1 ?? "not a regular file"
+            throw DataSetError(source: path, message: "is \(what); give a regular file (DepthLens reads data sets by seeking)")
+        }
     }
 
     /// Opens the images for `checkpoint`, normalised as the checkpoint records (or as
@@ -76,11 +92,13 @@ public struct DataSetRequest: Sendable, Equatable {
     }
 
     private func idxLabels() throws -> String? {
-        if let labelsPath { return labelsPath }
+        if let labelsPath { try Self.requireRegularFile(labelsPath); return labelsPath }
         let name = URL(fileURLWithPath: path).lastPathComponent
         guard name.contains("images-idx3") else { return nil }
         let guess = URL(fileURLWithPath: path).deletingLastPathComponent()
             .appendingPathComponent(name.replacingOccurrences(of: "images-idx3", with: "labels-idx1")).path
-        return FileManager.default.fileExists(atPath: guess) ? guess : nil
+        guard FileManager.default.fileExists(atPath: guess) else { return nil }
+        try Self.requireRegularFile(guess)
+        return guess
     }
 }

@@ -60,6 +60,12 @@ public struct HDF5ImageSource: ImageSource {
 
     public func pixels(_ range: Range<Int>) throws -> [Float] {
         var values = try images.readFloats(rows: range)
+        if normalization != nil, let bad = values.firstIndex(where: { !(0...255).contains($0) }) {
+            // Integer images are scaled by 1/255: right for 8-bit pixels only. Wider types
+            // (16-bit scans, int64 from numpy) are read when they hold 8-bit values.
+            let perImage = channels * height * width
+            throw DataSetError(source: name, message: "image \(range.lowerBound + bad / perImage) holds the integer \(Int64(exactly: values[bad].rounded()).map(String.init) ?? "\(values[bad])"), outside 0...255: integer images are read as 8-bit pixels (scaled by 1/255 before the normalisation); store other images as floats, already scaled")
+        }
         if let normalization {
             let plane = height * width
             for i in 0..<values.count {

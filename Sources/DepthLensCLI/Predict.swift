@@ -8,7 +8,10 @@ struct Predict: ParsableCommand {
         discussion: """
             Images come from HDF5 (float images are taken as the network's input as stored, already \
             normalised; integer images are 8-bit pixels and get the checkpoint's normalisation), IDX or CIFAR \
-            files. All blocks are on unless --rule, --drop or --gates say otherwise. The output is CSV (example, label when known, predicted, logit_0...) or, for a path \
+            files. The network is the deterministic one under the test-time rule the checkpoint records (expectation: \
+            residual l scaled by p_l; inverted: identity; all blocks on when it records none), as `eval` and the \
+            analyses use; --rule overrides it (with a warning), --gates replaces it, and --drop then zeroes blocks. \
+            The rule used is printed on standard error. The output is CSV (example, label when known, predicted, logit_0...) or, for a path \
             ending in .h5, HDF5 datasets `logits` (N, classes), `predicted` (N) and `gates` (L).
             """)
 
@@ -33,7 +36,9 @@ struct Predict: ParsableCommand {
 
     func run() throws {
         let ckpt = try architecture.load(checkpoint)
-        let gateVector = try gates.resolve(for: ckpt)
+        let explicit = try gates.explicitGates() != nil
+        let choice = RuleChoice(given: gates.rule, checkpoint: ckpt)
+        let gateVector = try gates.resolve(for: ckpt, rule: choice.rule)
         let source = try dataOptions.open(for: ckpt)
         let evaluator = try runtime.evaluator(for: Network(checkpoint: ckpt))
         let classes = ckpt.architecture.numClasses
@@ -44,6 +49,12 @@ struct Predict: ParsableCommand {
             logits += batchLogits
             // Labels are optional here (unlabelled images can be predicted), so read per batch.
             if let batchLabels = try source.labels(batch.range) { labels? += batchLabels } else { labels = nil }
+        }
+        // Said once the logits are computed, so that an error stays the only line of a failed run.
+        if explicit {
+            FileHandle.standardError.write(Data("predict: rule: none (--gates gives every gate)\n".utf8))
+        } else {
+            choice.report(command: "predict", given: gates.rule != nil)
         }
         let predicted = (0..<source.count).map { n in
             (0..<classes).max { logits[n * classes + $0] < logits[n * classes + $1] } ?? 0

@@ -33,7 +33,8 @@ final class InspectAndPredictTests: XCTestCase {
 
     func testPredictWritesPyTorchsLogitsAsCSV() throws {
         let result = try CLI.run(["predict", CLI.fixture("golden/port-subsample.ckpt.h5"),
-                                  "--data", CLI.fixture("golden/port-subsample.cases.h5"), "--drop", "4", "--batch-size", "4"])
+                                  "--data", CLI.fixture("golden/port-subsample.cases.h5"), "--gates", "1,1,1,1,1,1,1", "--drop", "4",
+                                  "--batch-size", "4"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let lines = result.stdout.split(separator: "\n")
         XCTAssertEqual(lines.first, "example,predicted,logit_0,logit_1,logit_2,logit_3,logit_4,logit_5,logit_6")

@@ -242,6 +242,18 @@ public struct ArchitectureError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+extension Architecture {
+    /// p_l for every block under a schedule named as a checkpoint records it (name and
+    /// numeric parameters), or nil when `registry` knows no schedule of that name or the
+    /// parameters do not fit it (nothing to compare against).
+    public func survivalProbabilities(schedule name: String, params: [String: Double],
+                                      registry: PluginRegistry = .shared) -> [Double]? {
+        guard registry.schedules.contains(where: { $0.name == name }) else { return nil }
+        let spec = name + (params.isEmpty ? "" : ":" + params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))
+        return try? registry.survivalProbabilities(spec, for: self)
+    }
+}
+
 extension PluginRegistry {
     /// p_l for every block of `architecture` under the schedule `spec`: see
     /// ``PluginRegistry/survivalProbabilities(_:for:)-(_,[BlockSpec])``.

@@ -11,7 +11,7 @@ struct Eval: ParsableCommand {
             (Fashion-MNIST: /usr/share/datasets/fashion-mnist, from Debian's dataset-fashion-mnist).
             """)
 
-    @Argument(help: "A DepthLens checkpoint (.h5, format v1).")
+    @Argument(help: "A DepthLens checkpoint (.h5, format v1), or with --arch a plain state_dict dump (.safetensors or HDF5).")
     var checkpoint: String
 
     @OptionGroup var architecture: ArchitectureOption

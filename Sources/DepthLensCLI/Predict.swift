@@ -15,7 +15,7 @@ struct Predict: ParsableCommand {
             ending in .h5, HDF5 datasets `logits` (N, classes), `predicted` (N) and `gates` (L).
             """)
 
-    @Argument(help: "A DepthLens checkpoint (.h5, format v1).")
+    @Argument(help: "A DepthLens checkpoint (.h5, format v1), or with --arch a plain state_dict dump (.safetensors or HDF5).")
     var checkpoint: String
 
     @OptionGroup var architecture: ArchitectureOption

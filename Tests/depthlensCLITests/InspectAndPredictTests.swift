@@ -23,6 +23,13 @@ final class InspectAndPredictTests: XCTestCase {
         }
     }
 
+    func testInspectSaysWhereOptionAsZeroChannelsGo() throws {
+        let result = try CLI.run(["inspect", CLI.fixture("golden/port-subsample.ckpt.h5")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("option A (strided subsampling, zero channels split between both ends)"), result.stdout)
+        XCTAssertFalse(result.stdout.contains("at the both"), result.stdout)
+    }
+
     func testInspectOfABadFileFailsWithTheReason() throws {
         let path = CLI.fixture("malformed/tensor-wrong-shape.h5")
         let result = try CLI.run(["inspect", path])

@@ -103,3 +103,41 @@ final class ReferenceNetworkTests: XCTestCase {
         XCTAssertTrue(byDefault.stdout.contains("(\(correct)/\(Self.images) correct)"), byDefault.stdout)
     }
 }
+
+/// `predict --gates-file`: one gate vector per image, from CSV or HDF5 (issue 22, point 8e).
+final class PredictGatesFileTests: XCTestCase {
+    func testPerExampleGatesFromCSVAndHDF5MatchPyTorch() throws {
+        let folder = CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let cases = CLI.fixture("golden/official.cases.h5")
+        let golden = try HDF5File.open(cases).root.group("cases").group("per-example-inverted")
+        let gates = try golden.dataset("gates")
+        XCTAssertEqual(gates.shape, [6, 6])
+        let values = try gates.readFloats()
+        let expected = try golden.dataset("logits").readFloats()
+        let rows = (0..<6).map { n in (0..<6).map { "\(values[n * 6 + $0])" }.joined(separator: ",") }
+        let csv = folder.appendingPathComponent("gates.csv").path
+        try Data((["g1,g2,g3,g4,g5,g6"] + rows).joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: csv))
+        let h5 = folder.appendingPathComponent("gates.h5").path
+        do {  // closed before the binary opens it
+            let file = try HDF5File.create(h5)
+            try file.root.write(values, shape: [6, 6], as: "gates")
+        }
+        for path in [csv, h5] {
+            let result = try CLI.run(["predict", CLI.fixture("golden/official.ckpt.h5"), "--data", cases, "--gates-file", path,
+                                      "--batch-size", "4"])
+            XCTAssertEqual(result.status, 0, result.stderr)
+            XCTAssertTrue(result.stderr.contains("predict: rule: none (--gates-file gives every image's gates)"), result.stderr)
+            let logits = result.stdout.split(separator: "\n").dropFirst().flatMap { $0.split(separator: ",").dropFirst(2).map { Float(String($0))! } }
+            XCTAssertEqual(logits.count, expected.count, path)
+            XCTAssertLessThanOrEqual(zip(logits, expected).map { abs($0 - $1) }.max() ?? 1, 1e-4, path)
+        }
+        let short = folder.appendingPathComponent("short.csv").path
+        try Data(rows.prefix(5).joined(separator: "\n").utf8).write(to: URL(fileURLWithPath: short))
+        let mismatch = try CLI.run(["predict", CLI.fixture("golden/official.ckpt.h5"), "--data", cases, "--gates-file", short])
+        XCTAssertEqual(mismatch.status, 1)
+        XCTAssertTrue(mismatch.stderr.contains("has 5 gate vector(s) but the data has 6 image(s)"), mismatch.stderr)
+        let both = try CLI.run(["predict", CLI.fixture("golden/official.ckpt.h5"), "--data", cases, "--gates-file", csv, "--rule", "inverted"])
+        XCTAssertEqual(both.status, 64)
+    }
+}

@@ -14,10 +14,7 @@ final class GoldenLogitsTests: XCTestCase {
             let network = Network(checkpoint: checkpoint)
             var evaluator = Evaluator(network: network, threads: 2)
             let cases = try HDF5File.open(Fixtures.path("golden/\(variant).cases.h5")).root
-            let images = try cases.dataset("images")
-            let shape = images.shape
-            let batch = ImageBatch(count: shape[0], channels: shape[1], height: shape[2], width: shape[3],
-                                   pixels: try images.readFloats())
+            let batch = try goldenImages(cases)
             let group = try cases.group("cases")
             let names = try group.memberNames()
             XCTAssertGreaterThanOrEqual(names.count, 10, variant)
@@ -57,10 +54,7 @@ final class GoldenLogitsTests: XCTestCase {
             XCTAssertEqual(try Architecture.parse(json: checkpoint.architecture.json()), checkpoint.architecture, variant)
             let network = Network(checkpoint: checkpoint)
             let cases = try HDF5File.open(Fixtures.path("golden/\(variant).cases.h5")).root
-            let images = try cases.dataset("images")
-            let shape = images.shape
-            let batch = ImageBatch(count: shape[0], channels: shape[1], height: shape[2], width: shape[3],
-                                   pixels: try images.readFloats())
+            let batch = try goldenImages(cases)
             let group = try cases.group("cases")
             for name in try group.memberNames() {
                 let golden = try group.group(name)

@@ -9,6 +9,7 @@ random shared gate vectors; per-example gates (kept blocks scaled by 1/p, as whe
 sampling an inverted-trained net); and each downsampling block dropped alone.
 
     python3 tools/make_golden.py            # rewrites Tests/Fixtures/golden
+    python3 tools/make_golden.py NAME ...   # only these variants
 """
 from __future__ import annotations
 
@@ -46,6 +47,14 @@ VARIANTS = {
     "preact-avgpool": dict(block="preact", shortcut="A_avgpool", channel_padding="end", conv_bias=False,
                            in_channels=1, size=8, stem_width=4,
                            stages=[(3, 4, 1), (3, 8, 2)]),
+    # Optional architecture fields (docs/checkpoint-format.md): a projection without bias
+    # beside biased convolutions; a pre-activation projection reading the block input x.
+    "projection-nobias": dict(block="basic", shortcut="B", channel_padding="end", conv_bias=True,
+                              in_channels=1, size=8, stem_width=4,
+                              stages=[(1, 4, 1), (2, 8, 2)], extra={"projection_bias": False}),
+    "preact-input-shortcut": dict(block="preact", shortcut="B", channel_padding="end", conv_bias=False,
+                                  in_channels=2, size=8, stem_width=4,
+                                  stages=[(1, 4, 1), (2, 8, 2)], extra={"preact_shortcut_input": "input"}),
 }
 
 
@@ -54,7 +63,7 @@ def build(name: str, spec: dict, seed: int):
         block=spec["block"], shortcut=spec["shortcut"], channel_padding=spec["channel_padding"],
         conv_bias=spec["conv_bias"], in_channels=spec["in_channels"], num_classes=7,
         stem_width=spec["stem_width"],
-        stages=[{"blocks": b, "width": w, "stride": s} for b, w, s in spec["stages"]])
+        stages=[{"blocks": b, "width": w, "stride": s} for b, w, s in spec["stages"]], **spec.get("extra", {}))
     torch.manual_seed(seed)
     model = CifarResNet(arch)
     gen = torch.Generator().manual_seed(seed + 1)
@@ -100,10 +109,13 @@ def reorder_case(model: CifarResNet, gen: torch.Generator):
     return order
 
 
-def main() -> None:
+def main(only: list[str]) -> None:
+    """Writes every variant, or only those named on the command line (the others' files stay as they are)."""
     os.makedirs(OUT, exist_ok=True)
     torch.set_num_threads(1)
     for index, (name, spec) in enumerate(VARIANTS.items()):
+        if only and name not in only:
+            continue
         arch, model = build(name, spec, seed=1000 + index)
         gen = torch.Generator().manual_seed(2000 + index)
         n = 6
@@ -138,4 +150,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

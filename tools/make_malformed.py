@@ -89,6 +89,9 @@ def main() -> None:
     write("format-version-2.h5", arch, state, mutate=set_attr("format_version", np.int64(2)))
     write("training-bad-probability.h5", arch, state, {"survival_probabilities": [1.0, 1.5]})
     write("training-wrong-length.h5", arch, state, {"survival_probabilities": [1.0, 0.9, 0.8]})
+    # linear with pL = 0.5 over 2 blocks gives [0.75, 0.5], not the recorded [1.0, 0.5].
+    write("training-schedule-disagrees.h5", arch, state, {"schedule": {"name": "linear", "params": {"pL": 0.5}},
+                                                           "survival_probabilities": [1.0, 0.5]})
     write("tensors-group-missing.h5", arch, state, mutate=lambda f: f.__delitem__("tensors"))
 
     with open(os.path.join(OUT, "not-hdf5.h5"), "w") as f:

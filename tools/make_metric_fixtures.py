@@ -222,6 +222,14 @@ def aurc(p, y):
     return {"aurc": area, "eaurc": float(area - optimal)}
 
 
+def reference_kl(logp, reference_logits):
+    """Mean over examples of KL(p_ref || p) = sum_c p_ref,c (log p_ref,c - log p_c); classes with p_ref,c = 0 add nothing."""
+    logr = log_softmax(reference_logits, axis=-1)
+    r = np.exp(logr)
+    terms = np.where(r > 0, r * (logr - logp), 0.0)
+    return float(np.mean(terms.sum(axis=1)))
+
+
 def member_scope(p, logp, y, reference_logits):
     """Every member-scope metric of one predictive distribution p (N x C)."""
     out = {
@@ -231,6 +239,7 @@ def member_scope(p, logp, y, reference_logits):
         "brier": {"brier": brier(p, y)},
         "entropy": {"predictive_entropy": float(np.mean(entropy(p, axis=1)))},
         "agreement": {"agreement": float(np.mean(p.argmax(axis=1) == reference_logits.argmax(axis=1)))},
+        "reference_kl": {"reference_kl": reference_kl(logp, reference_logits)},
         "aurc": aurc(p, y),
     }
     for bins, binning in BIN_SETTINGS:

@@ -1,14 +1,16 @@
 import DepthLensPluginAPI
 
-/// Agreement with the full network (all blocks on): the fraction of examples where the
-/// predictive distribution's argmax equals the argmax of the batch's reference logits
-/// (both the first maximal class). Result `agreement`.
+/// Agreement with the reference network: the fraction of examples where the predictive
+/// distribution's argmax equals the argmax of the batch's reference logits (both the first
+/// maximal class). Result `agreement`. The analyses pass the deterministic network under
+/// the checkpoint's test-time rule as the reference (expectation: block l's residual
+/// scaled by p_l; inverted: every block on).
 ///
 /// If any batch comes without ``PredictionBatch/referenceLogits``, the result is NaN: an
 /// agreement over only part of the data would be misleading.
 final class AgreementMetric: MetricAccumulator {
     static let descriptor = MetricDescriptor(
-        name: "agreement", summary: "fraction of examples whose argmax matches the full network's (NaN without reference logits)",
+        name: "agreement", summary: "fraction of examples whose argmax matches the deterministic network's under the test-time rule (NaN without reference logits)",
         scope: .member, origin: .builtIn
     ) { _, classes in AgreementMetric(classes: classes) }
 

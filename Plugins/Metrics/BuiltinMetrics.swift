@@ -17,6 +17,7 @@ public enum BuiltinMetrics {
         UncertaintyMetric.descriptor,   // expected_entropy, mutual_information
         DiversityMetric.descriptor,     // disagreement, variation_ratio, pairwise_kl
         AgreementMetric.descriptor,     // agreement
+        ReferenceKLMetric.descriptor,   // reference_kl
         AURCMetric.descriptor,          // aurc, eaurc
     ]
 

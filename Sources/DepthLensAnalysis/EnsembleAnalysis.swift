@@ -56,7 +56,6 @@ public enum EnsembleAnalysis {
         let deterministic = try context.accumulators(scopes: [.member])
         let growingFeeders = growing.map { ChunkedFeeder(classes: classes, accumulators: $0) }
         let deterministicFeeder = ChunkedFeeder(classes: classes, accumulators: deterministic)
-        let L = context.blockCount
         let passMasks = (0..<members).map { m -> [Float] in
             var generator = SeededGenerator.stream(seed: context.seed, m)
             return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
@@ -70,11 +69,10 @@ public enum EnsembleAnalysis {
             var generator = SeededGenerator.stream(seed: context.seed, 20_000_000 + n * members + m)
             return context.sampledGates(MaskSampling.bernoulli(context.survival, using: &generator))
         }
-        let full = [Float](repeating: 1, count: L)
         let total = context.source.count
         // With a journal, each batch's logits are one unit, replayed on resume.
         let units = JournalUnits(context) {
-            ProgressJournal.digest([Array("ensemble-\(granularity.rawValue)-\(members)-\(context.batchSize)-\(context.seed)".utf8),
+            ProgressJournal.digest([Array("ensemble-reference-deterministic-\(context.rule.rawValue)-\(granularity.rawValue)-\(members)-\(context.batchSize)-\(context.seed)".utf8),
                                     Array(context.source.name.utf8), Array("\(total)".utf8),
                                     Array(context.survival.map { "\($0)" }.joined(separator: ",").utf8)])
         }
@@ -89,13 +87,13 @@ public enum EnsembleAnalysis {
                 }
                 for (m, gates) in batchMasks.enumerated() { table.recordMask("member-\(m)-batch-\(batch.index)", gates: gates) }
             }
-            // The members' logits, then the deterministic and the full network's.
+            // The members' logits, then the deterministic network's (the reference of every metric that reads one).
             let logits = try units.unit(batch.index, decode: { payload -> [[Float]]? in
                 let decoded = payload.compactMap { ProgressJournal.decodeFloats($0[...]) }
-                return payload.count == members + 2 && decoded.count == members + 2 ? decoded : nil
+                return payload.count == members + 1 && decoded.count == members + 1 ? decoded : nil
             }, encode: { $0.map(ProgressJournal.encode) }) {
                 let images = try batch.images()
-                let fixed = [context.deterministicGates, full]
+                let fixed = [context.deterministicGates]
                 switch granularity {
                 case .pass:
                     return try context.evaluator.logits(images, configurations: passMasks + fixed).map(\.scalars)
@@ -109,10 +107,10 @@ public enum EnsembleAnalysis {
                     return try memberLogits + context.evaluator.logits(images, configurations: fixed).map(\.scalars)
                 }
             }
-            let (memberLogits, deterministicLogits, fullLogits) = (Array(logits.prefix(members)), logits[members], logits[members + 1])
-            deterministicFeeder.append(labels: batch.labels, members: [deterministicLogits], reference: fullLogits)
+            let (memberLogits, deterministicLogits) = (Array(logits.prefix(members)), logits[members])
+            deterministicFeeder.append(labels: batch.labels, members: [deterministicLogits], reference: deterministicLogits)
             for (i, size) in sizes.enumerated() {
-                growingFeeders[i].append(labels: batch.labels, members: Array(memberLogits.prefix(size)), reference: fullLogits)
+                growingFeeders[i].append(labels: batch.labels, members: Array(memberLogits.prefix(size)), reference: deterministicLogits)
             }
         }
         if granularity == .sample {  // recorded in one order for any batch size

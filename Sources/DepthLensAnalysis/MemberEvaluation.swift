@@ -4,8 +4,10 @@ import DepthLensModel
 import DepthLensPluginAPI
 
 /// Evaluates fixed sub-networks (one gate vector each, for the whole pass) over the data,
-/// batch by batch, and computes member-scope metrics for each. The full network (all
-/// blocks on) is evaluated alongside as the reference for `agreement`.
+/// batch by batch, and computes member-scope metrics for each. The deterministic network
+/// under the context's test-time rule (``AnalysisContext/deterministicGates``: p_l for
+/// the expectation rule, 1 for the inverted one) is evaluated alongside as the reference
+/// for `agreement` and any metric that reads reference logits.
 public enum MemberEvaluation {
     /// Sub-networks evaluated together when the context has a ``ProgressJournal``: one unit
     /// of saved work. Fixed, so an interrupted run and its resumption cut units alike.
@@ -46,11 +48,11 @@ public enum MemberEvaluation {
         let classes = context.checkpoint.architecture.numClasses
         let accumulators = try configurations.map { _ in try context.accumulators(scopes: [.member]) }
         let feeders = accumulators.map { ChunkedFeeder(classes: classes, accumulators: $0) }
-        let reference = [Float](repeating: 1, count: context.blockCount)
+        let reference = context.deterministicGates
         // Stopping between batches is worth it only when finished units are kept.
         let stream = BatchStream(context.source, batchSize: context.batchSize, labels: labels,
                                  stopRequest: context.journal == nil ? nil : context.stopRequest, progress: progress)
-        // The full network's logits come last, as the reference for every configuration.
+        // The deterministic network's logits come last, as the reference for every configuration.
         func feed(_ batch: BatchStream.Batch, _ logits: [[Float]]) {
             for i in configurations.indices {
                 feeders[i].append(labels: batch.labels, members: [logits[i]], reference: logits[configurations.count])
@@ -77,7 +79,8 @@ public enum MemberEvaluation {
     static func sectionKey(_ context: AnalysisContext, configurations: [[Float]], networks: [Network]?) -> String {
         var parts: [[UInt8]] = [Array("member-evaluation".utf8), Array(context.source.name.utf8),
                                 Array("\(context.source.count)".utf8), Array(context.metrics.joined(separator: "\u{1}").utf8)]
-        for gates in configurations { parts.append(gates.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }) }
+        // The reference network's gates, then every configuration's.
+        for gates in [context.deterministicGates] + configurations { parts.append(gates.flatMap { withUnsafeBytes(of: $0.bitPattern.littleEndian, Array.init) }) }
         for network in networks ?? [] { parts.append(Array(network.blockOrder.map(String.init).joined(separator: ",").utf8)) }
         return ProgressJournal.digest(parts)
     }

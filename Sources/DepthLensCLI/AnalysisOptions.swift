@@ -6,7 +6,7 @@ extension EnsembleAnalysis.Granularity: ExpressibleByArgument {}
 
 /// Flags every analysis shares: checkpoint, data, schedule, rule, metrics, seed, output.
 struct AnalysisOptions: ParsableArguments {
-    @Argument(help: "A DepthLens checkpoint (.h5, format v1).")
+    @Argument(help: "A DepthLens checkpoint (.h5, format v1), or with --arch a plain state_dict dump (.safetensors or HDF5).")
     var checkpoint: String
 
     @OptionGroup var architecture: ArchitectureOption
@@ -68,7 +68,8 @@ struct AnalysisOptions: ParsableArguments {
             checkpoint: ckpt, evaluator: try runtime.evaluator(for: Network(checkpoint: ckpt)),
             source: source, batchSize: runtime.batchSize, survival: survival, scheduleName: scheduleName, rule: chosenRule,
             metrics: chosenMetrics, registry: registry, seed: seed)
-        context.progress = { progress.update(done: $0, total: $1) }
+        // Analyses count images times groups of sub-networks: a percentage says what that means.
+        context.progress = { progress.update(done: $0, total: $1, unit: nil) }
         try context.validateMetrics()
         return context
     }

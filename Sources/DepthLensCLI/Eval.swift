@@ -11,14 +11,14 @@ struct Eval: ParsableCommand {
             (Fashion-MNIST: /usr/share/datasets/fashion-mnist, from Debian's dataset-fashion-mnist).
             """)
 
-    @Argument(help: "A DepthLens checkpoint (.h5, format v1).")
+    @Argument(help: "A DepthLens checkpoint (.h5, format v1), or with --arch a plain state_dict dump (.safetensors or HDF5).")
     var checkpoint: String
 
     @OptionGroup var architecture: ArchitectureOption
 
     @OptionGroup var dataOptions: DataOptions
 
-    @Option(help: "Test-time rule (default: the checkpoint's; all blocks on when it records none).")
+    @Option(help: "Test-time rule (default: the checkpoint's; all blocks on when it records none). Overriding the recorded rule prints a warning.")
     var rule: TrainingMetadata.TestTimeRule?
 
     @OptionGroup var runtime: RuntimeOptions
@@ -31,7 +31,8 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         let ckpt = try architecture.load(checkpoint)
-        let chosenRule = rule ?? ckpt.training?.testTimeRule
+        let choice = RuleChoice(given: rule, checkpoint: ckpt)
+        let chosenRule = choice.rule
         let gates = try GateConfiguration(rule: chosenRule).resolve(for: ckpt)
         let source = try dataOptions.open(for: ckpt)
         let evaluator = try runtime.evaluator(for: Network(checkpoint: ckpt))
@@ -40,9 +41,10 @@ struct Eval: ParsableCommand {
         let (summary, _) = try DataSetEvaluation.run(evaluator, on: source, gates: .shared(gates),
                                                     batchSize: runtime.batchSize) { progress.update(done: $0, total: $1) }
         progress.finish()
+        choice.report(command: "eval", given: rule != nil)
         let seconds = Date().timeIntervalSince(started)
         let names = ckpt.training?.classNames ?? (0..<ckpt.architecture.numClasses).map { "class \($0)" }
-        let ruleName = chosenRule?.rawValue ?? "all blocks on"
+        let ruleName = choice.name
         if json {
             let object: [String: Any] = [
                 "checkpoint": ckpt.path, "data": source.name, "rule": ruleName, "images": summary.count,
@@ -59,7 +61,7 @@ struct Eval: ParsableCommand {
         }
         print("Checkpoint  \(ckpt.path)")
         print("Data        \(source.name) (\(summary.count) images)")
-        print("Rule        \(ruleName)")
+        print("Rule        \(ruleName)" + (choice.overridden ? " (overrides the recorded \(choice.recorded!.rawValue))" : ""))
         print(String(format: "Accuracy    %.4f (%d/%d correct)", summary.accuracy, summary.correct, summary.count))
         print(String(format: "NLL         %.4f", summary.negativeLogLikelihood))
         print(String(format: "Time        %.1f s (%.0f images/s)", seconds, Double(summary.count) / max(seconds, 1e-9)))

@@ -6,7 +6,7 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show a checkpoint's architecture, blocks, training metadata and tensors.")
 
-    @Argument(help: "A DepthLens checkpoint (.h5, format v1).")
+    @Argument(help: "A DepthLens checkpoint (.h5, format v1), or with --arch a plain state_dict dump (.safetensors or HDF5).")
     var checkpoint: String
 
     @OptionGroup var architecture: ArchitectureOption
@@ -27,9 +27,13 @@ struct Inspect: ParsableCommand {
         let model = arch.modelDescription
         var out = "Checkpoint   \(ckpt.path) "
             + (architecture.arch.map { "(plain state_dict dump read as \($0))\n" } ?? "(format v\(Checkpoint.formatVersion))\n")
+        let padding = switch arch.channelPadding {
+        case .end: "at the end"
+        case .both: "split between both ends"
+        }
         let shortcut: String = switch arch.shortcut {
-        case .averagePoolThenPad: "option A (average pooling, zero channels at the \(arch.channelPadding.rawValue))"
-        case .subsampleThenPad: "option A (strided subsampling, zero channels at the \(arch.channelPadding.rawValue))"
+        case .averagePoolThenPad: "option A (average pooling, zero channels \(padding))"
+        case .subsampleThenPad: "option A (strided subsampling, zero channels \(padding))"
         case .projection: arch.averagePoolDownsample ? "option B (2x2 average pooling with the stride, 1x1 convolution + batch norm)"
             : "option B (1x1 convolution + batch norm)"
         }

@@ -6,7 +6,7 @@ extension TrainingMetadata.TestTimeRule: ExpressibleByArgument {}
 
 /// One deterministic gate configuration, from flags.
 struct GateOptions: ParsableArguments {
-    @Option(name: .long, help: "Form the deterministic network of a test-time rule: expectation (residual scaled by p_l) or inverted (identity).")
+    @Option(name: .long, help: "Form the deterministic network of a test-time rule: expectation (residual scaled by p_l) or inverted (identity). Default: the rule the checkpoint records (all blocks on when it records none); overriding it prints a warning.")
     var rule: TrainingMetadata.TestTimeRule?
 
     @Option(name: .long, help: ArgumentHelp("Blocks to drop, numbered from 1: a comma list with ranges, such as 3,7,10-12. Applied last: with --rule or --gates, the gates of these blocks become 0 and the others keep their values.", valueName: "blocks"))
@@ -37,13 +37,16 @@ struct GateOptions: ParsableArguments {
         }
     }
 
-    var configuration: GateConfiguration {
-        get throws { GateConfiguration(rule: rule, drop: try dropList(), explicit: try explicitGates()) }
+    /// The configuration: `rule` is the rule to form the deterministic network with when
+    /// no explicit gate vector is given (``RuleChoice``).
+    func configuration(rule chosen: TrainingMetadata.TestTimeRule?) throws -> GateConfiguration {
+        let explicit = try explicitGates()
+        return GateConfiguration(rule: explicit == nil ? chosen : nil, drop: try dropList(), explicit: explicit)
     }
 
-    /// The gate vector for `checkpoint`; what does not fit the network is reported
-    /// against the flag that gave it.
-    func resolve(for checkpoint: Checkpoint) throws -> [Float] {
+    /// The gate vector for `checkpoint`, under `rule` unless an explicit vector is given;
+    /// what does not fit the network is reported against the flag that gave it.
+    func resolve(for checkpoint: Checkpoint, rule chosen: TrainingMetadata.TestTimeRule?) throws -> [Float] {
         let count = checkpoint.blockCount
         if let bad = try dropList().first(where: { !(1...count).contains($0) }) {
             throw CLIError("--drop: \(BlockSelectionError.noSuchBlock(bad, blockCount: count))")
@@ -51,7 +54,7 @@ struct GateOptions: ParsableArguments {
         if let explicit = try explicitGates(), explicit.count != count {
             throw CLIError("--gates: the gate vector has \(explicit.count) entries but the network has \(count) blocks")
         }
-        return try configuration.resolve(for: checkpoint)
+        return try configuration(rule: chosen).resolve(for: checkpoint)
     }
 }
 
@@ -110,5 +113,35 @@ enum EngineChoice {
             throw ValidationError("\(variable): '\(value)' is not an engine; give \(known).")
         }
         return backend
+    }
+}
+
+/// The test-time rule a command forms its deterministic network with: the one given with
+/// `--rule`, else the one the checkpoint records (nil: all blocks on). Says on standard
+/// error which rule is used, and warns when `--rule` overrides the recorded one.
+struct RuleChoice {
+    var rule: TrainingMetadata.TestTimeRule?
+    var recorded: TrainingMetadata.TestTimeRule?
+    /// For the summary: the rule's name, or "all blocks on".
+    var name: String { rule?.rawValue ?? "all blocks on" }
+    var overridden: Bool { rule != nil && recorded != nil && rule != recorded }
+
+    init(given: TrainingMetadata.TestTimeRule?, checkpoint: Checkpoint) {
+        recorded = checkpoint.training?.testTimeRule
+        rule = given ?? recorded
+    }
+
+    /// The line naming the rule and where it came from, and the warning when overridden.
+    func lines(command: String, given: Bool) -> [String] {
+        guard let rule else { return ["\(command): rule: all blocks on (the checkpoint records no test-time rule)"] }
+        guard given else { return ["\(command): rule: \(rule.rawValue) (recorded in the checkpoint)"] }
+        guard let recorded else { return ["\(command): rule: \(rule.rawValue) (--rule; the checkpoint records none)"] }
+        if rule == recorded { return ["\(command): rule: \(rule.rawValue) (--rule, as the checkpoint records)"] }
+        return ["\(command): rule: \(rule.rawValue) (--rule)",
+                "\(command): warning: --rule \(rule.rawValue) overrides the checkpoint's recorded rule \(recorded.rawValue); this is not the network it was trained to be evaluated as"]
+    }
+
+    func report(command: String, given: Bool) {
+        for line in lines(command: command, given: given) { FileHandle.standardError.write(Data((line + "\n").utf8)) }
     }
 }

@@ -13,14 +13,21 @@ final class ProgressLine {
         enabled = !quiet && isatty(STDERR_FILENO) == 1
     }
 
-    func update(done: Int, total: Int, unit: String = "images") {
+    /// - Parameter unit: what `done` and `total` count, shown with a rate; nil when they count
+    ///   work in no unit a user would recognise (an analysis counts images times groups of
+    ///   sub-networks), shown as a percentage instead.
+    func update(done: Int, total: Int, unit: String? = "images") {
         guard enabled else { return }
         let elapsed = Date().timeIntervalSince(start)
         guard elapsed > 1 || shown else { return }
         shown = true
         let rate = Double(done) / max(elapsed, 1e-9)
         let left = rate > 0 ? Double(total - done) / rate : 0
-        let line = String(format: "%@: %d/%d %@, %.0f/s, %.0fs left", label, done, total, unit, rate, left)
+        let line = if let unit {
+            String(format: "%@: %d/%d %@, %.0f/s, %.0fs left", label, done, total, unit, rate, left)
+        } else {
+            String(format: "%@: %.0f%% done, %.0fs left", label, 100 * Double(done) / Double(max(total, 1)), left)
+        }
         FileHandle.standardError.write(Data(("\r" + line + "\u{1B}[K").utf8))
     }
 

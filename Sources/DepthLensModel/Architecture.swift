@@ -39,6 +39,14 @@ public struct Architecture: Codable, Equatable, Sendable {
         case both
     }
 
+    /// What a pre-activation block's projection shortcut reads.
+    public enum PreactShortcutInput: String, Codable, CaseIterable, Sendable {
+        /// relu(bn1(x)), as the branch does (Kaiming He's and most PyTorch ports).
+        case preactivated
+        /// The block input x (fb.resnet.torch's `preact` blocks).
+        case input
+    }
+
     /// One stage: `blocks` blocks of `width` channels (the inner width of a bottleneck,
     /// whose output has ``Architecture/expansion`` times as many); the first uses `stride`.
     public struct Stage: Codable, Equatable, Sendable {
@@ -64,6 +72,10 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var channelPadding: ChannelPadding
     /// Whether convolutions carry a bias (true in the official Lua code).
     public var convBias: Bool
+    /// Whether projection shortcuts' 1x1 convolutions carry a bias; nil: as ``convBias``.
+    public var projectionBias: Bool?
+    /// Pre-activation blocks with a projection shortcut: what it reads; nil: ``PreactShortcutInput/preactivated``.
+    public var preactShortcutInput: PreactShortcutInput?
     /// Batch-norm epsilon.
     public var bnEps: Double
     /// `imagenet_resnet` only: the stem (nil: the 7x7 convolution).
@@ -74,7 +86,8 @@ public struct Architecture: Codable, Equatable, Sendable {
     public init(family: String = Architecture.cifarFamily, block: BlockKind = .basic, inChannels: Int,
                 numClasses: Int, stemWidth: Int, stages: [Stage],
                 shortcut: ShortcutKind = .averagePoolThenPad, channelPadding: ChannelPadding = .end,
-                convBias: Bool = true, bnEps: Double = 1e-5, stem: StemKind? = nil, downsample: DownsampleKind? = nil) {
+                convBias: Bool = true, bnEps: Double = 1e-5, stem: StemKind? = nil, downsample: DownsampleKind? = nil,
+                projectionBias: Bool? = nil, preactShortcutInput: PreactShortcutInput? = nil) {
         self.family = family
         self.block = block
         self.inChannels = inChannels
@@ -87,6 +100,8 @@ public struct Architecture: Codable, Equatable, Sendable {
         self.bnEps = bnEps
         self.stem = stem
         self.downsample = downsample
+        self.projectionBias = projectionBias
+        self.preactShortcutInput = preactShortcutInput
     }
 
     enum CodingKeys: String, CodingKey, CaseIterable {
@@ -94,6 +109,7 @@ public struct Architecture: Codable, Equatable, Sendable {
         case inChannels = "in_channels", numClasses = "num_classes", stemWidth = "stem_width"
         case channelPadding = "channel_padding", convBias = "conv_bias", bnEps = "bn_eps"
         case stem, downsample
+        case projectionBias = "projection_bias", preactShortcutInput = "preact_shortcut_input"
     }
 
     public init(from decoder: Decoder) throws {
@@ -110,6 +126,8 @@ public struct Architecture: Codable, Equatable, Sendable {
         bnEps = try c.decodeIfPresent(Double.self, forKey: .bnEps) ?? 1e-5
         stem = try c.decodeIfPresent(StemKind.self, forKey: .stem)
         downsample = try c.decodeIfPresent(DownsampleKind.self, forKey: .downsample)
+        projectionBias = try c.decodeIfPresent(Bool.self, forKey: .projectionBias)
+        preactShortcutInput = try c.decodeIfPresent(PreactShortcutInput.self, forKey: .preactShortcutInput)
     }
 
     /// Parses and validates the JSON description.
@@ -155,6 +173,10 @@ public struct Architecture: Codable, Equatable, Sendable {
         try require((1...limit).contains(stemWidth), "stem_width", "must be between 1 and \(limit), found \(stemWidth)")
         try require(!stages.isEmpty, "stages", "must list at least one stage")
         try require(bnEps > 0 && bnEps.isFinite, "bn_eps", "must be a positive number, found \(bnEps)")
+        try require(projectionBias == nil || shortcut == .projection, "projection_bias",
+                    "applies to projection shortcuts (shortcut B) only, but shortcut is \(shortcut.rawValue)")
+        try require(preactShortcutInput == nil || (block == .preact && shortcut == .projection), "preact_shortcut_input",
+                    "applies to preact blocks with projection shortcuts (shortcut B) only, but block is \(block.rawValue) and shortcut \(shortcut.rawValue)")
         var width = stemOutputWidth
         for (s, stage) in stages.enumerated() {
             let field = "stages[\(s)]"
@@ -239,6 +261,18 @@ public struct ArchitectureError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         field.isEmpty ? "architecture \(message)" : "architecture field '\(field)': \(message)"
+    }
+}
+
+extension Architecture {
+    /// p_l for every block under a schedule named as a checkpoint records it (name and
+    /// numeric parameters), or nil when `registry` knows no schedule of that name or the
+    /// parameters do not fit it (nothing to compare against).
+    public func survivalProbabilities(schedule name: String, params: [String: Double],
+                                      registry: PluginRegistry = .shared) -> [Double]? {
+        guard registry.schedules.contains(where: { $0.name == name }) else { return nil }
+        let spec = name + (params.isEmpty ? "" : ":" + params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))
+        return try? registry.survivalProbabilities(spec, for: self)
     }
 }
 

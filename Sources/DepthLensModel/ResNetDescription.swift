@@ -30,9 +30,10 @@ private struct ResNetBuilder {
 
     private var preact: Bool { architecture.block == .preact }
 
-    func conv(_ key: String, _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1) -> ModelOperation {
+    func conv(_ key: String, _ inChannels: Int, _ outChannels: Int, kernel: Int, stride: Int = 1,
+              bias: Bool? = nil) -> ModelOperation {
         .convolution(ConvolutionSpec(key: key, inChannels: inChannels, outChannels: outChannels, kernel: kernel,
-                                     stride: stride, bias: architecture.convBias))
+                                     stride: stride, bias: bias ?? architecture.convBias))
     }
 
     func norm(_ key: String, _ channels: Int) -> ModelOperation {
@@ -74,8 +75,10 @@ private struct ResNetBuilder {
                             inChannels: cin, outChannels: out, stride: s,
                             preActivation: preact ? [norm(p + "bn1", cin), .relu] : [], branch: branch,
                             shortcut: shortcut(spec),
-                            // A pre-activation projection reads relu(bn1(x)), as the reference model does.
-                            shortcutInput: preact && spec.shortcut == .projection ? .preActivated : .unitInput,
+                            // A pre-activation projection reads relu(bn1(x)), as the reference model does,
+                            // unless `preact_shortcut_input` is `input` (fb.resnet.torch).
+                            shortcutInput: preact && spec.shortcut == .projection && architecture.preactShortcutInput != .input
+                                ? .preActivated : .unitInput,
                             afterAdd: preact ? [] : [.relu])
     }
 
@@ -93,7 +96,7 @@ private struct ResNetBuilder {
             // timm's avg_down pools to the output size first, then convolves with stride 1.
             let pooled = architecture.averagePoolDownsample && spec.stride == 2
             let projection = [conv(spec.keyPrefix + keys.conv, spec.inChannels, spec.outChannels, kernel: 1,
-                                   stride: pooled ? 1 : spec.stride),
+                                   stride: pooled ? 1 : spec.stride, bias: architecture.projectionBias),
                               norm(spec.keyPrefix + keys.norm, spec.outChannels)]
             return pooled ? [.averagePool2x2] + projection : projection
         }

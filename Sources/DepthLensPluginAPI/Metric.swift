@@ -8,7 +8,8 @@ public final class PredictionBatch {
     public let labels: [Int]
     /// M arrays of N x C logits, row-major.
     public let memberLogits: [[Float]]
-    /// N x C logits of the full network, when the analysis provides them.
+    /// N x C logits of the reference network, when the analysis provides them: the
+    /// deterministic network under the checkpoint's test-time rule.
     public let referenceLogits: [Float]?
 
     private var logProbabilityCache: [Int: [Double]] = [:]

@@ -15,6 +15,7 @@ final class BuiltinMetricsTests: XCTestCase {
         "uncertainty": ["entropy", "uncertainty"],
         "diversity": ["diversity"],
         "agreement": ["agreement"],
+        "reference_kl": ["reference_kl"],
         "aurc": ["aurc"],
     ]
 
@@ -31,6 +32,7 @@ final class BuiltinMetricsTests: XCTestCase {
     func testEntropyAndUncertainty() throws { try check("uncertainty") }
     func testDiversity() throws { try check("diversity") }
     func testAgreement() throws { try check("agreement") }
+    func testReferenceKL() throws { try check("reference_kl") }
     func testAURC() throws { try check("aurc") }
 
     /// The fixtures hold no spec the tests skip, and the tests name every built-in metric.
@@ -58,6 +60,20 @@ final class BuiltinMetricsTests: XCTestCase {
         XCTAssertEqual(parameters["accuracy"], ["k=<integer> (default 1)"])
         XCTAssertEqual(parameters["calibration"], ["bins=<integer> (default 15)", "binning=<text> (default width)"])
         XCTAssertEqual(parameters.values.filter { !$0.isEmpty }.count, 2)
+    }
+
+    /// reference_kl is exactly 0 when the member is the reference, and NaN as soon as one
+    /// batch lacks reference logits.
+    func testReferenceKLIsZeroForTheReferenceAndNaNWithoutOne() throws {
+        let fixture = try XCTUnwrap(MetricFixture.all.first { $0.examples > 20 })
+        let itself = fixture.batches(sizes: [7]).map {
+            PredictionBatch(classes: $0.classes, labels: $0.labels, memberLogits: [$0.referenceLogits!], referenceLogits: $0.referenceLogits)
+        }
+        XCTAssertEqual(try evaluate("reference_kl", classes: fixture.classes, batches: itself).first?.value, 0)
+        var batches = fixture.batches(sizes: [7])
+        let last = batches.removeLast()
+        batches.append(PredictionBatch(classes: last.classes, labels: last.labels, memberLogits: last.memberLogits))
+        XCTAssertTrue(try evaluate("reference_kl", classes: fixture.classes, batches: batches)[0].value.isNaN)
     }
 
     /// Agreement is NaN as soon as one batch lacks reference logits.

@@ -11,3 +11,10 @@ func goldenGates(_ golden: HDF5Group) throws -> Gates {
     let blocks = g.shape[1]
     return .perExample((0..<g.shape[0]).map { Array(values[($0 * blocks)..<(($0 + 1) * blocks)]) })
 }
+
+/// The images of a golden cases file (its `images` dataset, N x C x H x W) as one batch.
+func goldenImages(_ cases: HDF5Group) throws -> ImageBatch {
+    let images = try cases.dataset("images")
+    let shape = images.shape
+    return ImageBatch(count: shape[0], channels: shape[1], height: shape[2], width: shape[3], pixels: try images.readFloats())
+}

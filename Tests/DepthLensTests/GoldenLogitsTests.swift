@@ -14,10 +14,7 @@ final class GoldenLogitsTests: XCTestCase {
             let network = Network(checkpoint: checkpoint)
             var evaluator = Evaluator(network: network, threads: 2)
             let cases = try HDF5File.open(Fixtures.path("golden/\(variant).cases.h5")).root
-            let images = try cases.dataset("images")
-            let shape = images.shape
-            let batch = ImageBatch(count: shape[0], channels: shape[1], height: shape[2], width: shape[3],
-                                   pixels: try images.readFloats())
+            let batch = try goldenImages(cases)
             let group = try cases.group("cases")
             let names = try group.memberNames()
             XCTAssertGreaterThanOrEqual(names.count, 10, variant)
@@ -38,6 +35,57 @@ final class GoldenLogitsTests: XCTestCase {
             }
         }
         XCTAssertGreaterThanOrEqual(checked, 55)
+    }
+
+    /// The optional architecture fields (docs/checkpoint-format.md): a projection shortcut
+    /// without bias beside biased convolutions, and a pre-activation projection reading the
+    /// block input x (fb.resnet.torch); both engines against PyTorch on every gate pattern.
+    func testOptionalArchitectureFieldsMatchPyTorchOnBothEngines() throws {
+        let noBias = try Checkpoint.load(from: Fixtures.path("golden/projection-nobias.ckpt.h5"))
+        XCTAssertEqual(noBias.architecture.projectionBias, false)
+        XCTAssertTrue(noBias.architecture.convBias)
+        let input = try Checkpoint.load(from: Fixtures.path("golden/preact-input-shortcut.ckpt.h5"))
+        XCTAssertEqual(input.architecture.preactShortcutInput, .input)
+        let projections = input.architecture.modelDescription.units.filter { !$0.shortcut.isEmpty }
+        XCTAssertFalse(projections.isEmpty)
+        XCTAssertTrue(projections.allSatisfy { $0.shortcutInput == .unitInput })
+        var checked = 0
+        for (variant, checkpoint) in [("projection-nobias", noBias), ("preact-input-shortcut", input)] {
+            XCTAssertEqual(try Architecture.parse(json: checkpoint.architecture.json()), checkpoint.architecture, variant)
+            let network = Network(checkpoint: checkpoint)
+            let cases = try HDF5File.open(Fixtures.path("golden/\(variant).cases.h5")).root
+            let batch = try goldenImages(cases)
+            let group = try cases.group("cases")
+            for name in try group.memberNames() {
+                let golden = try group.group(name)
+                let expected = try golden.dataset("logits").readFloats()
+                let gates = try goldenGates(golden)
+                var evaluated = network
+                if golden.contains("order") {
+                    evaluated = try network.reordered(try golden.dataset("order").readIntegers().map { Int($0) })
+                }
+                for backend in [Evaluator.Backend.reference, .fast] {
+                    let logits = try Evaluator(network: evaluated, threads: 2, backend: backend).logits(batch, gates: gates)
+                    assertLogits(logits, match: expected, classes: checkpoint.architecture.numClasses, "\(variant)/\(name)/\(backend)")
+                    checked += 1
+                }
+            }
+        }
+        XCTAssertGreaterThanOrEqual(checked, 40)
+    }
+
+    func testOptionalArchitectureFieldsAreRefusedWhereTheyMeanNothing() throws {
+        let base = #"{"family": "cifar_resnet", "block": "basic", "in_channels": 1, "num_classes": 3, "stem_width": 4, "stages": [{"blocks": 1, "width": 4, "stride": 1}]"#
+        XCTAssertThrowsError(try Architecture.parse(json: base + #", "shortcut": "A_avgpool", "projection_bias": false}"#)) {
+            XCTAssertEqual(($0 as? ArchitectureError)?.field, "projection_bias")
+        }
+        XCTAssertThrowsError(try Architecture.parse(json: base + #", "shortcut": "B", "preact_shortcut_input": "input"}"#)) {
+            XCTAssertEqual(($0 as? ArchitectureError)?.field, "preact_shortcut_input")
+        }
+        XCTAssertThrowsError(try Architecture.parse(json: base + #", "shortcut": "B", "preact_shortcut_input": "x"}"#))
+        let plain = try Architecture.parse(json: base + #", "shortcut": "B"}"#)
+        XCTAssertNil(plain.projectionBias)
+        XCTAssertFalse(plain.json().contains("projection_bias"), "absent optional fields stay absent")
     }
 
     func testReorderingRejectsBlocksThatChangeShapeOrStage() throws {

@@ -23,6 +23,13 @@ final class InspectAndPredictTests: XCTestCase {
         }
     }
 
+    func testInspectSaysWhereOptionAsZeroChannelsGo() throws {
+        let result = try CLI.run(["inspect", CLI.fixture("golden/port-subsample.ckpt.h5")])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        XCTAssertTrue(result.stdout.contains("option A (strided subsampling, zero channels split between both ends)"), result.stdout)
+        XCTAssertFalse(result.stdout.contains("at the both"), result.stdout)
+    }
+
     func testInspectOfABadFileFailsWithTheReason() throws {
         let path = CLI.fixture("malformed/tensor-wrong-shape.h5")
         let result = try CLI.run(["inspect", path])
@@ -33,7 +40,8 @@ final class InspectAndPredictTests: XCTestCase {
 
     func testPredictWritesPyTorchsLogitsAsCSV() throws {
         let result = try CLI.run(["predict", CLI.fixture("golden/port-subsample.ckpt.h5"),
-                                  "--data", CLI.fixture("golden/port-subsample.cases.h5"), "--drop", "4", "--batch-size", "4"])
+                                  "--data", CLI.fixture("golden/port-subsample.cases.h5"), "--gates", "1,1,1,1,1,1,1", "--drop", "4",
+                                  "--batch-size", "4"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let lines = result.stdout.split(separator: "\n")
         XCTAssertEqual(lines.first, "example,predicted,logit_0,logit_1,logit_2,logit_3,logit_4,logit_5,logit_6")

@@ -56,9 +56,12 @@ class Block(nn.Module):
         self.conv2 = nn.Conv2d(cout, cout, 3, 1, 1, bias=bias)
         self.bn2 = nn.BatchNorm2d(cout, eps=eps)
         self.projects = self.kind == "B" and (stride != 1 or cin != cout)
+        # Optional fields: a projection without bias beside biased convolutions, and a
+        # pre-activation projection reading the block input x (fb.resnet.torch).
+        self.shortcut_reads_input = arch.get("preact_shortcut_input", "preactivated") == "input"
         if self.projects:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(cin, cout, 1, stride, 0, bias=bias),
+                nn.Conv2d(cin, cout, 1, stride, 0, bias=arch.get("projection_bias", bias)),
                 nn.BatchNorm2d(cout, eps=eps),
             )
 
@@ -82,7 +85,7 @@ class Block(nn.Module):
         """Returns (shortcut, residual) for input x."""
         if self.preact:
             a = F.relu(self.bn1(x))
-            shortcut = self.shortcut(a) if self.projects else self.option_a(x)
+            shortcut = self.shortcut(x if self.shortcut_reads_input else a) if self.projects else self.option_a(x)
             r = self.conv2(F.relu(self.bn2(self.conv1(a))))
             return shortcut, r
         if self.projects:
@@ -147,7 +150,7 @@ class CifarResNet(nn.Module):
                     g = float(g)
                     if g == 0.0:
                         # A dropped block costs nothing: only its shortcut runs.
-                        shortcut = blk.shortcut(F.relu(blk.bn1(x))) if (blk.preact and blk.projects) else (
+                        shortcut = blk.shortcut(x if blk.shortcut_reads_input else F.relu(blk.bn1(x))) if (blk.preact and blk.projects) else (
                             blk.shortcut(x) if blk.projects else blk.option_a(x))
                         x = blk.post(shortcut)
                         continue

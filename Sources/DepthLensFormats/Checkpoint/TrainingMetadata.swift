@@ -111,7 +111,13 @@ public struct TrainingMetadata: Equatable, Sendable {
         return metadata
     }
 
-    /// Checks lengths and ranges against the architecture.
+    /// Largest difference between a recorded p_l and the one the recorded schedule gives
+    /// that still counts as agreement (exporters compute in float32 or float64).
+    public static let scheduleTolerance = 1e-6
+
+    /// Checks lengths and ranges against the architecture, and that `schedule` and
+    /// `survival_probabilities` agree when both are recorded and the schedule is one the
+    /// shared plugin registry knows (the built-in ones once registered).
     public func validate(against architecture: Architecture) throws {
         if let p = survivalProbabilities {
             guard p.count == architecture.blockCount else {
@@ -120,6 +126,13 @@ public struct TrainingMetadata: Equatable, Sendable {
             }
             if let bad = p.firstIndex(where: { !($0 >= 0 && $0 <= 1) }) {
                 throw MetadataError(field: "survival_probabilities[\(bad)]", message: "\(p[bad]) is outside [0, 1]")
+            }
+            if let s = schedule, let implied = architecture.survivalProbabilities(schedule: s.name, params: s.params),
+               implied.count == p.count,
+               let bad = p.indices.first(where: { !(abs(p[$0] - implied[$0]) <= Self.scheduleTolerance) }) {
+                let named = s.name + (s.params.isEmpty ? "" : " " + s.params.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: ","))
+                throw MetadataError(field: "schedule", message: "\(named) gives p_\(bad + 1) = \(implied[bad]), but survival_probabilities[\(bad)] "
+                                    + "records \(p[bad]); the schedule and the survival probabilities disagree, so the file is refused (correct or remove one of them)")
             }
         }
         if let n = normalization {

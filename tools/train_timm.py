@@ -185,7 +185,20 @@ def is_exported(name: str, recipe: dict, out: str) -> bool:
         and rec.get("hyperparameters") == recipe
 
 
+def compact(optimizer_state: dict) -> dict:
+    """The optimizer state with AdamW's moments stored as bfloat16: the state file, which is
+    committed to resume on another machine, then stays under 20 MB (convnext: 8.7 MB of
+    float32 weights + 8.7 MB of moments, against 26 MB in float32). Loading widens them back
+    (`Optimizer.load_state_dict` casts state to the parameters' dtype); a resumed run then
+    differs from an uninterrupted one by the moments' rounding (3 significant digits)."""
+    state = {k: {name: (v.to(torch.bfloat16) if name in ("exp_avg", "exp_avg_sq") else v) for name, v in entry.items()}
+             for k, entry in optimizer_state["state"].items()}
+    return {**optimizer_state, "state": state}
+
+
 def save_atomic(obj, path: str) -> None:
+    if "optimizer" in obj:
+        obj = {**obj, "optimizer": compact(obj["optimizer"])}
     torch.save(obj, path + ".tmp")
     os.replace(path + ".tmp", path)
 

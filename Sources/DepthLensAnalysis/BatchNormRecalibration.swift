@@ -98,24 +98,17 @@ public enum BatchNormRecalibration {
             case .batchNorm(let spec):
                 return Batch(values: norm(spec, x), n: x.n, shape: x.shape)
             case .convolution, .relu, .maxPool, .averagePool2x2, .zeroChannels:
-                return perImage(x, out) {
-                    ReferenceOperations.run(op, tensors: checkpoint.tensors, input: $0, shape: x.shape, output: $1)
+                var y = [Float](repeating: 0, count: x.n * out.count)
+                x.values.withUnsafeBufferPointer { src in
+                    y.withUnsafeMutableBufferPointer { dst in
+                        ReferenceOperations.run(op, tensors: checkpoint.tensors, count: x.n, input: src.baseAddress!,
+                                                shape: x.shape, output: dst.baseAddress!, outputCount: out.count)
+                    }
                 }
+                return Batch(values: y, n: x.n, shape: out)
             case .globalAveragePool, .linear:
                 preconditionFailure("recalibration stops before the classifier")
             }
-        }
-
-        /// Runs `kernel` on each image of `x`, into a new batch of shape `out`.
-        func perImage(_ x: Batch, _ out: ActivationShape,
-                      _ kernel: (UnsafePointer<Float>, UnsafeMutablePointer<Float>) -> Void) -> Batch {
-            var y = [Float](repeating: 0, count: x.n * out.count)
-            x.values.withUnsafeBufferPointer { src in
-                y.withUnsafeMutableBufferPointer { dst in
-                    for i in 0..<x.n { kernel(src.baseAddress! + i * x.shape.count, dst.baseAddress! + i * out.count) }
-                }
-            }
-            return Batch(values: y, n: x.n, shape: out)
         }
 
         /// Normalises with the batch's statistics and records them.

@@ -78,7 +78,7 @@ struct Lowering {
     }
 
     /// The head: [batch norm, ReLU,] global average pooling, linear.
-    func head(_ operations: [ModelOperation], features: Int) -> ClassifierHead {
+    func head(_ operations: [ModelOperation]) -> ClassifierHead {
         var ops = operations[...]
         var finalNorm: ChannelAffine?
         if case .batchNorm(let spec) = ops.first {

@@ -28,7 +28,7 @@ public struct Network: Sendable {
         let lowering = Lowering(tensors: checkpoint.tensors)
         stemLayers = lowering.layers(model.stem)
         blocks = model.units.map(lowering.block)
-        head = lowering.head(model.head, features: architecture.featureWidth)
+        head = lowering.head(model.head)
     }
 
     /// The same network with its blocks run in another order: block `order[i]` (1-based)

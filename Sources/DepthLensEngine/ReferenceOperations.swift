@@ -4,11 +4,12 @@ import DepthLensModel
 /// code outside the engines that interprets a description itself (batch-norm
 /// recalibration runs the network in train mode, batch statistics and all).
 package enum ReferenceOperations {
-    /// Runs `operation` on one CHW image of `shape` from `input` into `output`, reading
-    /// its weights from `tensors`. Batch norm and the head's operations are not per-image
-    /// kernels here: batch norm in train mode needs the whole batch.
-    package static func run(_ operation: ModelOperation, tensors: [String: Tensor], input: UnsafePointer<Float>,
-                            shape: ActivationShape, output: UnsafeMutablePointer<Float>) {
+    /// Runs `operation` on `count` CHW images of `shape` from `input` into `output` (each
+    /// image's output of `outputCount` values), reading its weights from `tensors` once.
+    /// Batch norm and the head's operations are not per-image kernels here: batch norm in
+    /// train mode needs the whole batch.
+    package static func run(_ operation: ModelOperation, tensors: [String: Tensor], count: Int, input: UnsafePointer<Float>,
+                            shape: ActivationShape, output: UnsafeMutablePointer<Float>, outputCount: Int) {
         let layer: Layer
         switch operation {
         case .convolution(let spec): layer = .convolution(Lowering(tensors: tensors).convolution(spec), relu: false)
@@ -18,6 +19,8 @@ package enum ReferenceOperations {
         case .zeroChannels(let z): layer = .zeroChannels(z)
         case .batchNorm, .globalAveragePool, .linear: preconditionFailure("\(operation.summary) is not a per-image kernel here")
         }
-        Kernels.run(layer, input: input, shape: shape, output: output)
+        for i in 0..<count {
+            Kernels.run(layer, input: input + i * shape.count, shape: shape, output: output + i * outputCount)
+        }
     }
 }

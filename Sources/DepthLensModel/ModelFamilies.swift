@@ -12,4 +12,13 @@ extension Architecture {
             preconditionFailure("no model description for family '\(family)'")
         }
     }
+
+    /// Every expected `state_dict` key with its shape, in forward order. Convolution
+    /// weights are OIHW.
+    public var expectedTensors: [(key: String, shape: [Int])] {
+        modelDescription.tensors.map { ($0.key, $0.shape) }
+    }
+
+    /// Number of learned parameters (batch-norm running statistics excluded).
+    public var parameterCount: Int { modelDescription.parameterCount }
 }

@@ -13,17 +13,6 @@ extension ModelDescription {
     }
 }
 
-extension Architecture {
-    /// Every expected `state_dict` key with its shape, in forward order. Convolution
-    /// weights are OIHW.
-    public var expectedTensors: [(key: String, shape: [Int])] {
-        modelDescription.tensors.map { ($0.key, $0.shape) }
-    }
-
-    /// Number of learned parameters (batch-norm running statistics excluded).
-    public var parameterCount: Int { modelDescription.parameterCount }
-}
-
 /// Builds the operations of one ResNet architecture.
 private struct ResNetBuilder {
     let architecture: Architecture

@@ -5,15 +5,23 @@ a noisy machine.
 
     swift build -c release --product depthlens
     python3 tools/bench/run_bench.py --depthlens .build/release/depthlens
+    python3 tools/bench/run_bench.py --models timm/resnet18,timm/resnet50,torchvision/resnet50
 
 Also times torch.compile (inductor, frozen weights) unless --no-compile; the best of
 traced+frozen+optimize_for_inference and torch.compile is "best PyTorch".
 
-For each network (CIFAR ResNet layout: widths 16/32/64, 1x28x28 inputs, 10 classes, option
-A shortcuts; 9, 27 and 54 blocks) and batch size, every engine is timed once per round,
+For each network and batch size, every engine is timed once per round,
 rounds interleaved, each engine in a process of its own; the median of the rounds is reported (images/s), with the ratios of
 DepthLens to each other engine and the share of the machine's fp32 peak (an FMA loop,
-tools/bench/peak_fma.c). The DepthLens logits are checked against PyTorch's first.
+tools/bench/peak_fma.c). The DepthLens logits are checked against PyTorch's first; the
+peak resident memory of the `depthlens bench` process is reported beside its speed.
+
+Networks: `--blocks` names CIFAR ResNets (widths 16/32/64, 1x28x28 inputs, 10 classes,
+option A shortcuts; default 9, 27 and 54 blocks, batches 64 and 256); `--models` names
+ImageNet ResNets of timm or torchvision (random weights and batch-norm statistics, seeded;
+3x224x224 inputs, 1000 classes; default batches 1, 16 and 64), read by DepthLens as a plain
+state_dict dump with `--arch`. FLOPs are counted by hooks on every convolution and linear
+layer (two per multiply-add).
 Needs: torch, h5py, numpy, onnx, onnxruntime; gcc for the peak loop.
 """
 from __future__ import annotations
@@ -33,6 +41,7 @@ import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
 from depthlens_ref.export import write_checkpoint  # noqa: E402
+from depthlens_ref.interop import import_vision  # noqa: E402
 from depthlens_ref.model import CifarResNet, default_architecture, randomize_batchnorm  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -47,28 +56,80 @@ def architecture(blocks: int) -> dict:
     ])
 
 
-def flops_per_image(arch: dict, size: int) -> float:
-    """Multiply-adds of the convolutions and the head, times two."""
-    macs, h, cin = arch["in_channels"] * arch["stem_width"] * 9 * size * size, size, arch["stem_width"]
-    for stage in arch["stages"]:
-        for b in range(stage["blocks"]):
-            stride = stage["stride"] if b == 0 else 1
-            h = (h + 2 - 3) // stride + 1
-            cout = stage["width"]
-            macs += (cin * cout * 9 + cout * cout * 9) * h * h
-            if arch["shortcut"] == "B" and (stride != 1 or cin != cout):
-                macs += cin * cout * h * h
-            cin = cout
-    macs += cin * arch["num_classes"]
-    return 2.0 * macs
-
-
 def make_model(blocks: int, seed: int) -> tuple[dict, torch.nn.Module]:
+    """A CIFAR ResNet of `blocks` blocks with seeded random weights and statistics."""
     torch.manual_seed(seed)
     arch = architecture(blocks)
     model = CifarResNet(arch)
     randomize_batchnorm(model, torch.Generator().manual_seed(seed))
     return arch, model.eval()
+
+
+class Network:
+    """One benchmarked network: `spec` is a CIFAR block count ("54") or an ImageNet model
+    ("timm/resnet50", "torchvision/resnet50"). Every process that builds it from the spec
+    gets the same weights (seeded), so engines in processes of their own agree."""
+
+    def __init__(self, spec: str):
+        self.spec = spec
+        self.imagenet = "/" in spec
+        self.input_shape = (3, 224, 224) if self.imagenet else (1, 28, 28)
+
+    @property
+    def label(self) -> str:
+        return self.spec if self.imagenet else f"{self.spec} blocks"
+
+    @property
+    def seed(self) -> int:
+        return sum(map(ord, self.spec)) if self.imagenet else int(self.spec)
+
+    def build(self) -> torch.nn.Module:
+        if not self.imagenet:
+            return make_model(int(self.spec), seed=self.seed)[1]
+        library, _, name = self.spec.partition("/")
+        torchvision, timm = import_vision()
+        torch.manual_seed(self.seed)
+        if library == "timm":
+            model = timm.create_model(name, pretrained=False)
+        elif library == "torchvision":
+            model = getattr(torchvision.models, name)(weights=None)
+        else:
+            raise SystemExit(f"unknown library in '{self.spec}': timm or torchvision")
+        randomize_batchnorm(model, torch.Generator().manual_seed(self.seed))
+        return model.eval()
+
+    def write(self, model: torch.nn.Module, folder: str) -> tuple[str, list[str]]:
+        """The file DepthLens reads and the extra arguments it needs."""
+        tag = self.spec.replace("/", "-")
+        if not self.imagenet:
+            path = os.path.join(folder, f"resnet-{tag}.ckpt.h5")
+            write_checkpoint(path, architecture(int(self.spec)), model.state_dict())
+            return path, []
+        from safetensors.torch import save_file
+        path = os.path.join(folder, f"{tag}.safetensors")
+        save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, path)
+        return path, ["--arch", self.spec]
+
+
+def flops_per_image(model: torch.nn.Module, input_shape: tuple[int, ...]) -> float:
+    """Two FLOPs per multiply-add of every convolution and linear layer, counted by hooks
+    on one forward pass (element-wise work is left out, as is usual)."""
+    macs = 0
+
+    def count(module, inputs, output):
+        nonlocal macs
+        if isinstance(module, torch.nn.Conv2d):
+            kh, kw = module.kernel_size
+            macs += output.numel() * (module.in_channels // module.groups) * kh * kw
+        else:
+            macs += output.numel() * module.in_features
+
+    hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    with torch.inference_mode():
+        model(torch.zeros(1, *input_shape))
+    for hook in hooks:
+        hook.remove()
+    return 2.0 * macs
 
 
 class Peak:
@@ -159,10 +220,10 @@ class OnnxEngine(Engine):
         return batches * batch / (time.perf_counter() - start)
 
 
-def build_engine(name: str, blocks: int, data: str, images: int, threads: int, folder: str) -> Engine:
+def build_engine(name: str, spec: str, data: str, images: int, threads: int, folder: str) -> Engine:
     """One engine, in the process that will time it."""
     torch.set_num_threads(threads)
-    _, model = make_model(blocks, seed=blocks)
+    model = Network(spec).build()
     with h5py.File(data) as f:
         inputs = torch.from_numpy(f["images"][...])
     if name == "torch-eager":
@@ -177,13 +238,13 @@ def build_engine(name: str, blocks: int, data: str, images: int, threads: int, f
         compiled = torch.compile(model, dynamic=False)
         return TorchEngine(name, compiled, inputs, images)
     if name == "onnxruntime":
-        return OnnxEngine(model, inputs, images, threads, folder, f"resnet-{blocks}")
+        return OnnxEngine(model, inputs, images, threads, folder, spec.replace("/", "-"))
     raise ValueError(name)
 
 
-def serve_engine(connection, name: str, blocks: int, data: str, images: int, threads: int, folder: str) -> None:
+def serve_engine(connection, name: str, spec: str, data: str, images: int, threads: int, folder: str) -> None:
     try:
-        engine = build_engine(name, blocks, data, images, threads, folder)
+        engine = build_engine(name, spec, data, images, threads, folder)
     except Exception as error:  # noqa: BLE001
         connection.send(f"unavailable: {error}")
         return
@@ -196,12 +257,12 @@ class ProcessEngine(Engine):
     """An engine in a process of its own, so that one library's idle threads (spinning
     OpenMP or ONNX Runtime workers) never run beside another library's timing."""
 
-    def __init__(self, name: str, blocks: int, data: str, images: int, threads: int, folder: str):
+    def __init__(self, name: str, spec: str, data: str, images: int, threads: int, folder: str):
         import multiprocessing
         self.name = name
         context = multiprocessing.get_context("spawn")
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=serve_engine, args=(child, name, blocks, data, images, threads, folder))
+        self.process = context.Process(target=serve_engine, args=(child, name, spec, data, images, threads, folder))
         self.process.start()
         status = self.connection.recv()
         if status != "ready":
@@ -220,12 +281,14 @@ class ProcessEngine(Engine):
 class DepthLensEngine(Engine):
     name = "depthlens"
 
-    def __init__(self, binary: str, checkpoint: str, data: str, images: int, threads: int, backend: str):
-        self.binary, self.checkpoint, self.data = binary, checkpoint, data
+    def __init__(self, binary: str, checkpoint: str, extra: list[str], data: str, images: int, threads: int,
+                 backend: str):
+        self.binary, self.checkpoint, self.extra, self.data = binary, checkpoint, extra, data
         self.images, self.threads, self.backend = images, threads, backend
+        self.peak_rss_mib: dict[int, float] = {}
 
     def bench(self, batch: int, repeats: int = 1, lesions: bool = False) -> dict:
-        command = [self.binary, "bench", self.checkpoint, "--data", self.data, "--batch-size", str(batch),
+        command = [self.binary, "bench", self.checkpoint, *self.extra, "--data", self.data, "--batch-size", str(batch),
                    "--threads", str(self.threads), "--repeats", str(repeats), "--images", str(self.images),
                    "--backend", self.backend]
         if lesions:
@@ -234,13 +297,15 @@ class DepthLensEngine(Engine):
         return json.loads(out.stdout.strip().splitlines()[-1])
 
     def time_once(self, batch: int) -> float:
-        return self.bench(batch)["images_per_second"]
+        result = self.bench(batch)
+        self.peak_rss_mib[batch] = max(self.peak_rss_mib.get(batch, 0.0), result["peak_rss_mib"])
+        return result["images_per_second"]
 
 
-def check_logits(binary: str, checkpoint: str, data: str, model: torch.nn.Module, inputs: torch.Tensor,
-                 threads: int, folder: str) -> tuple[float, bool]:
+def check_logits(binary: str, checkpoint: str, extra: list[str], data: str, model: torch.nn.Module,
+                 inputs: torch.Tensor, threads: int, folder: str) -> tuple[float, bool]:
     out = os.path.join(folder, "predict.h5")
-    subprocess.run([binary, "predict", checkpoint, "--data", data, "-o", out, "--batch-size", "256",
+    subprocess.run([binary, "predict", checkpoint, *extra, "--data", data, "-o", out, "--batch-size", "256",
                     "--threads", str(threads)], check=True, capture_output=True)
     with h5py.File(out) as f:
         ours = f["logits"][...]
@@ -252,11 +317,12 @@ def check_logits(binary: str, checkpoint: str, data: str, model: torch.nn.Module
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--depthlens", default=".build/release/depthlens", help="release build of the CLI")
-    parser.add_argument("--blocks", default="9,27,54")
-    parser.add_argument("--batches", default="64,256")
+    parser.add_argument("--blocks", help="CIFAR ResNets by block count (default 9,27,54 when --models is absent)")
+    parser.add_argument("--models", help="ImageNet ResNets, e.g. timm/resnet18,timm/resnet50,torchvision/resnet50")
+    parser.add_argument("--batches", help="batch sizes (default 64,256 for CIFAR, 1,16,64 for ImageNet networks)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians are reported")
-    parser.add_argument("--images", type=int, default=512, help="images per timed repetition")
+    parser.add_argument("--images", type=int, help="images per timed repetition (default 512 CIFAR, 64 ImageNet)")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (inductor, frozen weights)")
     parser.add_argument("--lesions", action="store_true",
                         help="also time the L+1 single-block lesions: configurations API against independent passes")
@@ -264,32 +330,40 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(args.threads)
-    blocks_list = [int(b) for b in args.blocks.split(",")]
-    batches = [int(b) for b in args.batches.split(",")]
+    specs = args.models.split(",") if args.models else []
+    if args.blocks or not specs:
+        specs = (args.blocks or "9,27,54").split(",") + specs
+    networks = [Network(spec) for spec in specs]
+    if len({n.input_shape for n in networks}) > 1:
+        raise SystemExit("--blocks and --models need inputs of different sizes: benchmark them in separate runs")
+    imagenet = networks[0].imagenet
+    batches = [int(b) for b in (args.batches or ("1,16,64" if imagenet else "64,256")).split(",")]
+    images = args.images or (64 if imagenet else 512)
     folder = tempfile.mkdtemp(prefix="depthlens-bench-")
     peak = Peak(args.threads, folder)
     first = peak.measure()
     print(f"machine: {os.cpu_count()} cores; fp32 peak of {args.threads} cores (FMA loop, first measurement): "
           + (f"{first:.0f} GFLOP/s" if first else "not measured"))
-    print(f"torch {torch.__version__}; threads {args.threads}; rounds {args.rounds}; {args.images} images a repetition")
-    inputs = torch.randn(max(batches), 1, 28, 28, generator=torch.Generator().manual_seed(7))
+    print(f"torch {torch.__version__}; threads {args.threads}; rounds {args.rounds}; {images} images a repetition")
+    inputs = torch.randn(max(batches + [2]), *networks[0].input_shape, generator=torch.Generator().manual_seed(7))
     data = os.path.join(folder, "inputs.h5")
     with h5py.File(data, "w") as f:
         f.create_dataset("images", data=inputs.numpy())
 
     results = []
-    for blocks in blocks_list:
-        arch, model = make_model(blocks, seed=blocks)
-        checkpoint = os.path.join(folder, f"resnet-{blocks}.ckpt.h5")
-        write_checkpoint(checkpoint, arch, model.state_dict())
-        diff, same = check_logits(args.depthlens, checkpoint, data, model, inputs, args.threads, folder)
-        print(f"\n{blocks} blocks ({flops_per_image(arch, 28) / 1e6:.0f} MFLOP/image): "
+    for network in networks:
+        model = network.build()
+        flops = flops_per_image(model, network.input_shape)
+        checkpoint, extra = network.write(model, folder)
+        diff, same = check_logits(args.depthlens, checkpoint, extra, data, model, inputs, args.threads, folder)
+        print(f"\n{network.label} ({flops / 1e9:.2f} GFLOP/image): "
               f"max |logit diff| vs PyTorch {diff:.2e}, same argmax: {same}")
-        engines: list[Engine] = [DepthLensEngine(args.depthlens, checkpoint, data, args.images, args.threads, "fast")]
+        ours = DepthLensEngine(args.depthlens, checkpoint, extra, data, images, args.threads, "fast")
+        engines: list[Engine] = [ours]
         names = ["torch-eager", "torch-jit"] + ([] if args.no_compile else ["torch-compile"]) + ["onnxruntime"]
         for name in names:
             try:
-                engines.append(ProcessEngine(name, blocks, data, args.images, args.threads, folder))
+                engines.append(ProcessEngine(name, network.spec, data, images, args.threads, folder))
             except RuntimeError as error:
                 print(f"{name}: {error}")
         for batch in batches:
@@ -300,45 +374,45 @@ def main() -> None:
                 peak.measure()
             medians = {name: statistics.median(values) for name, values in runs.items()}
             best_torch = max(v for k, v in medians.items() if k.startswith("torch-") and k != "torch-eager")
-            ours = medians["depthlens"]
-            row = {"blocks": blocks, "batch": batch, "images_per_second": medians, "runs": runs,
-                   "ratio_vs_eager": ours / medians["torch-eager"], "ratio_vs_best_torch": ours / best_torch,
-                   "max_logit_diff": diff, "same_argmax": same}
+            speed = medians["depthlens"]
+            row = {"network": network.spec, "batch": batch, "images_per_second": medians, "runs": runs,
+                   "ratio_vs_eager": speed / medians["torch-eager"], "ratio_vs_best_torch": speed / best_torch,
+                   "max_logit_diff": diff, "same_argmax": same, "depthlens_peak_rss_mib": ours.peak_rss_mib[batch]}
             if "onnxruntime" in medians:
-                row["ratio_vs_onnxruntime"] = ours / medians["onnxruntime"]
-            row["gflops"] = ours * flops_per_image(arch, 28) / 1e9
+                row["ratio_vs_onnxruntime"] = speed / medians["onnxruntime"]
+            row["gflops"] = {name: value * flops / 1e9 for name, value in medians.items()}
             results.append(row)
-            print(f"  batch {batch}: " + ", ".join(f"{k} {v:.0f}" for k, v in medians.items()) + " images/s")
+            print(f"  batch {batch}: " + ", ".join(f"{k} {v:.1f}" for k, v in medians.items()) + " images/s")
             print(f"    DepthLens / eager {row['ratio_vs_eager']:.2f}x, / best PyTorch {row['ratio_vs_best_torch']:.2f}x"
                   + (f", / ONNX Runtime {row['ratio_vs_onnxruntime']:.2f}x" if "ratio_vs_onnxruntime" in row else "")
-                  + f", {row['gflops']:.0f} GFLOP/s")
+                  + f", {row['gflops']['depthlens']:.0f} GFLOP/s, peak RSS {row['depthlens_peak_rss_mib']:.0f} MiB")
         for engine in engines:
             if isinstance(engine, ProcessEngine):
                 engine.close()
         if args.lesions:
-            lesion = DepthLensEngine(args.depthlens, checkpoint, data, args.images, args.threads, "fast").bench(
-                min(batches), repeats=3, lesions=True)
+            lesion = ours.bench(min(batches), repeats=3, lesions=True)
             speedup = lesion["lesions_independent_seconds"] / lesion["lesions_shared_seconds"]
-            results.append({"blocks": blocks, "lesions": lesion, "lesion_speedup": speedup})
+            results.append({"network": network.spec, "lesions": lesion, "lesion_speedup": speedup})
             print(f"  {lesion['lesion_configurations']} single-block lesions, batch {lesion['batch']}: "
                   f"shared prefixes {lesion['lesions_shared_seconds']:.2f} s, independent passes "
                   f"{lesion['lesions_independent_seconds']:.2f} s ({speedup:.2f}x); peak RSS {lesion['peak_rss_mib']:.0f} MiB")
     for row in results:
         if "gflops" in row and peak.best:
-            row["percent_of_peak"] = 100 * row["gflops"] / peak.best
+            row["percent_of_peak"] = {name: 100 * value / peak.best for name, value in row["gflops"].items()}
     print(f"\nfp32 peak of {args.threads} cores: {peak.best:.0f} GFLOP/s (best one-thread FMA loop x {args.threads})\n")
-    print("| blocks | batch | DepthLens | PyTorch eager | best PyTorch | ONNX Runtime | vs eager | vs best PyTorch "
-          "| vs ONNX Runtime | % of peak |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| network | batch | DepthLens | PyTorch eager | best PyTorch | ONNX Runtime | vs eager | vs best PyTorch "
+          "| vs ONNX Runtime | % of peak: DepthLens / ORT / eager | DepthLens peak RSS |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for row in results:
         if "images_per_second" not in row:
             continue
-        m = row["images_per_second"]
+        m, share = row["images_per_second"], row.get("percent_of_peak", {})
         best = max((v, k) for k, v in m.items() if k.startswith("torch-") and k != "torch-eager")
-        print(f"| {row['blocks']} | {row['batch']} | {m['depthlens']:.0f} | {m['torch-eager']:.0f} "
-              f"| {best[0]:.0f} ({best[1][6:]}) | {m.get('onnxruntime', float('nan')):.0f} | {row['ratio_vs_eager']:.2f}x "
+        shares = " / ".join(f"{share[k]:.0f}%" if k in share else "-" for k in ("depthlens", "onnxruntime", "torch-eager"))
+        print(f"| {row['network']} | {row['batch']} | {m['depthlens']:.1f} | {m['torch-eager']:.1f} "
+              f"| {best[0]:.1f} ({best[1][6:]}) | {m.get('onnxruntime', float('nan')):.1f} | {row['ratio_vs_eager']:.2f}x "
               f"| {row['ratio_vs_best_torch']:.2f}x | {row.get('ratio_vs_onnxruntime', float('nan')):.2f}x "
-              f"| {row.get('percent_of_peak', float('nan')):.0f}% |")
+              f"| {shares} | {row['depthlens_peak_rss_mib']:.0f} MiB |")
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"peak_gflops": peak.best, "threads": args.threads, "results": results}, f, indent=1)

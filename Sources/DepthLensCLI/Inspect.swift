@@ -79,14 +79,17 @@ struct Inspect: ParsableCommand {
         let arch = ckpt.architecture
         let model = arch.modelDescription
         var out = "Checkpoint   \(ckpt.path) "
-            + (architecture.arch.map { "(plain state_dict dump read as \($0))\n" } ?? "(format v\(Checkpoint.formatVersion))\n")
+            + (architecture.arch.map { "(plain state_dict dump read as \($0))\n" }
+               ?? (SafetensorsFile.isSafetensors(path: ckpt.path) ? "(safetensors, architecture recorded in its metadata)\n"
+                   : "(format v\(Checkpoint.formatVersion))\n"))
         out += arch.convNeXt.map { renderConvNeXt(arch, $0) } ?? renderResNet(arch)
         let p = ckpt.training?.survivalProbabilities
         out += "\nBlocks\n"
-        out += "  " + pad("l", 4) + pad("stage", 7) + pad("key", 14) + pad("channels", 11) + pad("stride", 8) + pad("shortcut", 10)
+        let keyWidth = max(14, (model.units.map(\.name.count).max() ?? 0) + 2)
+        out += "  " + pad("l", 4) + pad("stage", 7) + pad("key", keyWidth) + pad("channels", 11) + pad("stride", 8) + pad("shortcut", 10)
             + (p != nil ? "p_l" : "") + "\n"
         for unit in model.units {
-            out += "  " + pad("\(unit.block)", 4) + pad("\(unit.stage)", 7) + pad(unit.name, 14)
+            out += "  " + pad("\(unit.block)", 4) + pad("\(unit.stage)", 7) + pad(unit.name, keyWidth)
                 + pad("\(unit.inChannels)->\(unit.outChannels)", 11) + pad("\(unit.stride)", 8)
                 + pad(shortcutName(unit), 10) + (p.map { String(format: "%.4f", $0[unit.block - 1]) } ?? "") + "\n"
         }

@@ -27,9 +27,11 @@ architecture differs:
 Outputs per model NAME: NAME.safetensors, NAME.cases.h5 (images (N, C, H, W) float32,
 cases/CASE/{logits, gates}; attribute `arch`: the preset name, or empty). And
 layouts.json: every state_dict key and shape, and the parameter count, of the
-full-size timm presets (timm.create_model, no weights downloaded).
+full-size timm presets (timm.create_model, no weights downloaded). And refused-*.safetensors:
+tiny files whose recorded architecture is refused (the malformed corpus runs them).
 
-    python3 tools/make_convnext_golden.py       # rewrites Tests/Fixtures/convnext
+    python3 tools/make_convnext_golden.py                  # rewrites Tests/Fixtures/convnext
+    python3 tools/make_convnext_golden.py --refused-only   # only the refused-*.safetensors
 """
 from __future__ import annotations
 
@@ -179,7 +181,26 @@ def write_layouts() -> None:
         json.dump(layouts, f, indent=0, sort_keys=True)
 
 
+def refused_files() -> None:
+    """Tiny .safetensors files whose recorded architecture DepthLens refuses by name (the
+    malformed corpus, Tests/Fixtures/malformed/cases.tsv, runs them)."""
+    from safetensors.torch import save_file
+    tensors = {"stem.0.weight": torch.zeros(8, 1, 1, 1)}
+    kwargs = {"in_chans": 1, "num_classes": 10, "depths": [1, 1, 1, 1], "dims": [8, 8, 8, 8], "patch_size": 1}
+    for name, arch in [
+        ("refused-timm-class", {"timm_class": "timm.models.resnet.ResNet", "timm_kwargs": {"layers": [2, 2, 2, 2]}}),
+        ("refused-head-hidden", {"timm_class": "timm.models.convnext.ConvNeXt", "timm_kwargs": dict(kwargs, head_hidden_size=64)}),
+        ("refused-arch-json", None),
+    ]:
+        text = json.dumps(arch) if arch else '{"family": "timm_convnext", "depths": [1, 1, 1, 1],'
+        save_file(tensors, os.path.join(OUT, f"{name}.safetensors"), metadata={"depthlens_architecture": text})
+
+
 def main() -> None:
+    if "--refused-only" in sys.argv:
+        refused_files()
+        return
+    refused_files()
     _, timm = import_vision()
     from safetensors.torch import save_file
     from timm.models.convnext import ConvNeXt

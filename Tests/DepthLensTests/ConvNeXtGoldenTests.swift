@@ -137,6 +137,14 @@ final class ConvNeXtGoldenTests: XCTestCase {
         }
         let base: [String: Any] = ["in_chans": 1, "num_classes": 10, "depths": [1, 1, 1, 1], "dims": [8, 8, 8, 8]]
         XCTAssertEqual(refusal(base), "accepted")
+        // Arguments as JSON gives them (tools/train_timm.py's timm_kwargs): booleans, null, numbers.
+        let json = #"{"in_chans": 3, "num_classes": 5, "depths": [1, 2, 1, 1], "dims": [8, 16, 24, 32], "conv_mlp": true,"#
+            + #" "ls_init_value": null, "norm_eps": 1e-5, "patch_size": 2, "kernel_sizes": [5, 5, 5, 5], "conv_bias": false,"#
+            + #" "head_hidden_size": null, "drop_path_rate": 0.2, "global_pool": "avg"}"#
+        let parsed = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [String: Any])
+        XCTAssertEqual(try ConvNeXtSettings(timmKwargs: parsed),
+                       ConvNeXtSettings(inChannels: 3, numClasses: 5, patchSize: 2, depths: [1, 2, 1, 1], dims: [8, 16, 24, 32],
+                                        convMLP: true, layerScale: false, normEps: 1e-5, kernelSize: 5, convBias: false))
         XCTAssertTrue(refusal(base.merging(["head_hidden_size": 64]) { $1 }).contains("timm_kwargs.head_hidden_size"))
         XCTAssertTrue(refusal(base.merging(["use_grn": true]) { $1 }).contains("ConvNeXt-V2"))
         XCTAssertTrue(refusal(base.merging(["stem_type": "overlap"]) { $1 }).contains("timm_kwargs.stem_type"))

@@ -17,6 +17,11 @@ public struct ArchitecturePreset: Sendable, Equatable {
     public var depths: [Int]
     /// timm's `resnet*d`: deep stem and `avg_down` projections.
     public var deep: Bool = false
+    /// The family the preset builds: `imagenet_resnet`, or `timm_convnext`
+    /// (ConvNeXtArchitecture.swift), whose `block` is unused.
+    public var family: String = Architecture.imageNetFamily
+    /// `timm_convnext` only: timm's `conv_mlp` (the small presets, atto to nano).
+    public var convMLP: Bool = false
 
     /// Every preset, in the order `--arch` help lists them. timm and torchvision name
     /// these networks' tensors identically; both prefixes are accepted so that a command
@@ -32,6 +37,7 @@ public struct ArchitecturePreset: Sendable, Equatable {
         return timm.map { ArchitecturePreset(name: "timm/\($0.0)", block: $0.1, depths: $0.2) }
             + timm.map { ArchitecturePreset(name: "timm/\($0.0)d", block: $0.1, depths: $0.2, deep: true) }
             + timm.filter { torchvision.contains($0.0) }.map { ArchitecturePreset(name: "torchvision/\($0.0)", block: $0.1, depths: $0.2) }
+            + convNeXtPresets
     }()
 
     /// The preset called `name`.
@@ -47,6 +53,7 @@ public struct ArchitecturePreset: Sendable, Equatable {
     /// dump has no such tensor).
     /// - Throws: ``PresetError`` naming the tensor that is missing or of the wrong rank.
     public func architecture(shape: (String) throws -> [Int]?) throws -> Architecture {
+        if family == Architecture.convNeXtFamily { return try convNeXtArchitecture(shape: shape) }
         func read(_ key: String, rank: Int, _ why: String) throws -> [Int] {
             guard let found = try shape(key) else {
                 let deepStem = key == "conv1.weight" ? try shape("conv1.0.weight") != nil : false

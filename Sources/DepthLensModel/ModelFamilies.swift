@@ -7,6 +7,8 @@ extension Architecture {
         switch family {
         case Self.cifarFamily, Self.imageNetFamily:
             return ModelDescription(resNet: self)
+        case Self.convNeXtFamily:
+            return ModelDescription(convNeXt: self)
         default:
             // `validate()` admits only the families above; an unvalidated value is a programming error.
             preconditionFailure("no model description for family '\(family)'")

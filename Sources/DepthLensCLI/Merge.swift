@@ -110,7 +110,8 @@ struct ShardFolderContents {
         guard let finished = try ShardFolder.Finished.read(from: folder) else {
             throw CLIError("\(folder): shard \(shard) is unfinished: \(units.count) of its \(expected) unit(s) saved; run it again (it continues from its journal), then merge")
         }
-        guard units.count == expected, finished.units == expected else {
+        // More units than its own are caught by the merge (a unit saved by two shards).
+        guard units.count >= expected, finished.units == expected else {
             throw CLIError("\(folder): shard \(shard) is missing units: \(units.count) of its \(expected) saved; run it again, then merge")
         }
         self.finished = finished

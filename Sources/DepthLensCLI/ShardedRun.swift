@@ -35,18 +35,19 @@ extension AnalysisOptions {
         try? FileManager.default.removeItem(atPath: "\(folder)/\(ShardFolder.finishedFile)")
         var context = context
         context.scope = .shard(Set(owned))
-        var computed = 0
+        var computed = 0, resumed = 0
         try runJournaled(context, folder: folder, analysis: analysis, fields: fields,
                          resume: FileManager.default.fileExists(atPath: journal), keep: true) { context in
             try body(context)
             computed = context.journal?.recordedUnits ?? 0
+            resumed = context.journal?.resumedUnits ?? 0
             let saved = context.journal?.units ?? [:]
             if let missing = owned.first(where: { saved[$0] == nil }) {
                 throw CLIError("\(journal): shard \(spec) finished without unit \(missing); this is a bug in DepthLens")
             }
         }
         let seconds = Date().timeIntervalSince(started)
-        try ShardFolder.Finished(analysis: analysis, shard: spec, units: owned.count, seconds: seconds,
+        try ShardFolder.Finished(analysis: analysis, shard: spec, units: owned.count, resumed: resumed, seconds: seconds,
                                  arguments: ShardFolder.replayArguments(Array(CommandLine.arguments.dropFirst())),
                                  workingDirectory: FileManager.default.currentDirectoryPath).write(to: folder)
         if !quiet {
@@ -94,13 +95,17 @@ enum ShardFolder {
         var analysis: String
         var shard: ShardSpec
         var units: Int
+        /// Units found in the journal when this run started (a requeued or rerun shard).
+        var resumed: Int
+        /// This run's time from the split of the plan to its last unit saved (loading the
+        /// checkpoint and planning excluded; a resumed shard: the last run's alone).
         var seconds: Double
         var arguments: [String]
         var workingDirectory: String
 
         func write(to folder: String) throws {
             let argumentsJSON = String(decoding: try JSONSerialization.data(withJSONObject: arguments), as: UTF8.self)
-            let lines = [Self.line("analysis", analysis), Self.line("shard", shard.description), Self.line("units", "\(units)"),
+            let lines = [Self.line("analysis", analysis), Self.line("shard", shard.description), Self.line("units", "\(units)"), Self.line("units resumed", "\(resumed)"),
                          Self.line("seconds", String(format: "%.3f", seconds)), Self.line("arguments", argumentsJSON),
                          Self.line("working directory", workingDirectory)]
             try AtomicFile.write(Data((ShardFolder.formatLine + "\n" + lines.joined()).utf8), to: "\(folder)/\(ShardFolder.finishedFile)")
@@ -123,12 +128,13 @@ enum ShardFolder {
             }
             guard lines.first == ShardFolder.formatLine, let analysis = fields["analysis"],
                   let shard = fields["shard"].flatMap({ try? ShardSpec(parsing: $0) }),
-                  let units = fields["units"].flatMap({ Int($0) }), let seconds = fields["seconds"].flatMap({ Double($0) }),
+                  let units = fields["units"].flatMap({ Int($0) }), let resumed = fields["units resumed"].flatMap({ Int($0) }),
+                  let seconds = fields["seconds"].flatMap({ Double($0) }),
                   let arguments = fields["arguments"].flatMap({ try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String] }),
                   let directory = fields["working directory"] else {
                 throw CLIError("\(path): is not a DepthLens shard record (its first line is not '\(ShardFolder.formatLine)', or a field is missing)")
             }
-            return Finished(analysis: analysis, shard: shard, units: units, seconds: seconds, arguments: arguments,
+            return Finished(analysis: analysis, shard: shard, units: units, resumed: resumed, seconds: seconds, arguments: arguments,
                             workingDirectory: directory)
         }
     }

@@ -132,11 +132,10 @@ struct SlurmJobs {
                        "--output=\(slurmFolder)/shard-%a.out"]
         if let cpusPerTask { options.append("--cpus-per-task=\(cpusPerTask)") }
         options += common
-        var command = [binary] + analysisArguments
+        var line = ([binary] + analysisArguments).map(Self.quote).joined(separator: " ")
         if cpusPerTask != nil, !analysisArguments.contains(where: { $0 == "--threads" || $0.hasPrefix("--threads=") }) {
-            command += ["--threads", "SLURM_CPUS"]
+            line += " --threads \"$SLURM_CPUS_PER_TASK\""
         }
-        let line = command.map(Self.quote).joined(separator: " ").replacingOccurrences(of: "'SLURM_CPUS'", with: "\"$SLURM_CPUS_PER_TASK\"")
         return """
             #!/bin/bash
             # depthlens slurm: array task i computes shard i+1 of \(tasks) into \(output)/shard-<i+1>-of-\(tasks).

@@ -57,8 +57,9 @@ public enum MemberEvaluation {
     }
 
     /// Records the configurations as units of `plan`: each costs the units from its first
-    /// difference with the reference network on (its prefix is shared), a reordered network
-    /// the whole pass; the reference network and the stem are the section's overhead.
+    /// difference with the reference network on (its prefix is shared), or the whole pass
+    /// when it has a network of its own (reordered, recalibrated: evaluated alone); the
+    /// reference network is the section's overhead.
     static func planUnits(_ context: AnalysisContext, plan: WorkPlan, configurations: [[Float]], networks: [Network]?) throws {
         let cost = try context.computeCost()
         let images = Double(context.source.count)
@@ -67,8 +68,7 @@ public enum MemberEvaluation {
         plan.pendingCostPerSubNetwork = 0
         let units = JournalUnits(context) { sectionKey(context, configurations: configurations, networks: networks) }
         let planned = configurations.indices.map { i -> WorkPlan.Unit in
-            let reordered = networks.map { $0[i].blockOrder != context.evaluator.network.blockOrder } ?? false
-            let perImage = reordered ? cost.network(gates: configurations[i]) : cost.suffix(gates: configurations[i], after: reference)
+            let perImage = networks != nil ? cost.network(gates: configurations[i]) : cost.suffix(gates: configurations[i], after: reference)
             return WorkPlan.Unit(key: units.key(i), cost: images * perImage + extra)
         }
         plan.add(.init(key: units.section, kind: .subNetworks, units: planned, subNetworks: configurations.count,

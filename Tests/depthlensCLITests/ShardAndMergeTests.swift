@@ -122,7 +122,7 @@ final class ShardAndMergeTests: XCTestCase {
 
     func testShardIsValidatedBeforeAnythingRuns() throws {
         for (value, fragment) in [("5/4", "K must be between 1 and N (got 5/4)"), ("0/4", "K must be between 1 and N"),
-                                  ("2/0", "N must be at least 1"), ("two", "'two' is not K/N")] {
+                                  ("2/0", "the number of shards N must be at least 1"), ("two", "'two' is not K/N")] {
             let run = try CLI.run(["lesion", checkpoint, "--data", data, "--shard", value, "-o", "/nonexistent/never"])
             XCTAssertEqual(run.status, 64, run.stderr)
             XCTAssertTrue(run.stderr.contains("--shard: " + fragment), run.stderr)

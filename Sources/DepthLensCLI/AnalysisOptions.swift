@@ -46,7 +46,7 @@ struct AnalysisOptions: ParsableArguments {
     var dryRun = false
 
     /// Set by `depthlens merge` only: every unit comes from the journal it wrote.
-    @Flag(help: .hidden)
+    @Flag(help: ArgumentHelp("Set by depthlens merge: replay every unit from the output folder's journal, computing none.", visibility: .hidden))
     var mergeReplay = false
 
     func validate() throws {

@@ -139,12 +139,11 @@ enum ShardMerge {
         let reference = Dictionary(first.configuration, uniquingKeysWith: { a, _ in a })
         for shard in shards.dropFirst() {
             let fields = Dictionary(shard.configuration, uniquingKeysWith: { a, _ in a })
-            for (field, value) in first.configuration + shard.configuration where !["shard", "shard units"].contains(field) {
+            for (field, _) in first.configuration + shard.configuration where !["shard", "shard units"].contains(field) {
                 let (mine, theirs) = (fields[field], reference[field])
                 if mine != theirs {
                     throw CLIError("\(shard.folder): a shard of another run than \(first.folder): \(field) is '\(mine ?? "(absent)")' there, '\(theirs ?? "(absent)")' in \(first.folder)")
                 }
-                _ = value
             }
             if shard.finished.shard.count != first.finished.shard.count {
                 throw CLIError("\(shard.folder): shard \(shard.finished.shard) of a split into \(shard.finished.shard.count), but \(first.folder) is shard \(first.finished.shard) of a split into \(first.finished.shard.count)")

@@ -146,14 +146,16 @@ enum DryRun {
         func ops(_ v: Double) -> String { String(format: "%.3g", v) }
         var out = "\(analysis): dry run (nothing is computed or written)\n"
         out += "network: \(context.blockCount) blocks; data: \(context.source.name), \(context.source.count) images\n\n"
-        out += "| part | work | units | sub-network evaluations | images | estimated operations |\n|---|---|---|---|---|---|\n"
+        out += "| part | sub-network evaluations | units | images | estimated operations |\n|---|---|---|---|---|\n"
         var evaluations = 0
         for (i, section) in plan.sections.enumerated() {
             let cost = section.overhead + section.units.reduce(0) { $0 + $1.cost }
-            // Each sub-network (or member) is evaluated on every image once; the reference network beside them.
-            let n = section.subNetworks
-            evaluations += n
-            out += "| \(i + 1) | \(n) \(section.kind == .subNetworks ? "sub-networks" : "ensemble members") | \(section.units.count) \(section.kind == .subNetworks ? "sub-networks" : "batches") | \(n) | \(section.images) | \(ops(cost)) |\n"
+            // Each sub-network (or member) sees every image once; the deterministic network
+            // evaluated beside them is in the operations, not in the count.
+            evaluations += section.subNetworks
+            let what = section.kind == .subNetworks ? "sub-networks" : "ensemble members"
+            let units = section.kind == .subNetworks ? "\(section.units.count)" : "\(section.units.count) batches"
+            out += "| \(i + 1) | \(section.subNetworks) \(what) | \(units) | \(section.images) | \(ops(cost)) |\n"
         }
         let images = plan.sections.map(\.images).max() ?? 0
         out += "\nIn all: \(evaluations) sub-network evaluations over \(images) images, \(plan.units.count) units, about \(ops(plan.totalCost)) floating-point operations (2 per multiply-add; an estimate from the model description).\n"

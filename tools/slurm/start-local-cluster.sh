@@ -37,7 +37,8 @@ node=$(slurmd -C | head -n 1 | sed -E 's/ UpTime=.*//')
 cat > "$dir/slurm.conf" <<CONF
 # One-node cluster for DepthLens's tests (tools/slurm/start-local-cluster.sh).
 ClusterName=depthlens-test
-SlurmctldHost=$host
+# Loopback addresses: a container's hostname need not resolve.
+SlurmctldHost=$host(127.0.0.1)
 SlurmctldPort=${SLURMCTLD_PORT:-6817}
 SlurmdPort=${SLURMD_PORT:-6818}
 SlurmUser=root
@@ -67,7 +68,7 @@ KillWait=30
 SlurmdTimeout=1200
 MessageTimeout=60
 MinJobAge=600
-$node State=UNKNOWN
+$node NodeAddr=127.0.0.1 State=UNKNOWN
 PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP
 CONF
 printf 'export SLURM_CONF=%s\n' "$dir/slurm.conf" > "$dir/env"

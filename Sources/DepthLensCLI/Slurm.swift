@@ -82,7 +82,11 @@ struct Slurm: ParsableCommand {
         let merge = try SlurmJobs.sbatch(["--parsable", "--dependency=afterok:\(array)", jobs.mergeScriptPath])
         print("array job \(array): \(tasks) task(s), shard K/\(tasks) into \(jobs.output)/shard-K-of-\(tasks) (logs in \(jobs.slurmFolder))")
         print("merge job \(merge): after every task succeeds (afterok:\(array)), results into \(jobs.output)")
+        // A failed task leaves the merge's dependency never satisfied, even once the task has
+        // run again; naming the tasks anew makes Slurm test it again.
+        let tasks = (0..<self.tasks).map { "\(array)_\($0)" }.joined(separator: ":")
         print("a failed task i (shard i+1) runs again alone, continuing from its journal, with: scontrol requeue \(array)_i")
+        print("and the merge then waits for it with: scontrol update JobId=\(merge) Dependency=afterok:\(tasks)")
     }
 }
 

@@ -32,6 +32,9 @@ public struct AnalysisContext {
     /// Polled between units of work when there is a journal: once set, the analysis
     /// throws ``Interrupted``. Nil: nothing stops the run.
     public var stopRequest: StopRequest?
+    /// Which part of the work this run does: all of it, a plan, one shard, or a replay of
+    /// saved units (``WorkScope``).
+    public var scope: WorkScope = .everything
 
     public init(checkpoint: Checkpoint, evaluator: Evaluator, source: any ImageSource, batchSize: Int,
                 survival: [Double], scheduleName: String, rule: TrainingMetadata.TestTimeRule,
@@ -65,6 +68,11 @@ public struct AnalysisContext {
     /// A fresh result table for this checkpoint, schedule and seed.
     public func table() -> ResultTable {
         ResultTable(checkpoint: checkpoint.path, schedule: scheduleName, seed: seed)
+    }
+
+    /// The estimated cost of one image of the data through the network (``ComputeCost``).
+    public func computeCost() throws -> ComputeCost {
+        try checkpoint.architecture.modelDescription.computeCost(height: max(source.height, 1), width: max(source.width, 1))
     }
 
     /// Every label of the data, checked against the number of classes.

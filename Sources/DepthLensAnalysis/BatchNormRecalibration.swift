@@ -15,11 +15,25 @@ import DepthLensPluginAPI
 public enum BatchNormRecalibration {
     /// The networks of `configurations`, each with its statistics re-estimated on
     /// `source`; nil without a source (the analyses then use the context's network).
+    ///
+    /// Only the configurations this run evaluates are recalibrated: not those a resumed run
+    /// or a merge replays from the journal, nor another shard's (they get the context's
+    /// network, which has the same block order, so the journal names their units alike).
+    /// A plan recalibrates nothing and counts the cost of each recalibration instead.
     public static func networks(_ context: AnalysisContext, _ configurations: [[Float]],
                                 _ source: (any ImageSource)?) throws -> [Network]? {
         guard let source else { return nil }
-        return try configurations.map { gates in
-            Network(checkpoint: try recalibrate(context.checkpoint, gates: gates, source: source, batchSize: context.batchSize))
+        let plain = configurations.map { _ in context.evaluator.network }
+        if case .planning(let plan) = context.scope {
+            plan.pendingCostPerSubNetwork = Double(source.count) * (try context.computeCost()).network(gates: [Float](repeating: 1, count: context.blockCount))
+            return plain
+        }
+        let units = JournalUnits(context) { MemberEvaluation.sectionKey(context, configurations: configurations, networks: plain) }
+        return try configurations.enumerated().map { i, gates in
+            if units.journal != nil, !units.owns(i) || units.saved(i).flatMap({ MemberEvaluation.decode($0, count: 1) }) != nil {
+                return plain[i]
+            }
+            return Network(checkpoint: try recalibrate(context.checkpoint, gates: gates, source: source, batchSize: context.batchSize))
         }
     }
 

@@ -76,6 +76,10 @@ public enum EnsembleAnalysis {
                                     Array(context.source.name.utf8), Array("\(total)".utf8),
                                     Array(context.survival.map { "\($0)" }.joined(separator: ",").utf8)])
         }
+        if case .planning(let plan) = context.scope {
+            try planBatches(context, plan: plan, section: units, members: members, granularity: granularity, masks: passMasks)
+            return table
+        }
         // Stop requests are polled by the units, before a batch that is not replayed.
         let stream = BatchStream(context.source, batchSize: context.batchSize, labels: labels, progress: context.progress)
         try stream.forEach { batch in
@@ -88,10 +92,11 @@ public enum EnsembleAnalysis {
                 for (m, gates) in batchMasks.enumerated() { table.recordMask("member-\(m)-batch-\(batch.index)", gates: gates) }
             }
             // The members' logits, then the deterministic network's (the reference of every metric that reads one).
-            let logits = try units.unit(batch.index, decode: { payload -> [[Float]]? in
+            // Another shard's batch: not computed here, and this run's table is not a result.
+            guard let logits = try units.unit(batch.index, decode: { payload -> [[Float]]? in
                 let decoded = payload.compactMap { ProgressJournal.decodeFloats($0[...]) }
                 return payload.count == members + 1 && decoded.count == members + 1 ? decoded : nil
-            }, encode: { $0.map(ProgressJournal.encode) }) {
+            }, encode: { $0.map(ProgressJournal.encode) }, compute: {
                 let images = try batch.images()
                 let fixed = [context.deterministicGates]
                 switch granularity {
@@ -106,13 +111,14 @@ public enum EnsembleAnalysis {
                     }
                     return try memberLogits + context.evaluator.logits(images, configurations: fixed).map(\.scalars)
                 }
-            }
+            }) else { return }
             let (memberLogits, deterministicLogits) = (Array(logits.prefix(members)), logits[members])
             deterministicFeeder.append(labels: batch.labels, members: [deterministicLogits], reference: deterministicLogits)
             for (i, size) in sizes.enumerated() {
                 growingFeeders[i].append(labels: batch.labels, members: Array(memberLogits.prefix(size)), reference: deterministicLogits)
             }
         }
+        if context.scope.isPartial { return table }
         if granularity == .sample {  // recorded in one order for any batch size
             for m in 0..<members { for n in 0..<total { table.recordMask("member-\(m)-example-\(n)", gates: exampleGates(n, m)) } }
         }
@@ -131,5 +137,23 @@ public enum EnsembleAnalysis {
             }
         }
         return table
+    }
+
+    /// Records the batches as units of `plan`: per image, the deterministic network and each
+    /// member (from its first difference with the deterministic network on for pass
+    /// granularity, where prefixes are shared; the whole network otherwise).
+    private static func planBatches(_ context: AnalysisContext, plan: WorkPlan, section units: JournalUnits, members: Int,
+                                    granularity: Granularity, masks: [[Float]]) throws {
+        let cost = try context.computeCost()
+        let reference = context.deterministicGates
+        let expected = cost.network(gates: context.survival.map { Float($0) })  // a member's mean cost
+        let perImage = cost.network(gates: reference) + (granularity == .pass
+            ? masks.reduce(0) { $0 + cost.suffix(gates: $1, after: reference) }
+            : Double(members) * expected)
+        let batches = stride(from: 0, to: context.source.count, by: context.batchSize).enumerated().map { index, start in
+            WorkPlan.Unit(key: units.key(index), cost: Double(min(context.batchSize, context.source.count - start)) * perImage)
+        }
+        plan.add(.init(key: units.section, kind: .ensembleBatches, units: batches, subNetworks: members,
+                       images: context.source.count, overhead: 0))
     }
 }

@@ -9,38 +9,70 @@ import DepthLensPluginAPI
 /// the expectation rule, 1 for the inverted one) is evaluated alongside as the reference
 /// for `agreement` and any metric that reads reference logits.
 public enum MemberEvaluation {
-    /// Sub-networks evaluated together when the context has a ``ProgressJournal``: one unit
-    /// of saved work. Fixed, so an interrupted run and its resumption cut units alike.
+    /// Sub-networks evaluated together (sharing the passes over the data and, in the fused
+    /// engine, their common prefixes) when the context has a ``ProgressJournal``; each is
+    /// saved as a unit of its own, so shards and resumed runs may group them differently and
+    /// still compute the same numbers.
     public static let configurationsPerUnit = 16
 
     /// - Parameters:
     ///   - configurations: one gate vector per sub-network.
     ///   - network: a network to use instead of the context's (such as a reordered one),
     ///     per configuration; nil for the context's.
-    /// - Returns: the metric results of each configuration, in order.
+    /// - Returns: the metric results of each configuration, in order; with a partial
+    ///   ``AnalysisContext/scope`` (a plan, a shard), empty for the configurations this run
+    ///   does not compute.
     /// - Throws: ``Interrupted`` when the context's stop request is set (with a journal; finished units are saved).
     public static func run(_ context: AnalysisContext, configurations: [[Float]],
                            networks: [Network]? = nil) throws -> [[MetricResult]] {
         try context.validateMetrics()
+        if case .planning(let plan) = context.scope {
+            try planUnits(context, plan: plan, configurations: configurations, networks: networks)
+            return configurations.map { _ in [] }
+        }
         let labels = try context.allLabels()
         // Without a journal there is nothing to cut into units: one pass evaluates every configuration.
-        guard context.journal != nil else {
+        if context.journal == nil, case .everything = context.scope {
             return try evaluate(context, labels: labels, configurations: configurations, networks: networks, progress: context.progress)
         }
         let units = JournalUnits(context) { sectionKey(context, configurations: configurations, networks: networks) }
-        let ranges = stride(from: 0, to: configurations.count, by: configurationsPerUnit).map {
-            $0..<min(configurations.count, $0 + configurationsPerUnit)
+        var out = [[MetricResult]?](repeating: nil, count: configurations.count)
+        for i in configurations.indices {
+            if let payload = units.saved(i), let values = decode(payload, count: 1) { out[i] = values[0] }
+        }
+        let todo = configurations.indices.filter { out[$0] == nil && (units.owns($0) || units.isReplay) }
+        let groups = stride(from: 0, to: todo.count, by: configurationsPerUnit).map {
+            Array(todo[$0..<min(todo.count, $0 + configurationsPerUnit)])
         }
         let total = context.source.count
-        var out: [[MetricResult]] = []
-        for (unit, range) in ranges.enumerated() {
-            out += try units.unit(unit, decode: { decode($0, count: range.count) }, encode: encode) {
-                try evaluate(context, labels: labels, configurations: Array(configurations[range]),
-                             networks: networks.map { Array($0[range]) },
-                             progress: context.progress.map { report in { done, _ in report(unit * total + done, ranges.count * total) } })
-            }
+        for (g, group) in groups.enumerated() {
+            try units.willCompute(group)
+            let values = try evaluate(context, labels: labels, configurations: group.map { configurations[$0] },
+                                      networks: networks.map { n in group.map { n[$0] } },
+                                      progress: context.progress.map { report in { done, _ in report(g * total + done, groups.count * total) } })
+            try units.record(zip(group, values).map { ($0, encode([$1])) })
+            for (i, value) in zip(group, values) { out[i] = value }
         }
-        return out
+        return out.map { $0 ?? [] }
+    }
+
+    /// Records the configurations as units of `plan`: each costs the units from its first
+    /// difference with the reference network on (its prefix is shared), or the whole pass
+    /// when it has a network of its own (reordered, recalibrated: evaluated alone); the
+    /// reference network is the section's overhead.
+    static func planUnits(_ context: AnalysisContext, plan: WorkPlan, configurations: [[Float]], networks: [Network]?) throws {
+        let cost = try context.computeCost()
+        let images = Double(context.source.count)
+        let reference = context.deterministicGates
+        let extra = plan.pendingCostPerSubNetwork
+        plan.pendingCostPerSubNetwork = 0
+        let units = JournalUnits(context) { sectionKey(context, configurations: configurations, networks: networks) }
+        let planned = configurations.indices.map { i -> WorkPlan.Unit in
+            let perImage = networks != nil ? cost.network(gates: configurations[i]) : cost.suffix(gates: configurations[i], after: reference)
+            return WorkPlan.Unit(key: units.key(i), cost: images * perImage + extra)
+        }
+        plan.add(.init(key: units.section, kind: .subNetworks, units: planned, subNetworks: configurations.count,
+                       images: context.source.count, overhead: images * cost.network(gates: reference)))
     }
 
     private static func evaluate(_ context: AnalysisContext, labels: [Int], configurations: [[Float]], networks: [Network]?,

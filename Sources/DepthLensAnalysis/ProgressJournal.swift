@@ -46,11 +46,13 @@ public final class ProgressJournal: @unchecked Sendable {
             guard exists, let data = FileManager.default.contents(atPath: path) else {
                 throw JournalError(path: path, message: "nothing to resume: no progress file (the run finished, or never started)", reason: .nothingToResume)
             }
-            keepBytes = try Self.read(data, path: path, expected: configuration, into: &finished)
+            var header: [(String, String)] = []
+            keepBytes = try Self.read(data, path: path, expected: configuration, into: &finished, header: &header)
             resumedUnits = finished.count
         } else if exists, let data = FileManager.default.contents(atPath: path) {
             var units: [String: [String]] = [:]
-            _ = try? Self.read(data, path: path, expected: nil, into: &units)
+            var header: [(String, String)] = []
+            _ = try? Self.read(data, path: path, expected: nil, into: &units, header: &header)
             if !units.isEmpty {
                 throw JournalError(path: path, message: "holds \(units.count) finished unit(s) of an interrupted run", reason: .unfinishedRun)
             }
@@ -83,12 +85,27 @@ public final class ProgressJournal: @unchecked Sendable {
 
     /// Saves a finished unit: appended and flushed to disk before returning.
     public func record(section: String, unit: Int, payload: [String]) throws {
-        var text = "unit\t\(section)/\(unit)\t\(payload.count)\n"
-        for line in payload {
-            precondition(!line.contains("\n"), "journal payload lines cannot hold newlines")
-            text += line + "\n"
+        try record(section: section, units: [(unit, payload)])
+    }
+
+    /// Saves finished units of one section together: appended and flushed to disk in one
+    /// write before returning (each is still a unit of its own on resume).
+    public func record(section: String, units: [(index: Int, payload: [String])]) throws {
+        try record(units.map { ("\(section)/\($0.index)", $0.payload) })
+    }
+
+    /// Saves finished units named `SECTION/INDEX` (as ``units`` lists them), in one write.
+    public func record(_ units: [(key: String, payload: [String])]) throws {
+        guard !units.isEmpty else { return }
+        var text = ""
+        for (key, payload) in units {
+            text += "unit\t\(key)\t\(payload.count)\n"
+            for line in payload {
+                precondition(!line.contains("\n"), "journal payload lines cannot hold newlines")
+                text += line + "\n"
+            }
+            text += "done\t\(key)\n"
         }
-        text += "done\t\(section)/\(unit)\n"
         lock.lock()
         defer { lock.unlock() }
         do {
@@ -97,9 +114,29 @@ public final class ProgressJournal: @unchecked Sendable {
         } catch {
             throw JournalError(path: path, message: "cannot save progress: \(error)")
         }
-        finished["\(section)/\(unit)"] = payload
-        recordedUnits += 1
+        for (key, payload) in units { finished[key] = payload }
+        recordedUnits += units.count
         if pauseAfterUnit > 0 { usleep(pauseAfterUnit * 1000) }
+    }
+
+    /// Every finished unit, by `SECTION/INDEX`.
+    public var units: [String: [String]] {
+        lock.lock()
+        defer { lock.unlock() }
+        return finished
+    }
+
+    /// Reads a journal without opening it for writing: its configuration and finished
+    /// units (a unit cut short is left out), as a merge of shards needs them.
+    /// - Throws: ``JournalError`` when the file is missing or not a journal.
+    public static func contents(of path: String) throws -> (configuration: [(String, String)], units: [String: [String]]) {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw JournalError(path: path, message: "cannot read the progress file", reason: .nothingToResume)
+        }
+        var units: [String: [String]] = [:]
+        var configuration: [(String, String)] = []
+        _ = try read(data, path: path, expected: nil, into: &units, header: &configuration)
+        return (configuration, units)
     }
 
     /// Deletes the journal once the results are written.
@@ -128,7 +165,7 @@ public final class ProgressJournal: @unchecked Sendable {
 
     /// Parses a journal; returns the byte length of its valid part (up to the last `done`).
     private static func read(_ data: Data, path: String, expected: [(String, String)]?,
-                             into units: inout [String: [String]]) throws -> Int {
+                             into units: inout [String: [String]], header: inout [(String, String)]) throws -> Int {
         let bytes = [UInt8](data)
         var lines: [(text: String, end: Int)] = []
         var start = 0
@@ -146,6 +183,7 @@ public final class ProgressJournal: @unchecked Sendable {
             recorded.append((unescape(String(parts[0])), parts.count > 1 ? unescape(String(parts[1])) : ""))
             index += 1
         }
+        header = recorded
         guard index < lines.count else {
             throw JournalError(path: path, message: "its header is incomplete (the run stopped while creating it)", reason: .incompleteHeader)
         }

@@ -5,6 +5,8 @@ import Foundation
 /// Writes an analysis' files and prints its summary: the headline columns by default,
 /// every column the user's `--metric` list produces when there is one.
 func finish(_ table: ResultTable, options: AnalysisOptions, folder: String) throws {
+    // A plan's or a shard's table is partial: the journal is what a shard keeps.
+    guard !options.writesNoResults else { return }
     let files = try AnalysisPlots.writeAll(table, to: folder)
     let headline = ["active_blocks", "accuracy", "nll", "ece", "brier", "agreement", "kendall_tau",
                     "probability", "mutual_information", "disagreement"]
@@ -116,7 +118,15 @@ struct Lesion: ParsableCommand {
         let pruneRule = self.pruneRule ?? "evenly-spaced"
         let heldOut = self.heldOut ?? 500
         var greedy: [LesionAnalysis.Lesion] = []
-        if pruneRule == "greedy", !pruneDepth.isEmpty {
+        if pruneRule == "greedy", !pruneDepth.isEmpty, options.dryRun {
+            // The search evaluates sub-networks itself: a dry run plans its lesions as
+            // evenly spaced ones of the same depths (the same number of sub-networks).
+            FileHandle.standardError.write(Data("lesion: dry run: the greedy search on the held-out images is not counted; its lesions are planned as evenly spaced ones of the same depths\n".utf8))
+            for depth in pruneDepth {
+                let stand = try flagPruneErrors { try LesionAnalysis.prune(blocks: context.checkpoint.architecture.blocks, depth: depth, rule: "evenly-spaced") }
+                greedy.append(.init(.pruned(rule: "greedy", depth: depth), dropped: stand.dropped))
+            }
+        } else if pruneRule == "greedy", !pruneDepth.isEmpty {
             // Choose on the held-out images, report on the others.
             guard heldOut > 0, heldOut < context.source.count else {
                 throw CLIError("--held-out must be between 1 and \(context.source.count - 1), the images available")
@@ -253,6 +263,7 @@ struct Paths: ParsableCommand {
             ("--labels-dataset", d.labelsDataset != "labels"), ("--mean", d.mean != nil), ("--std", d.std != nil),
             ("--offset", d.offset != 0), ("--limit", d.limit != nil), ("--metric", !options.metrics.isEmpty),
             ("--rule", options.rule != nil), ("--seed", options.seed != 0), ("--resume", options.resume),
+            ("--shard", options.shard != nil),
         ]
         let unused = given.filter(\.1).map(\.0)
         if !unused.isEmpty {
@@ -262,6 +273,10 @@ struct Paths: ParsableCommand {
 
     func run() throws {
         let context = try options.context(analysis: "paths", needsData: false)
+        if options.dryRun {
+            print("paths: dry run (nothing is computed or written)\nIn all: 0 sub-network evaluations over 0 images: the distribution is exact and needs no network pass.")
+            return
+        }
         let folder = try options.folder(default: "paths")
         let table = PathsAnalysis.run(survival: context.survival, checkpoint: context.checkpoint.path, schedule: context.scheduleName)
         try finish(table, options: options, folder: folder)

@@ -39,6 +39,29 @@ struct AnalysisOptions: ParsableArguments {
     @Flag(help: "Continue an interrupted run: finished units saved in the output folder's progress file are not computed again, and the results are the same as an uninterrupted run's.")
     var resume = false
 
+    @Option(help: ArgumentHelp("Compute only the K-th of N parts of the work, split by estimated cost, into <output>/shard-K-of-N (continuing its journal there when it has one); `depthlens merge` joins the N parts into the results. See docs/scale-out.md.", valueName: "K/N"))
+    var shard: String?
+
+    @Flag(help: "Print the work: sub-network evaluations, images, estimated operations in all and per shard; compute and write nothing.")
+    var dryRun = false
+
+    /// Set by `depthlens merge` only: every unit comes from the journal it wrote.
+    @Flag(help: ArgumentHelp("Set by depthlens merge: replay every unit from the output folder's journal, computing none.", visibility: .hidden))
+    var mergeReplay = false
+
+    func validate() throws {
+        if let shard {
+            do { _ = try ShardSpec(parsing: shard) } catch { throw ValidationError("--shard: \(error)") }
+        }
+        if shard != nil, mergeReplay { throw ValidationError("--shard: a merge replays every shard; give no shard") }
+    }
+
+    /// The shard this run computes, or nil for all of the work.
+    var shardSpec: ShardSpec? { shard.flatMap { try? ShardSpec(parsing: $0) } }
+
+    /// Whether this run writes no results: a dry run, or a shard (whose journal is its result).
+    var writesNoResults: Bool { dryRun || shard != nil }
+
     static let memberMetrics = ["accuracy", "nll", "brier", "calibration", "agreement"]
     static let ensembleMetrics = ["gibbs_nll", "member_brier", "entropy", "uncertainty", "diversity"]
 
@@ -77,8 +100,12 @@ struct AnalysisOptions: ParsableArguments {
     /// The output folder, created when missing and locked for the rest of the process
     /// (``OutputFolderLock``): a second run writing there is refused before it touches it.
     /// - Parameter name: the folder under `results/` without `-o`, and the command's name.
+    /// A shard's folder is `shard-K-of-N` inside it; a dry run gets the path alone, since it
+    /// writes nothing.
     func folder(default name: String) throws -> String {
-        let path = output ?? "results/\(name)"
+        let base = output ?? "results/\(name)"
+        if dryRun { return base }
+        let path = shardSpec.map { "\(base)/\(ShardFolder.name($0))" } ?? base
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
@@ -94,6 +121,11 @@ extension AnalysisOptions {
     /// they complete, SIGINT and SIGTERM stop the run between units (exit 130 or 143, the
     /// results files untouched), and `--resume` continues from the saved units. The
     /// journal is deleted once `body` has written the results.
+    ///
+    /// With `--dry-run`, `body` runs as a plan (nothing is computed or written) and the
+    /// work is printed; with `--shard`, it runs as a plan, then computes the shard's units
+    /// into the shard folder's journal, which stays there for `depthlens merge`
+    /// (``ShardFolder``); with `--merge-replay`, every unit must come from the journal.
     /// - Parameter parameters: the command's own flags that change its results.
     func journaled(_ context: AnalysisContext, folder: String, analysis: String, parameters: [(String, String)],
                    _ body: (AnalysisContext) throws -> Void) throws {
@@ -109,6 +141,21 @@ extension AnalysisOptions {
         fields.append(("metrics", context.metrics.joined(separator: " ")))
         fields.append(("seed", "\(context.seed)"))
         fields += parameters
+        if dryRun || shard != nil {
+            let plan = try WorkPlan.make(context, body)
+            if dryRun { return DryRun.print(plan, analysis: analysis, context: context, shards: shardSpec?.count) }
+            return try runShard(context, plan: plan, folder: folder, analysis: analysis, fields: fields, body)
+        }
+        var context = context
+        if mergeReplay { context.scope = .replay }
+        try runJournaled(context, folder: folder, analysis: analysis, fields: fields, resume: resume, keep: false, body)
+    }
+
+    /// Opens the journal, runs `body` with it and the signal handlers, and turns an
+    /// interruption into its message and exit status. The journal is deleted after `body`
+    /// unless `keep` (a shard's).
+    func runJournaled(_ context: AnalysisContext, folder: String, analysis: String, fields: [(String, String)],
+                      resume: Bool, keep: Bool, _ body: (AnalysisContext) throws -> Void) throws {
         // The folder is this process's (folder(default:) locked it) before the journal is
         // touched, and the handlers are in place once the journal exists.
         precondition(OutputFolderLock.holds(folder), "journaled(_:folder:) needs the folder locked by folder(default:)")
@@ -121,7 +168,7 @@ extension AnalysisOptions {
         }
         let environment = ProcessInfo.processInfo.environment
         journal.pauseAfterUnit = UInt32(environment["DEPTHLENS_TEST_UNIT_PAUSE_MS"].flatMap { UInt32($0) } ?? 0)
-        if journal.resumedUnits > 0, !quiet {
+        if journal.resumedUnits > 0, !quiet, !mergeReplay {
             FileHandle.standardError.write(Data("\(analysis): resuming with \(journal.resumedUnits) finished unit(s) from \(journal.path)\n".utf8))
         }
         // Test hook: wait (until a signal) before the first unit, so that a test can stop a
@@ -135,14 +182,15 @@ extension AnalysisOptions {
         context.stopRequest = SignalStop.request
         do {
             try body(context)
-            journal.remove()
+            if !keep { journal.remove() }
         } catch let interrupted as Interrupted {
             let signal = SignalStop.name(interrupted.code)
+            let rerun = keep ? "run the same command again to continue" : "run the same command with --resume to continue"
             if journal.removeIfEmpty() {
                 // Nothing to resume: the journal is gone.
                 FileHandle.standardError.write(Data("\n\(analysis): interrupted by \(signal) before any unit finished; nothing was saved; run the same command to start again\n".utf8))
             } else {
-                FileHandle.standardError.write(Data("\n\(analysis): interrupted by \(signal); \(journal.finishedCount) finished unit(s) saved in \(journal.path); run the same command with --resume to continue\n".utf8))
+                FileHandle.standardError.write(Data("\n\(analysis): interrupted by \(signal); \(journal.finishedCount) finished unit(s) saved in \(journal.path); \(rerun)\n".utf8))
             }
             // 128 + the signal number, the shell's convention (130 for SIGINT, 143 for SIGTERM).
             throw ExitCode(128 + interrupted.code)

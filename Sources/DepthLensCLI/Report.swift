@@ -47,7 +47,7 @@ struct Report: ParsableCommand {
             let t0 = Date()
             let result = try body()
             timings.append((name, Date().timeIntervalSince(t0)))
-            if !limited.quiet { FileHandle.standardError.write(Data("report: \(name) done in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s\n".utf8)) }
+            if !limited.quiet, !limited.writesNoResults { FileHandle.standardError.write(Data("report: \(name) done in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s\n".utf8)) }
             return result
         }
         let parameters = [("max k", "\(maxK)"), ("trials", "\(trials)"), ("members", "\(members)"), ("batch size", "\(context.batchSize)")]
@@ -64,13 +64,22 @@ struct Report: ParsableCommand {
             let depths = evenlySpacedDepths(count: count, steps: 8)
             let depthTable = try timed("depth") { try DepthAnalysis.run(memberContext, depths: depths, trials: trials) }
             let pathsTable = PathsAnalysis.run(survival: context.survival, checkpoint: context.checkpoint.path, schedule: context.scheduleName)
+            // A plan's or a shard's tables are partial: the journal is what a shard keeps.
+            guard !limited.writesNoResults else { return }
             var files: [String] = []
             for table in [lesionTable, ensembleTable, depthTable, pathsTable] {
                 files += try AnalysisPlots.writeAll(table, to: folder)
             }
+            // The run time goes to standard error, not into summary.md: the results files of a
+            // run depend on nothing but its inputs, so a merge of shards writes the same bytes
+            // (docs/scale-out.md).
             let seconds = Date().timeIntervalSince(started)
+            if !limited.quiet {
+                FileHandle.standardError.write(Data(String(format: "report: run time %.1f s (%@)\n", seconds,
+                                                           timings.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", ")).utf8))
+            }
             let summary = ReportSummary.markdown(context: context, lesion: lesionTable, ensemble: ensembleTable, depth: depthTable,
-                                                 paths: pathsTable, seconds: seconds, timings: timings)
+                                                 paths: pathsTable)
             try AtomicFile.write(Data(summary.utf8), to: "\(folder)/summary.md")
             files.append("\(folder)/summary.md")
             if limited.json {
@@ -87,7 +96,7 @@ struct Report: ParsableCommand {
 /// The headline numbers of a report, as Markdown.
 enum ReportSummary {
     static func markdown(context: AnalysisContext, lesion: ResultTable, ensemble: ResultTable, depth: ResultTable,
-                         paths: ResultTable, seconds: Double, timings: [(String, Double)]) -> String {
+                         paths: ResultTable) -> String {
         func value(_ table: ResultTable, _ experiment: Experiment?, _ metric: String) -> Double? {
             experiment.flatMap { table.value(metric, of: $0) }
         }
@@ -101,7 +110,7 @@ enum ReportSummary {
         out += "- checkpoint: `\(ckpt.path)` (\(blocks.count) blocks, \(kind) blocks)\n"
         out += "- data: `\(context.source.name)`, \(context.source.count) images\n"
         out += "- schedule: `\(context.scheduleName)`; test-time rule: \(context.rule.rawValue); seed \(context.seed)\n"
-        out += String(format: "- run time: %.1f s (%@)\n\n", seconds, timings.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", "))
+        out += "\n"
         out += "## Deterministic network\n\n| network | error | NLL | ECE |\n|---|---|---|---|\n"
         out += "| \(context.rule.rawValue) rule | \(pct(value(ensemble, deterministic, "accuracy").map { 1 - $0 })) | \(num(value(ensemble, deterministic, "nll"))) | \(num(value(ensemble, deterministic, "ece"))) |\n"
         out += "\n"

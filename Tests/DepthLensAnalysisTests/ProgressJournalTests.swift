@@ -72,7 +72,7 @@ final class ProgressJournalTests: XCTestCase {
         let plain = try SampleAnalysis.run(try context(), members: 40)
         var journaled = try context()
         journaled.journal = try ProgressJournal(path: path, configuration: configuration, resume: false)
-        // Ask for a stop after the first unit of 16 sub-networks is saved.
+        // Ask for a stop after the first group of 16 sub-networks (16 units, one each) is saved.
         let stop = StopRequest()
         journaled.stopRequest = stop
         journaled.progress = { done, total in
@@ -81,14 +81,14 @@ final class ProgressJournalTests: XCTestCase {
         XCTAssertThrowsError(try SampleAnalysis.run(journaled, members: 40)) {
             XCTAssertEqual($0 as? Interrupted, Interrupted(code: 15))
         }
-        XCTAssertEqual(journaled.journal?.finishedCount, 1)
+        XCTAssertEqual(journaled.journal?.finishedCount, MemberEvaluation.configurationsPerUnit)
         var resumed = try context()
         resumed.journal = try ProgressJournal(path: path, configuration: configuration, resume: true)
-        XCTAssertEqual(resumed.journal?.resumedUnits, 1)
+        XCTAssertEqual(resumed.journal?.resumedUnits, MemberEvaluation.configurationsPerUnit)
         let table = try SampleAnalysis.run(resumed, members: 40)
         XCTAssertEqual(table.resultsCSV, plain.resultsCSV)
         XCTAssertEqual(table.masksCSV, plain.masksCSV)
-        XCTAssertEqual(resumed.journal?.recordedUnits, 2)
+        XCTAssertEqual(resumed.journal?.recordedUnits, 40 - MemberEvaluation.configurationsPerUnit)
     }
 
     func testEnsembleStopsBetweenBatchesAndResumesToTheSameTable() throws {

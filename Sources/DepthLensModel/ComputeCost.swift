@@ -71,13 +71,17 @@ extension ModelDescription {
 
 extension ModelOperation {
     /// Floating-point operations for one image: 2 per multiply-add of a convolution or
-    /// linear layer, 1 per output value otherwise.
+    /// linear layer (grouped and pointwise included), 1 per output value otherwise.
     func operationCount(input: ActivationShape, output: ActivationShape) -> Double {
         switch self {
         case .convolution(let c):
-            return 2 * Double(c.inChannels * c.kernel * c.kernel) * Double(output.count)
+            // A grouped (depthwise) convolution reads in / groups channels per output value.
+            return 2 * Double(c.inChannels / c.groups * c.kernel * c.kernel) * Double(output.count)
         case .linear(let l):
             return 2 * Double(l.inFeatures) * Double(l.outFeatures)
+        case .pointwiseLinear(let l):
+            // A linear layer at every position: in multiply-adds per output value.
+            return 2 * Double(l.inFeatures) * Double(output.count)
         default:
             return Double(output.count)
         }

@@ -128,6 +128,19 @@ final class ConvNeXtGoldenTests: XCTestCase {
         XCTAssertNoThrow(try network.reordered([2, 1, 3, 4, 5, 6]))
     }
 
+    func testPlanningCostCountsDepthwiseAndPointwiseMultiplyAddsOnce() throws {
+        // patch1_linear_ls: stage 1 is 8 channels at 28x28 (patch 1), one block of
+        // 7x7 depthwise conv, layer norm, fc1 8->32, GELU, fc2 32->8, layer scale.
+        let model = try Self.load("patch1_linear_ls").architecture.modelDescription
+        XCTAssertEqual(model.units[0].branch.map(\.summary), ["depthwise conv 7x7 8", "layer norm 8", "pointwise linear 8->32",
+                                                              "gelu", "pointwise linear 32->8", "layer scale 8"])
+        let cost = try model.computeCost(height: 28, width: 28)
+        let pixels = 28.0 * 28, c = 8.0
+        let multiplyAdds = (c * 49 + c * 4 * c + 4 * c * c) * pixels  // depthwise: 49 per output, not 8 x 49
+        let elementWise = (c + 4 * c + c) * pixels  // layer norm, GELU, layer scale: one per output value
+        XCTAssertEqual(cost.branches[0], 2 * multiplyAdds + elementWise)
+    }
+
     func testUnsupportedVariantsAreRefusedByName() throws {
         func refusal(_ kwargs: [String: Any]) -> String {
             do {

@@ -27,6 +27,9 @@ public enum BatchNormRecalibration {
     public static func recalibrate(_ checkpoint: Checkpoint, gates: [Float], source: any ImageSource,
                                    batchSize: Int) throws -> Checkpoint {
         let arch = checkpoint.architecture
+        if arch.family == Architecture.vitFamily {
+            throw RecalibrationError(family: arch.family)
+        }
         guard gates.count == arch.blockCount else {
             throw EvaluationError.gates("the gate vector has \(gates.count) entries but the network has \(arch.blockCount) blocks")
         }
@@ -108,6 +111,8 @@ public enum BatchNormRecalibration {
                 return Batch(values: y, n: x.n, shape: out)
             case .globalAveragePool, .linear:
                 preconditionFailure("recalibration stops before the classifier")
+            case .transformer:
+                preconditionFailure("recalibration refuses transformers before running (RecalibrationError)")
             }
         }
 
@@ -137,5 +142,17 @@ public enum BatchNormRecalibration {
             statistics[spec.key] = record
             return y
         }
+    }
+}
+
+/// Batch-norm recalibration asked of a network that normalises otherwise: a vision
+/// transformer's layer norms use each token's own statistics, with no running
+/// statistics to re-estimate.
+public struct RecalibrationError: Error, CustomStringConvertible, Equatable {
+    public var family: String
+
+    public var description: String {
+        "batch-norm recalibration does not apply to \(family): its layer norms normalise every token with its own "
+            + "statistics and keep no running statistics to re-estimate"
     }
 }

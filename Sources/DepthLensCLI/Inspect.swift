@@ -27,46 +27,50 @@ struct Inspect: ParsableCommand {
         let model = arch.modelDescription
         var out = "Checkpoint   \(ckpt.path) "
             + (architecture.arch.map { "(plain state_dict dump read as \($0))\n" } ?? "(format v\(Checkpoint.formatVersion))\n")
-        let padding = switch arch.channelPadding {
-        case .end: "at the end"
-        case .both: "split between both ends"
-        }
-        let shortcut: String = switch arch.shortcut {
-        case .averagePoolThenPad: "option A (average pooling, zero channels \(padding))"
-        case .subsampleThenPad: "option A (strided subsampling, zero channels \(padding))"
-        case .projection: arch.averagePoolDownsample ? "option B (2x2 average pooling with the stride, 1x1 convolution + batch norm)"
-            : "option B (1x1 convolution + batch norm)"
-        }
-        let kind: String = switch arch.block {
-        case .basic: "basic (post-activation)"
-        case .preact: "pre-activation"
-        case .bottleneck: "bottleneck (1x1, 3x3, 1x1; expansion \(arch.expansion))"
-        }
-        out += "Architecture \(arch.family), \(kind) blocks, "
-            + "\(arch.blockCount) blocks in \(arch.stages.count) stages\n"
-        out += "Shortcuts    \(shortcut)\n"
-        let stem = arch.hasDeepStem
-            ? "deep stem (3x3 convolutions of width \(arch.stemWidth), \(arch.stemWidth), \(arch.stemOutputWidth)), 3x3/2 max pooling"
-            : arch.stemMaxPool ? "7x7/2 stem convolution of width \(arch.stemWidth), 3x3/2 max pooling" : "stem width \(arch.stemWidth)"
-        out += "Input        \(arch.inChannels) channel(s); \(stem); \(arch.numClasses) classes\n"
-        out += "Convolutions \(arch.convBias ? "with" : "without") bias; batch-norm eps \(arch.bnEps)\n"
-        out += "Parameters   \(arch.parameterCount.formatted())\n"
-        out += "\nStages\n"
-        for (s, stage) in arch.stages.enumerated() {
-            let output = arch.expansion == 1 ? "" : " (output \(stage.width * arch.expansion))"
-            out += "  stage \(s + 1): \(stage.blocks) blocks, width \(stage.width)\(output), stride \(stage.stride)\n"
-        }
-        let p = ckpt.training?.survivalProbabilities
-        out += "\nBlocks\n"
-        out += "  " + pad("l", 4) + pad("stage", 7) + pad("key", 14) + pad("channels", 11) + pad("stride", 8) + pad("shortcut", 10)
-            + (p != nil ? "p_l" : "") + "\n"
-        for unit in model.units {
-            out += "  " + pad("\(unit.block)", 4) + pad("\(unit.stage)", 7) + pad(unit.name, 14)
-                + pad("\(unit.inChannels)->\(unit.outChannels)", 11) + pad("\(unit.stride)", 8)
-                + pad(shortcutName(unit), 10) + (p.map { String(format: "%.4f", $0[unit.block - 1]) } ?? "") + "\n"
-        }
-        if let p {
-            out += "  expected number of active blocks: \(String(format: "%.3f", p.reduce(0, +))) of \(p.count)\n"
+        if let vit = arch.vit {
+            out += visionTransformerOverview(ckpt, vit, model)
+        } else {
+            let padding = switch arch.channelPadding {
+            case .end: "at the end"
+            case .both: "split between both ends"
+            }
+            let shortcut: String = switch arch.shortcut {
+            case .averagePoolThenPad: "option A (average pooling, zero channels \(padding))"
+            case .subsampleThenPad: "option A (strided subsampling, zero channels \(padding))"
+            case .projection: arch.averagePoolDownsample ? "option B (2x2 average pooling with the stride, 1x1 convolution + batch norm)"
+                : "option B (1x1 convolution + batch norm)"
+            }
+            let kind: String = switch arch.block {
+            case .basic: "basic (post-activation)"
+            case .preact: "pre-activation"
+            case .bottleneck: "bottleneck (1x1, 3x3, 1x1; expansion \(arch.expansion))"
+            }
+            out += "Architecture \(arch.family), \(kind) blocks, "
+                + "\(arch.blockCount) blocks in \(arch.stages.count) stages\n"
+            out += "Shortcuts    \(shortcut)\n"
+            let stem = arch.hasDeepStem
+                ? "deep stem (3x3 convolutions of width \(arch.stemWidth), \(arch.stemWidth), \(arch.stemOutputWidth)), 3x3/2 max pooling"
+                : arch.stemMaxPool ? "7x7/2 stem convolution of width \(arch.stemWidth), 3x3/2 max pooling" : "stem width \(arch.stemWidth)"
+            out += "Input        \(arch.inChannels) channel(s); \(stem); \(arch.numClasses) classes\n"
+            out += "Convolutions \(arch.convBias ? "with" : "without") bias; batch-norm eps \(arch.bnEps)\n"
+            out += "Parameters   \(arch.parameterCount.formatted())\n"
+            out += "\nStages\n"
+            for (s, stage) in arch.stages.enumerated() {
+                let output = arch.expansion == 1 ? "" : " (output \(stage.width * arch.expansion))"
+                out += "  stage \(s + 1): \(stage.blocks) blocks, width \(stage.width)\(output), stride \(stage.stride)\n"
+            }
+            let p = ckpt.training?.survivalProbabilities
+            out += "\nBlocks\n"
+            out += "  " + pad("l", 4) + pad("stage", 7) + pad("key", 14) + pad("channels", 11) + pad("stride", 8) + pad("shortcut", 10)
+                + (p != nil ? "p_l" : "") + "\n"
+            for unit in model.units {
+                out += "  " + pad("\(unit.block)", 4) + pad("\(unit.stage)", 7) + pad(unit.name, 14)
+                    + pad("\(unit.inChannels)->\(unit.outChannels)", 11) + pad("\(unit.stride)", 8)
+                    + pad(shortcutName(unit), 10) + (p.map { String(format: "%.4f", $0[unit.block - 1]) } ?? "") + "\n"
+            }
+            if let p {
+                out += "  expected number of active blocks: \(String(format: "%.3f", p.reduce(0, +))) of \(p.count)\n"
+            }
         }
         out += "\nTraining\n"
         if let t = ckpt.training {

@@ -16,6 +16,26 @@ struct FusedEngine: EvaluationEngine {
     let threads: Int
     let dnnl: DNNL
 
+    /// Why the fused engine cannot run `network`, or nil when it can: it lowers the
+    /// ResNets' layers only (convolutions, batch norm, ReLU, pooling, option A), with
+    /// every residual branch ending in a convolution (into which the gate and the add
+    /// are fused) and the ResNet head.
+    static func unsupported(_ network: Network) -> String? {
+        let family = network.model.family
+        let layers = network.stemLayers + network.blocks.flatMap { $0.preActivation + $0.branch + $0.shortcut }
+            + network.head.pooling
+        if layers.contains(where: { if case .transformer = $0 { return true } else { return false } }) {
+            return "the fast engine does not lower \(family)'s attention, layer norm and token layers yet"
+        }
+        if !network.head.pooling.isEmpty { return "the fast engine runs the ResNets' head only, not \(family)'s" }
+        for block in network.blocks {
+            guard case .convolution(_, relu: false) = block.branch.last else {
+                return "the fast engine fuses the gate into a branch's last convolution, and \(family)'s block \(block.index) ends otherwise"
+            }
+        }
+        return nil
+    }
+
     /// Most images per chunk, the unit a worker thread takes: small enough that two
     /// workers balance on a batch of 64 and a chunk's activations stay in cache (16 x 16 x
     /// 28 x 28 floats is 0.8 MiB); convolutions of any size run as pieces of 1, 2, 4, ...
@@ -312,6 +332,8 @@ final class FusedPass {
             case .zeroChannels(let z):
                 BlockedKernels.zeroPaddedShortcut(input: source, inShape: shape, output: target, outShape: outShape, rows: n,
                                                   stride: z.stride, averagePool: z.averagePool, padBefore: z.before)
+            case .transformer:
+                preconditionFailure("the fused engine does not run transformer layers (FusedEngine.unsupported)")
             }
             (source, shape, row) = (UnsafePointer(target), outShape, outShape.rowSize)
         }

@@ -57,6 +57,8 @@ struct Lowering {
                 layers.append(.averagePool2x2)
             case .zeroChannels(let spec):
                 layers.append(.zeroChannels(spec))
+            case .transformer(let t):
+                layers.append(.transformer(transformer(t)))
             case .globalAveragePool, .linear:
                 preconditionFailure("\(op.summary) belongs in the head")
             }
@@ -67,10 +69,6 @@ struct Lowering {
     func block(_ unit: ResidualUnit) -> ResidualBlock {
         precondition(unit.afterAdd.isEmpty || unit.afterAdd == [.relu], "after the add the engines run ReLU only")
         let branch = layers(unit.branch)
-        // The engines fuse the gate and the add into the branch's last convolution.
-        guard case .convolution(_, relu: false) = branch.last else {
-            preconditionFailure("block \(unit.block): a residual branch must end in a convolution (with its batch norm)")
-        }
         return ResidualBlock(index: unit.block, stage: unit.stage, outChannels: unit.outChannels,
                              preActivation: layers(unit.preActivation), branch: branch, shortcut: layers(unit.shortcut),
                              shortcutReadsPreActivated: unit.shortcutInput == .preActivated,
@@ -79,6 +77,12 @@ struct Lowering {
 
     /// The head: [batch norm, ReLU,] global average pooling, linear.
     func head(_ operations: [ModelOperation]) -> ClassifierHead {
+        if operations.contains(where: { if case .transformer = $0 { return true } else { return false } }),
+           case .linear(let linear) = operations.last {
+            // A transformer's head: norm and token pooling (or pooling and fc_norm), then the classifier.
+            return ClassifierHead(finalNorm: nil, pooling: layers(Array(operations.dropLast())), weight: tensor(linear.key + ".weight"),
+                                  bias: tensor(linear.key + ".bias"), features: linear.inFeatures, classes: linear.outFeatures)
+        }
         var ops = operations[...]
         var finalNorm: ChannelAffine?
         if case .batchNorm(let spec) = ops.first {

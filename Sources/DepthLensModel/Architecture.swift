@@ -82,6 +82,8 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var stem: StemKind?
     /// `imagenet_resnet` only: how projection shortcuts downsample (nil: strided 1x1 convolution).
     public var downsample: DownsampleKind?
+    /// `timm_vit` only: the vision transformer (VisionTransformer.swift); nil for the ResNets.
+    public var vit: VisionTransformerSpec?
 
     public init(family: String = Architecture.cifarFamily, block: BlockKind = .basic, inChannels: Int,
                 numClasses: Int, stemWidth: Int, stages: [Stage],
@@ -115,6 +117,10 @@ public struct Architecture: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         family = try c.decode(String.self, forKey: .family)
+        if family == Self.vitFamily {
+            self = try Self.decodeVisionTransformer(from: decoder)
+            return
+        }
         block = try c.decode(BlockKind.self, forKey: .block)
         inChannels = try c.decode(Int.self, forKey: .inChannels)
         numClasses = try c.decode(Int.self, forKey: .numClasses)
@@ -138,7 +144,7 @@ public struct Architecture: Codable, Equatable, Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: data), let fields = object as? [String: Any] else {
             throw ArchitectureError(field: "", message: jsonProblem(json))
         }
-        let known = Set(CodingKeys.allCases.map(\.stringValue))
+        let known = fields["family"] as? String == vitFamily ? vitFields : Set(CodingKeys.allCases.map(\.stringValue))
         if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
             throw ArchitectureError(field: unknown, message: "unknown field (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -154,6 +160,7 @@ public struct Architecture: Codable, Equatable, Sendable {
 
     /// The JSON description, with sorted keys.
     public func json() -> String {
+        if let vit { return visionTransformerJSON(vit) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
@@ -167,6 +174,11 @@ public struct Architecture: Codable, Equatable, Sendable {
         let limit = 1 << 16
         try require(Self.families.contains(family), "family",
                     "unsupported family '\(family)' (format v1 knows \(Self.families.joined(separator: ", ")))")
+        if let vit {
+            try require((1...limit).contains(inChannels), "in_channels", "must be between 1 and \(limit), found \(inChannels)")
+            try require((1...limit).contains(numClasses), "num_classes", "must be between 1 and \(limit), found \(numClasses)")
+            return try vit.validate()
+        }
         try validateFamily()
         try require((1...limit).contains(inChannels), "in_channels", "must be between 1 and \(limit), found \(inChannels)")
         try require((1...limit).contains(numClasses), "num_classes", "must be between 1 and \(limit), found \(numClasses)")

@@ -34,7 +34,7 @@ extension Architecture {
     public static let cifarFamily = "cifar_resnet"
     /// The ImageNet-style family of timm and torchvision.
     public static let imageNetFamily = "imagenet_resnet"
-    static let families = [cifarFamily, imageNetFamily]
+    static let families = [cifarFamily, imageNetFamily, vitFamily]
 
     /// Whether this is the ImageNet-style family.
     public var isImageNetFamily: Bool { family == Self.imageNetFamily }

@@ -7,6 +7,9 @@ extension Architecture {
         switch family {
         case Self.cifarFamily, Self.imageNetFamily:
             return ModelDescription(resNet: self)
+        case Self.vitFamily:
+            guard let vit else { preconditionFailure("a timm_vit architecture without its fields") }
+            return ModelDescription(visionTransformer: self, vit)
         default:
             // `validate()` admits only the families above; an unvalidated value is a programming error.
             preconditionFailure("no model description for family '\(family)'")

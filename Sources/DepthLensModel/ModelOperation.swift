@@ -26,6 +26,9 @@ public enum ModelOperation: Sendable, Equatable {
     case globalAveragePool
     /// A fully connected layer.
     case linear(LinearSpec)
+    /// A vision transformer's own operations (tokens, class token, position embedding,
+    /// self-attention, token pooling): TransformerOperation.swift.
+    case transformer(TransformerOperation)
 }
 
 /// A convolution: `KEY.weight` of shape (out, in, kernel, kernel), `KEY.bias` when `bias`.
@@ -119,6 +122,8 @@ extension ModelOperation {
                     TensorDescription(key: l.key + ".bias", shape: [l.outFeatures], role: .linearBias)]
         case .relu, .maxPool, .averagePool2x2, .zeroChannels, .globalAveragePool:
             return []
+        case .transformer(let t):
+            return t.tensors
         }
     }
 
@@ -150,6 +155,9 @@ extension ModelOperation {
         case .linear(let l):
             guard shape.count == l.inFeatures else { return nil }
             result = ActivationShape(channels: l.outFeatures, height: 1, width: 1)
+        case .transformer(let t):
+            guard let out = t.outputShape(shape) else { return nil }
+            result = out
         }
         return result.height > 0 && result.width > 0 ? result : nil
     }
@@ -167,6 +175,7 @@ extension ModelOperation {
             return "\(z.averagePool ? "avg pool" : "subsample") /\(z.stride), zero channels +\(z.before)+\(z.after)"
         case .globalAveragePool: return "global avg pool"
         case .linear(let l): return "linear \(l.inFeatures)->\(l.outFeatures)"
+        case .transformer(let t): return t.summary
         }
     }
 }

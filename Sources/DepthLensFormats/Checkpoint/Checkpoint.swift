@@ -41,6 +41,7 @@ public struct Checkpoint: Sendable {
     public static func load(from path: String) throws -> Checkpoint {
         if SafetensorsFile.isSafetensors(path: path) {
             let file = try SafetensorsFile.open(path)
+            if file.metadata[safetensorsArchitectureKey] != nil { return try loadExported(file, path: path) }
             throw CheckpointError(file: path, location: "preset",
                                   message: "a safetensors file records no DepthLens architecture (\(file.names.count) tensors); "
                                   + "read it with an architecture preset, such as timm/resnet18")

@@ -22,12 +22,6 @@ struct FusedEngine: EvaluationEngine {
     /// are fused) and the ResNet head.
     static func unsupported(_ network: Network) -> String? {
         let family = network.model.family
-        let layers = network.stemLayers + network.blocks.flatMap { $0.preActivation + $0.branch + $0.shortcut }
-            + network.head.pooling
-        if layers.contains(where: { if case .transformer = $0 { return true } else { return false } }) {
-            return "the fast engine does not lower \(family)'s attention, layer norm and token layers yet"
-        }
-        if !network.head.pooling.isEmpty { return "the fast engine runs the ResNets' head only, not \(family)'s" }
         for block in network.blocks {
             guard case .convolution(_, relu: false) = block.branch.last else {
                 return "the fast engine fuses the gate into a branch's last convolution, and \(family)'s block \(block.index) ends otherwise"
@@ -233,7 +227,19 @@ final class FusedPass {
             }
             if !identity { swap(&x, &y) }
         }
-        BlockedKernels.head(network.head, input: x, shape: shapes[shapes.count - 1], rows: n, logits: logits)
+        head(x, rows: n, logits: logits)
+    }
+
+    /// The head on `n` rows of the last activation: a transformer's own pooling layers
+    /// first (to C x 1 x 1, where the ResNets' global average pooling is the identity).
+    func head(_ x: UnsafeMutablePointer<Float>, rows n: Int, logits: UnsafeMutablePointer<Float>) {
+        var (input, shape) = (UnsafePointer(x), shapes[shapes.count - 1])
+        if !network.head.pooling.isEmpty {
+            shape = run(network.head.pooling, id: { .stem(-1 - $0) }, input: x, inShape: shape, output: hidden, rows: n,
+                        scratch: (inner, activated))
+            input = UnsafePointer(hidden)
+        }
+        BlockedKernels.head(network.head, input: input, shape: shape, rows: n, logits: logits)
     }
 
     /// The rows of a chunk grouped by their gate at `block`, in order of first appearance.
@@ -332,8 +338,8 @@ final class FusedPass {
             case .zeroChannels(let z):
                 BlockedKernels.zeroPaddedShortcut(input: source, inShape: shape, output: target, outShape: outShape, rows: n,
                                                   stride: z.stride, averagePool: z.averagePool, padBefore: z.before)
-            case .transformer:
-                preconditionFailure("the fused engine does not run transformer layers (FusedEngine.unsupported)")
+            case .transformer(let t):
+                BlockedKernels.transformer(t, input: source, inShape: shape, output: target, outShape: outShape, rows: n)
             }
             (source, shape, row) = (UnsafePointer(target), outShape, outShape.rowSize)
         }

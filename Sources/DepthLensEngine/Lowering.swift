@@ -58,7 +58,7 @@ struct Lowering {
             case .zeroChannels(let spec):
                 layers.append(.zeroChannels(spec))
             case .transformer(let t):
-                layers.append(.transformer(transformer(t)))
+                layers += transformer(t)
             case .globalAveragePool, .linear:
                 preconditionFailure("\(op.summary) belongs in the head")
             }

@@ -11,7 +11,11 @@ enum TransformerLayer: Sendable {
     case classToken([Float])
     /// Add `values[t * C + c]` to channel c of token t.
     case positionEmbedding([Float])
-    case selfAttention(SelfAttention)
+    /// Multi-head attention between the q, k and v of every token, from the 3C x 1 x T
+    /// output of the `qkv` layer (q, k, v each C wide, head h owning channels h d ..< (h + 1) d
+    /// of each) to C x 1 x T, the heads concatenated. Self-attention lowers to a 1x1
+    /// convolution `qkv`, this, and a 1x1 convolution `proj`.
+    case attention(heads: Int, scale: Float)
     case classTokenPool
     case tokenMeanPool(prefixTokens: Int)
 
@@ -20,38 +24,33 @@ enum TransformerLayer: Sendable {
         switch self {
         case .tokens: return ActivationShape(channels: c, height: 1, width: h * w)
         case .classToken: return ActivationShape(channels: c, height: 1, width: w + 1)
-        case .positionEmbedding, .selfAttention: return shape
+        case .positionEmbedding: return shape
+        case .attention: return ActivationShape(channels: c / 3, height: 1, width: h * w)
         case .classTokenPool, .tokenMeanPool: return ActivationShape(channels: c, height: 1, width: 1)
         }
     }
 }
 
-/// timm's `Attention` with its weights: qkv (3C x C, row-major, bias 3C, zeros without
-/// qkv bias), proj (C x C, bias C).
-struct SelfAttention: Sendable {
-    var channels: Int
-    var heads: Int
-    var qkvWeight: [Float]
-    var qkvBias: [Float]
-    var projWeight: [Float]
-    var projBias: [Float]
-    var scale: Float
-}
-
 extension Lowering {
-    func transformer(_ op: TransformerOperation) -> TransformerLayer {
+    /// The layers of a transformer operation: self-attention is a 1x1 convolution `qkv`,
+    /// the attention between tokens, and a 1x1 convolution `proj` (the engines' usual
+    /// convolution, so that a branch ends in one and the gate fuses into it).
+    func transformer(_ op: TransformerOperation) -> [Layer] {
         switch op {
-        case .tokens: return .tokens
-        case .classToken(let key, _): return .classToken(tensor(key))
-        case .positionEmbedding(let key, _, _): return .positionEmbedding(tensor(key))
+        case .tokens: return [.transformer(.tokens)]
+        case .classToken(let key, _): return [.transformer(.classToken(tensor(key)))]
+        case .positionEmbedding(let key, _, _): return [.transformer(.positionEmbedding(tensor(key)))]
         case .selfAttention(let a):
-            return .selfAttention(SelfAttention(channels: a.channels, heads: a.heads, qkvWeight: tensor(a.key + ".qkv.weight"),
-                                                qkvBias: a.qkvBias ? tensor(a.key + ".qkv.bias")
-                                                    : [Float](repeating: 0, count: 3 * a.channels),
-                                                projWeight: tensor(a.key + ".proj.weight"), projBias: tensor(a.key + ".proj.bias"),
-                                                scale: Float(a.scale)))
-        case .classTokenPool: return .classTokenPool
-        case .tokenMeanPool(let prefix): return .tokenMeanPool(prefixTokens: prefix)
+            let c = a.channels
+            let qkv = Convolution(outChannels: 3 * c, inChannels: c, kernel: 1, stride: 1, padding: 0,
+                                  weight: tensor(a.key + ".qkv.weight"),
+                                  bias: a.qkvBias ? tensor(a.key + ".qkv.bias") : [Float](repeating: 0, count: 3 * c))
+            let proj = Convolution(outChannels: c, inChannels: c, kernel: 1, stride: 1, padding: 0,
+                                   weight: tensor(a.key + ".proj.weight"), bias: tensor(a.key + ".proj.bias"))
+            return [.convolution(qkv, relu: false), .transformer(.attention(heads: a.heads, scale: Float(a.scale))),
+                    .convolution(proj, relu: false)]
+        case .classTokenPool: return [.transformer(.classTokenPool)]
+        case .tokenMeanPool(let prefix): return [.transformer(.tokenMeanPool(prefixTokens: prefix))]
         }
     }
 }
@@ -73,8 +72,8 @@ extension Kernels {
             for ch in 0..<c {
                 for i in 0..<t { output[ch * t + i] = input[ch * t + i] + position[i * c + ch] }
             }
-        case .selfAttention(let attention):
-            attend(attention, input: input, tokens: t, output: output)
+        case .attention(let heads, let scale):
+            attend(input, channels: c / 3, heads: heads, scale: scale, tokens: t, output: output)
         case .classTokenPool:
             for ch in 0..<c { output[ch] = input[ch * t] }
         case .tokenMeanPool(let prefix):
@@ -87,56 +86,30 @@ extension Kernels {
         }
     }
 
-    /// out[o, t] = bias[o] + sum_i weight[o, i] x[i, t] on C x T activations (a linear
-    /// layer at every token), the inner loop over tokens.
-    static func tokenLinear(weight: [Float], bias: [Float], inFeatures: Int, outFeatures: Int, input: UnsafePointer<Float>,
-                            tokens: Int, output: UnsafeMutablePointer<Float>) {
-        weight.withUnsafeBufferPointer { w in
-            for o in 0..<outFeatures {
-                let dst = output + o * tokens
-                dst.update(repeating: bias[o], count: tokens)
-                for i in 0..<inFeatures {
-                    let wv = w[o * inFeatures + i]
-                    let src = input + i * tokens
-                    for k in 0..<tokens { dst[k] += wv * src[k] }
-                }
-            }
-        }
-    }
-
-    /// Multi-head self-attention on one image: qkv, per head softmax(q kᵀ scale) v, proj.
-    /// Sums of products in Double for the scores and the weighted values (long sums over
-    /// tokens), float elsewhere.
-    static func attend(_ a: SelfAttention, input: UnsafePointer<Float>, tokens t: Int, output: UnsafeMutablePointer<Float>) {
-        let c = a.channels, d = c / a.heads
-        var qkv = [Float](repeating: 0, count: 3 * c * t)
-        var mixed = [Float](repeating: 0, count: c * t)
+    /// Multi-head attention on one image's q, k, v (3C x T): per head softmax(q kᵀ scale) v,
+    /// the heads concatenated into C x T. Scores and weighted sums in Double (long sums
+    /// over tokens), the result rounded to float once.
+    static func attend(_ qkv: UnsafePointer<Float>, channels c: Int, heads: Int, scale: Float, tokens t: Int,
+                       output: UnsafeMutablePointer<Float>) {
+        let d = c / heads
         var scores = [Double](repeating: 0, count: t)
-        qkv.withUnsafeMutableBufferPointer { qkv in
-            tokenLinear(weight: a.qkvWeight, bias: a.qkvBias, inFeatures: c, outFeatures: 3 * c, input: input, tokens: t,
-                        output: qkv.baseAddress!)
-            mixed.withUnsafeMutableBufferPointer { mixed in
-                for h in 0..<a.heads {
-                    let q = qkv.baseAddress! + h * d * t, k = q + c * t, v = q + 2 * c * t
-                    for i in 0..<t {
-                        var largest = -Double.infinity
-                        for j in 0..<t {
-                            var dot = 0.0
-                            for e in 0..<d { dot += Double(q[e * t + i]) * Double(k[e * t + j]) }
-                            scores[j] = dot * Double(a.scale)
-                            largest = max(largest, scores[j])
-                        }
-                        var total = 0.0
-                        for j in 0..<t { scores[j] = exp(scores[j] - largest); total += scores[j] }
-                        for e in 0..<d {
-                            var sum = 0.0
-                            for j in 0..<t { sum += scores[j] * Double(v[e * t + j]) }
-                            mixed[(h * d + e) * t + i] = Float(sum / total)
-                        }
-                    }
+        for h in 0..<heads {
+            let q = qkv + h * d * t, k = q + c * t, v = q + 2 * c * t
+            for i in 0..<t {
+                var largest = -Double.infinity
+                for j in 0..<t {
+                    var dot = 0.0
+                    for e in 0..<d { dot += Double(q[e * t + i]) * Double(k[e * t + j]) }
+                    scores[j] = dot * Double(scale)
+                    largest = max(largest, scores[j])
                 }
-                tokenLinear(weight: a.projWeight, bias: a.projBias, inFeatures: c, outFeatures: c, input: mixed.baseAddress!,
-                            tokens: t, output: output)
+                var total = 0.0
+                for j in 0..<t { scores[j] = exp(scores[j] - largest); total += scores[j] }
+                for e in 0..<d {
+                    var sum = 0.0
+                    for j in 0..<t { sum += scores[j] * Double(v[e * t + j]) }
+                    output[(h * d + e) * t + i] = Float(sum / total)
+                }
             }
         }
     }

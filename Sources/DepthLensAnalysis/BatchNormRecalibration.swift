@@ -27,9 +27,7 @@ public enum BatchNormRecalibration {
     public static func recalibrate(_ checkpoint: Checkpoint, gates: [Float], source: any ImageSource,
                                    batchSize: Int) throws -> Checkpoint {
         let arch = checkpoint.architecture
-        if arch.family == Architecture.vitFamily {
-            throw RecalibrationError(family: arch.family)
-        }
+        guard arch.modelDescription.hasBatchNorm else { throw RecalibrationError(checkpoint: checkpoint) }
         guard gates.count == arch.blockCount else {
             throw EvaluationError.gates("the gate vector has \(gates.count) entries but the network has \(arch.blockCount) blocks")
         }
@@ -100,7 +98,7 @@ public enum BatchNormRecalibration {
             switch op {
             case .batchNorm(let spec):
                 return Batch(values: norm(spec, x), n: x.n, shape: x.shape)
-            case .convolution, .relu, .maxPool, .averagePool2x2, .zeroChannels:
+            case .convolution, .relu, .maxPool, .averagePool2x2, .zeroChannels, .layerNorm, .gelu, .pointwiseLinear, .layerScale:
                 var y = [Float](repeating: 0, count: x.n * out.count)
                 x.values.withUnsafeBufferPointer { src in
                     y.withUnsafeMutableBufferPointer { dst in
@@ -145,14 +143,19 @@ public enum BatchNormRecalibration {
     }
 }
 
-/// Batch-norm recalibration asked of a network that normalises otherwise: a vision
-/// transformer's layer norms use each token's own statistics, with no running
-/// statistics to re-estimate.
+/// Batch-norm recalibration asked of a network without batch norm: layer norm (ConvNeXt,
+/// transformers) normalises each image with its own statistics, which no sub-network
+/// shifts, so there is nothing to re-estimate.
 public struct RecalibrationError: Error, CustomStringConvertible, Equatable {
+    public var file: String
     public var family: String
 
+    public init(checkpoint: Checkpoint) {
+        (file, family) = (checkpoint.path, checkpoint.architecture.family)
+    }
+
     public var description: String {
-        "batch-norm recalibration does not apply to \(family): its layer norms normalise every token with its own "
-            + "statistics and keep no running statistics to re-estimate"
+        "batch-norm recalibration does not apply: \(file) (\(family)) has no batch norm; it uses layer norm, whose "
+            + "statistics are each image's own and do not shift when blocks are dropped"
     }
 }

@@ -28,6 +28,9 @@ struct RecalibrationOptions: ParsableArguments {
     /// The recalibration images, or nil when `--recalibrate` was not given.
     func source(for checkpoint: Checkpoint) throws -> (any ImageSource)? {
         guard let recalibrate else { return nil }
+        guard checkpoint.architecture.modelDescription.hasBatchNorm else {
+            throw CLIError("--recalibrate: \(RecalibrationError(checkpoint: checkpoint))")
+        }
         guard var request = recalibrationData.map(DataSetRequest.init(path:)) ?? InstalledDataSets.trainingSet(for: checkpoint) else {
             throw CLIError("\(checkpoint.path) records no data set whose training split DepthLens can find; give --recalibration-data")
         }

@@ -76,6 +76,35 @@ enum BlockedKernels {
         }
     }
 
+    /// Layer norm over the channels at each position of every row (`output` may be
+    /// `input`); padded channels are written as zero.
+    static func layerNorm(_ norm: LayerNormalization, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
+                          rows: Int, shape: BlockedShape) {
+        let b = shape.block, plane = shape.plane, channels = shape.channels
+        let inverse = 1 / Float(channels)
+        for r in 0..<rows {
+            let src = input + r * shape.rowSize, dst = output + r * shape.rowSize
+            for p in 0..<plane {
+                var sum: Float = 0
+                for c in 0..<channels { sum += src[((c / b) * plane + p) * b + c % b] }
+                let mean = sum * inverse
+                var squares: Float = 0
+                for c in 0..<channels { let d = src[((c / b) * plane + p) * b + c % b] - mean; squares += d * d }
+                let rstd = 1 / (squares * inverse + norm.eps).squareRoot()
+                for c in 0..<(shape.channelBlocks * b) {
+                    let k = ((c / b) * plane + p) * b + c % b
+                    dst[k] = c < channels ? (src[k] - mean) * rstd * norm.weight[c] + norm.bias[c] : 0
+                }
+            }
+        }
+    }
+
+    /// output = GELU(input) over `count` values (`output` may be `input`); GELU(0) = 0, so
+    /// padded channels stay zero.
+    static func gelu(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, count: Int) {
+        for i in 0..<count { output[i] = Kernels.gelu(input[i]) }
+    }
+
     /// output = max(0, input) over `count` values (`output` may be `input`).
     static func relu(_ input: UnsafePointer<Float>, into output: UnsafeMutablePointer<Float>, count: Int) {
         for i in 0..<count { output[i] = input[i] < 0 ? 0 : input[i] }
@@ -235,6 +264,11 @@ enum BlockedKernels {
                             for p in 0..<plane { sum += src[p * b] }
                         }
                         features[c] = sum * inversePlane
+                    }
+                }
+                if let norm = head.pooledNorm {
+                    features.withUnsafeMutableBufferPointer {
+                        Kernels.layerNorm(norm, input: $0.baseAddress!, channels: channels, positions: 1, output: $0.baseAddress!)
                     }
                 }
                 for k in 0..<classes {

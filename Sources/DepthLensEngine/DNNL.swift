@@ -165,7 +165,8 @@ final class DNNL: @unchecked Sendable {
         /// `convolution`'s weights (times `scale`) in the format `primitive` wants.
         func prepareWeights(_ convolution: Convolution, scale: Float, for primitive: ConvolutionPrimitive) -> PreparedWeights {
             PreparedWeights(convolution, scale: scale, outChannels: primitive.shape.outChannels,
-                            inChannels: primitive.shape.inChannels, descriptor: primitive.weightsDescriptor,
+                            inChannels: primitive.shape.inChannels, groups: primitive.shape.groups,
+                            descriptor: primitive.weightsDescriptor,
                             engine: dnnl.engine, stream: stream)
         }
     }
@@ -189,6 +190,8 @@ private final class ChunkCounter: @unchecked Sendable {
 struct ConvolutionShape: Hashable {
     enum PostOp: Hashable {
         case none, relu
+        /// GELU, erf form.
+        case gelu
         /// Accumulate into the destination (which holds the shortcut), then optionally ReLU.
         case sum, sumReLU
     }
@@ -209,6 +212,8 @@ struct ConvolutionShape: Hashable {
     /// The source is the user's NCHW images (the stem) rather than blocked activations.
     var plainSource: Bool
     var postOp: PostOp
+    /// 1, or the (padded) channel count for a depthwise convolution: one group per channel.
+    var groups: Int = 1
 
     var outHeight: Int { (height + 2 * padding - kernel) / stride + 1 }
     var outWidth: Int { (width + 2 * padding - kernel) / stride + 1 }
@@ -238,7 +243,9 @@ final class ConvolutionPrimitive: @unchecked Sendable {
             return md
         }
         var src = describe([s.batch, s.inChannels, s.height, s.width], s.plainSource ? dnnl_nchw : blocked)
-        var weights = describe([s.outChannels, s.inChannels, s.kernel, s.kernel], dnnl_format_tag_any)
+        var weights = describe(s.groups == 1 ? [s.outChannels, s.inChannels, s.kernel, s.kernel]
+                                   : [s.groups, s.outChannels / s.groups, s.inChannels / s.groups, s.kernel, s.kernel],
+                               dnnl_format_tag_any)
         var bias = describe([s.outChannels], dnnl_x)
         var dst = describe([s.batch, s.outChannels, s.outHeight, s.outWidth], blocked)
         let strides: [dnnl_dim_t] = [dnnl_dim_t(s.stride), dnnl_dim_t(s.stride)]
@@ -258,6 +265,8 @@ final class ConvolutionPrimitive: @unchecked Sendable {
         case .none: break
         case .relu:
             check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_relu, 0, 0), "ReLU post-op")
+        case .gelu:
+            check(dnnl_post_ops_append_eltwise(postOps, 1, dnnl_eltwise_gelu_erf, 0, 0), "GELU post-op")
         case .sum:
             check(dnnl_post_ops_append_sum(postOps, 1), "sum post-op")
         case .sumReLU:
@@ -298,23 +307,31 @@ final class PreparedWeights: @unchecked Sendable {
     /// - Parameters:
     ///   - scale: multiplies weights and bias (a gate on the residual branch).
     ///   - outChannels, inChannels: the padded counts; the extra weights and biases are zero.
-    init(_ conv: Convolution, scale: Float, outChannels: Int, inChannels: Int, descriptor target: dnnl_memory_desc_t,
-         engine: dnnl_engine_t, stream: dnnl_stream_t) {
+    ///   - groups: 1, or the padded channel count of a depthwise convolution.
+    init(_ conv: Convolution, scale: Float, outChannels: Int, inChannels: Int, groups: Int = 1,
+         descriptor target: dnnl_memory_desc_t, engine: dnnl_engine_t, stream: dnnl_stream_t) {
         descriptor = target
         let area = conv.kernel * conv.kernel
-        var weights = [Float](repeating: 0, count: outChannels * inChannels * area)
+        // Per output channel: its group's input channels (all of them, or one when depthwise).
+        let perGroup = inChannels / groups, sourcePerGroup = conv.inChannelsPerGroup
+        var weights = [Float](repeating: 0, count: outChannels * perGroup * area)
         var bias = [Float](repeating: 0, count: outChannels)
         for o in 0..<conv.outChannels {
             bias[o] = conv.bias[o] * scale
-            for i in 0..<conv.inChannels {
+            for i in 0..<sourcePerGroup {
                 for k in 0..<area {
-                    weights[(o * inChannels + i) * area + k] = conv.weight[(o * conv.inChannels + i) * area + k] * scale
+                    weights[(o * perGroup + i) * area + k] = conv.weight[(o * sourcePerGroup + i) * area + k] * scale
                 }
             }
         }
         var plain = dnnl_memory_desc_t(), biasDescriptor = dnnl_memory_desc_t()
-        let dims = [outChannels, inChannels, conv.kernel, conv.kernel].map { dnnl_dim_t($0) }
-        check(dnnl_memory_desc_init_by_tag(&plain, 4, dims, dnnl_f32, dnnl_oihw), "weights descriptor")
+        if groups == 1 {
+            let dims = [outChannels, inChannels, conv.kernel, conv.kernel].map { dnnl_dim_t($0) }
+            check(dnnl_memory_desc_init_by_tag(&plain, 4, dims, dnnl_f32, dnnl_oihw), "weights descriptor")
+        } else {
+            let dims = [groups, outChannels / groups, perGroup, conv.kernel, conv.kernel].map { dnnl_dim_t($0) }
+            check(dnnl_memory_desc_init_by_tag(&plain, 5, dims, dnnl_f32, dnnl_goihw), "grouped weights descriptor")
+        }
         check(dnnl_memory_desc_init_by_tag(&biasDescriptor, 1, [dnnl_dim_t(outChannels)], dnnl_f32, dnnl_x),
               "bias descriptor")
         var owned: dnnl_memory_t?, biasMemory: dnnl_memory_t?

@@ -318,13 +318,22 @@ final class FusedPass {
              scratch: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<Float>),
              last: (scale: Float, postOp: ConvolutionShape.PostOp)? = nil) -> BlockedShape {
         var (source, shape, row) = (input, inShape, inputRow ?? inShape.rowSize)
-        for (i, layer) in layers.enumerated() {
-            let isLast = i == layers.count - 1
-            let target = isLast ? output : (i % 2 == 0 ? scratch.0 : scratch.1)
+        var i = 0, written = 0
+        while i < layers.count {
+            let layer = layers[i]
+            // A GELU right after a convolution is its post-op (a pointwise linear layer's, in an MLP).
+            var fusesGELU = false
+            if case .convolution(_, relu: false) = layer, i + 1 < layers.count, case .gelu = layers[i + 1],
+               !(i + 1 == layers.count - 1 && last != nil) {
+                fusesGELU = true
+            }
+            let end = i + (fusesGELU ? 1 : 0)
+            let isLast = end == layers.count - 1
+            let target = isLast ? output : (written % 2 == 0 ? scratch.0 : scratch.1)
             let outShape = BlockedShape(layer.outputShape(shape.activation), block: shape.block)
             switch layer {
             case .convolution(let conv, let relu):
-                let (scale, postOp) = isLast && last != nil ? last! : (1, relu ? .relu : .none)
+                let (scale, postOp) = isLast && last != nil ? last! : (1, relu ? .relu : fusesGELU ? .gelu : .none)
                 convolve(conv, layer: id(i), scale: scale, postOp: postOp, input: source, inputRow: row, inShape: shape,
                          plainInput: plainInput && i == 0, output: target, outShape: outShape, rows: n)
             case .affine(let norm, let relu):
@@ -340,8 +349,14 @@ final class FusedPass {
                                                   stride: z.stride, averagePool: z.averagePool, padBefore: z.before)
             case .transformer(let t):
                 BlockedKernels.transformer(t, input: source, inShape: shape, output: target, outShape: outShape, rows: n)
+            case .layerNorm(let norm):
+                BlockedKernels.layerNorm(norm, input: source, output: target, rows: n, shape: shape)
+            case .gelu:
+                BlockedKernels.gelu(source, into: target, count: n * shape.rowSize)
             }
             (source, shape, row) = (UnsafePointer(target), outShape, outShape.rowSize)
+            i = end + 1
+            written += 1
         }
         if layers.isEmpty, output != UnsafeMutablePointer(mutating: input) { output.update(from: input, count: n * row) }
         return shape
@@ -367,10 +382,14 @@ final class FusedPass {
     /// except a plain NCHW input's.
     static func shape(_ conv: Convolution, postOp: ConvolutionShape.PostOp, inShape: BlockedShape, plainInput: Bool,
                       outShape: BlockedShape, rows: Int) -> ConvolutionShape {
-        ConvolutionShape(batch: rows, inChannels: plainInput ? conv.inChannels : inShape.channelBlocks * inShape.block,
-                         outChannels: outShape.channelBlocks * outShape.block, height: inShape.height, width: inShape.width,
-                         kernel: conv.kernel, stride: conv.stride, padding: conv.padding, block: outShape.block,
-                         plainSource: plainInput, postOp: postOp)
+        let outChannels = outShape.channelBlocks * outShape.block
+        // A depthwise convolution's padded channels are groups of their own (with zero weights).
+        precondition(conv.groups == 1 || (conv.groups == conv.inChannels && conv.groups == conv.outChannels && !plainInput),
+                     "the fused engine runs ordinary and depthwise convolutions only")
+        return ConvolutionShape(batch: rows, inChannels: plainInput ? conv.inChannels : inShape.channelBlocks * inShape.block,
+                                outChannels: outChannels, height: inShape.height, width: inShape.width,
+                                kernel: conv.kernel, stride: conv.stride, padding: conv.padding, block: outShape.block,
+                                plainSource: plainInput, postOp: postOp, groups: conv.groups == 1 ? 1 : outChannels)
     }
 }
 
@@ -384,6 +403,7 @@ extension ResidualBlock {
     func outputShape(_ shape: ActivationShape) -> ActivationShape {
         if isIdentity { return shape }
         let activated = Layer.shapes(preActivation, from: shape).last ?? shape
-        return Layer.shapes(shortcut, from: shortcutReadsPreActivated ? activated : shape).last ?? shape
+        let source = shortcutReadsPreActivated ? activated : shape
+        return Layer.shapes(shortcut, from: source).last ?? source
     }
 }

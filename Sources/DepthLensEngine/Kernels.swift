@@ -1,5 +1,6 @@
 import DepthLensFormats
 import DepthLensModel
+import Foundation
 
 /// Plain reference kernels on one image in CHW layout. They are the correctness
 /// baseline that faster kernels are tested against: simple loops, bounds settled
@@ -24,24 +25,59 @@ enum Kernels {
                                padBefore: z.before, padAfter: z.after, output: output)
         case .transformer(let t):
             run(t, input: input, shape: shape, output: output)
+        case .layerNorm(let norm):
+            layerNorm(norm, input: input, channels: c, positions: h * w, output: output)
+        case .gelu:
+            for i in 0..<shape.count { output[i] = gelu(input[i]) }
         }
     }
 
-    /// output = conv(input) + bias, optionally followed by ReLU.
+    /// GELU, erf form: 0.5 x (1 + erf(x / sqrt 2)) (`torch.nn.GELU()`, timm's default).
+    @inline(__always)
+    static func gelu(_ x: Float) -> Float { 0.5 * x * (1 + erf(x * 0.70710678118654752)) }
+
+    /// Layer norm over the `channels` of each of `positions` pixels of a CHW image
+    /// (`output` may be `input`): mean, then the biased variance of the deviations (two
+    /// passes, as exact as float32 allows), eps inside the square root.
+    static func layerNorm(_ norm: LayerNormalization, input: UnsafePointer<Float>, channels: Int, positions: Int,
+                          output: UnsafeMutablePointer<Float>) {
+        var mean = [Float](repeating: 0, count: positions), variance = [Float](repeating: 0, count: positions)
+        let inverse = 1 / Float(channels)
+        for c in 0..<channels {
+            let src = input + c * positions
+            for p in 0..<positions { mean[p] += src[p] }
+        }
+        for p in 0..<positions { mean[p] *= inverse }
+        for c in 0..<channels {
+            let src = input + c * positions
+            for p in 0..<positions { let d = src[p] - mean[p]; variance[p] += d * d }
+        }
+        for p in 0..<positions { variance[p] = 1 / (variance[p] * inverse + norm.eps).squareRoot() }
+        for c in 0..<channels {
+            let src = input + c * positions, dst = output + c * positions
+            let w = norm.weight[c], b = norm.bias[c]
+            for p in 0..<positions { dst[p] = (src[p] - mean[p]) * variance[p] * w + b }
+        }
+    }
+
+    /// output = conv(input) + bias, optionally followed by ReLU; with groups, each output
+    /// channel reads its group's input channels.
     static func convolve(_ conv: Convolution, input: UnsafePointer<Float>, height h: Int, width w: Int,
                          output: UnsafeMutablePointer<Float>, relu: Bool) {
         let oh = conv.outputSize(h), ow = conv.outputSize(w)
         let k = conv.kernel, s = conv.stride, pad = conv.padding
         let plane = oh * ow
+        let perGroup = conv.inChannelsPerGroup, outPerGroup = conv.outChannels / conv.groups
         conv.weight.withUnsafeBufferPointer { weight in
             for oc in 0..<conv.outChannels {
                 let out = output + oc * plane
                 out.update(repeating: conv.bias[oc], count: plane)
-                for ic in 0..<conv.inChannels {
-                    let inPlane = input + ic * h * w
+                let firstInput = (oc / outPerGroup) * perGroup
+                for j in 0..<perGroup {
+                    let inPlane = input + (firstInput + j) * h * w
                     for ky in 0..<k {
                         for kx in 0..<k {
-                            let wv = weight[((oc * conv.inChannels + ic) * k + ky) * k + kx]
+                            let wv = weight[((oc * perGroup + j) * k + ky) * k + kx]
                             let xoff = kx - pad
                             // Output columns whose input column ox*s + xoff lies inside the image.
                             let oxLo = xoff >= 0 ? 0 : (-xoff + s - 1) / s

@@ -20,6 +20,10 @@ enum Layer: Sendable {
     case zeroChannels(ZeroChannelsSpec)
     /// A vision transformer's own layers (TransformerKernels.swift).
     case transformer(TransformerLayer)
+    /// Layer normalisation over the channels at every position.
+    case layerNorm(LayerNormalization)
+    /// GELU, erf form.
+    case gelu
 
     /// The output shape for an input of `shape` (checked beforehand by the description).
     func outputShape(_ shape: ActivationShape) -> ActivationShape {
@@ -27,7 +31,7 @@ enum Layer: Sendable {
         switch self {
         case .convolution(let conv, _):
             return ActivationShape(channels: conv.outChannels, height: conv.outputSize(h), width: conv.outputSize(w))
-        case .affine, .relu:
+        case .affine, .relu, .layerNorm, .gelu:
             return shape
         case .maxPool:
             return ActivationShape(channels: c, height: StemPool.outputSize(h), width: StemPool.outputSize(w))
@@ -47,7 +51,9 @@ enum Layer: Sendable {
     }
 }
 
-/// A 2-D convolution (OIHW weights, square kernel, symmetric zero padding) with bias.
+/// A 2-D convolution (OIHW weights, square kernel, symmetric zero padding) with bias;
+/// with `groups` > 1 the weights are (out, in / groups, k, k) and output channel o reads
+/// the input channels of its group only. A pointwise linear layer is a 1x1 convolution.
 struct Convolution: Sendable {
     var outChannels: Int
     var inChannels: Int
@@ -56,13 +62,18 @@ struct Convolution: Sendable {
     var padding: Int
     var weight: [Float]
     var bias: [Float]
+    var groups: Int = 1
 
     func outputSize(_ size: Int) -> Int { (size + 2 * padding - kernel) / stride + 1 }
 
-    /// Folds a following batch norm: w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta.
+    /// Input channels each output channel reads.
+    var inChannelsPerGroup: Int { inChannels / groups }
+
+    /// Folds a following batch norm (w' = w * g / sqrt(v + eps), b' = (b - m) * g / sqrt(v + eps) + beta)
+    /// or layer scale (shift 0).
     func folding(_ norm: ChannelAffine) -> Convolution {
         var result = self
-        let perChannel = inChannels * kernel * kernel
+        let perChannel = inChannelsPerGroup * kernel * kernel
         for o in 0..<outChannels {
             for i in 0..<perChannel { result.weight[o * perChannel + i] *= norm.scale[o] }
             result.bias[o] = bias[o] * norm.scale[o] + norm.shift[o]
@@ -71,10 +82,15 @@ struct Convolution: Sendable {
     }
 }
 
-/// A per-channel affine map y = x * scale + shift: batch norm in evaluation mode.
+/// A per-channel affine map y = x * scale + shift: batch norm in evaluation mode, or
+/// layer scale (shift 0).
 struct ChannelAffine: Sendable {
     var scale: [Float]
     var shift: [Float]
+
+    init(scale: [Float], shift: [Float]) {
+        (self.scale, self.shift) = (scale, shift)
+    }
 
     /// Batch norm with running statistics: scale = g / sqrt(v + eps), shift = beta - m * scale.
     init(weight: [Float], bias: [Float], runningMean: [Float], runningVar: [Float], eps: Double) {
@@ -99,17 +115,28 @@ struct ResidualBlock: Sendable {
     /// ReLU after the add (post-activation blocks).
     var reluAfterAdd: Bool
 
-    var isIdentity: Bool { shortcut.isEmpty }
+    /// The block passes its input unchanged when dropped: an empty shortcut on the unit
+    /// input (not on a pre-activation that downsamples, as ConvNeXt's stage transitions).
+    var isIdentity: Bool { shortcut.isEmpty && (!shortcutReadsPreActivated || preActivation.isEmpty) }
+}
+
+/// Layer normalisation over the channels at each position: y = (x - mean) / sqrt(var + eps)
+/// * weight + bias, mean and biased variance over the channels.
+struct LayerNormalization: Sendable {
+    var weight: [Float]
+    var bias: [Float]
+    var eps: Float
 }
 
 /// The classifier: optional batch norm and ReLU (pre-activation networks), global average
-/// pooling, then a linear layer; or, for other families, ``pooling`` (layers that end in
-/// features of C x 1 x 1, such as a transformer's norm and class-token pooling), then
-/// the linear layer.
+/// pooling, an optional layer norm of the pooled features (ConvNeXt's `head.norm`), then
+/// a linear layer; or, for other families, ``pooling`` (layers that end in features of
+/// C x 1 x 1, such as a transformer's norm and class-token pooling), then the linear layer.
 struct ClassifierHead: Sendable {
     var finalNorm: ChannelAffine?
-    /// Empty for the ResNets' head (finalNorm, global average pooling); otherwise the layers
-    /// that turn the last activation into the features.
+    var pooledNorm: LayerNormalization?
+    /// Empty for the ResNets' and ConvNeXt's head (global average pooling); otherwise the
+    /// layers that turn the last activation into the features.
     var pooling: [Layer] = []
     /// classes x features, row-major.
     var weight: [Float]

@@ -110,6 +110,11 @@ struct ReferenceEngine: EvaluationEngine {
                 features[c] = sum / Float(plane)
             }
         }
+        if let norm = head.pooledNorm {
+            features.withUnsafeMutableBufferPointer {
+                Kernels.layerNorm(norm, input: $0.baseAddress!, channels: channels, positions: 1, output: $0.baseAddress!)
+            }
+        }
         head.weight.withUnsafeBufferPointer { weight in
             for k in 0..<head.classes {
                 var sum = head.bias[k]

@@ -32,6 +32,11 @@ public struct ModelDescription: Sendable, Equatable {
         (stem + units.flatMap(\.operations) + head).flatMap(\.tensors)
     }
 
+    /// Whether any operation is a batch norm (what recalibration re-estimates).
+    public var hasBatchNorm: Bool {
+        (stem + units.flatMap(\.operations) + head).contains { if case .batchNorm = $0 { return true } else { return false } }
+    }
+
     /// Number of learned parameters (batch-norm running statistics excluded).
     public var parameterCount: Int {
         tensors.filter(\.role.isLearned).reduce(0) { $0 + $1.shape.reduce(1, *) }
@@ -106,9 +111,11 @@ public struct ResidualUnit: Sendable, Equatable {
         (self.shortcutInput, self.afterAdd) = (shortcutInput, afterAdd)
     }
 
-    /// Whether the shortcut passes the input unchanged (the unit can then move when
-    /// blocks are reordered, and costs nothing when dropped).
-    public var hasIdentityShortcut: Bool { shortcut.isEmpty }
+    /// Whether the shortcut passes the unit input unchanged (the unit can then move when
+    /// blocks are reordered, and costs nothing when dropped). A unit whose empty shortcut
+    /// reads the pre-activated input (ConvNeXt's downsampling first block) has none: its
+    /// pre-activation changes the shape, dropped or not.
+    public var hasIdentityShortcut: Bool { shortcut.isEmpty && (shortcutInput == .unitInput || preActivation.isEmpty) }
 
     /// The unit's operations in `state_dict` order: branch first, then the shortcut's
     /// projection (as the PyTorch modules register them).
@@ -141,6 +148,8 @@ public enum TensorRole: String, Sendable, Equatable, CaseIterable {
     case linearBias = "linear bias"
     case classToken = "class token"
     case positionEmbedding = "position embedding"
+    /// A per-channel layer-scale factor (`gamma`).
+    case layerScale = "layer scale"
 
     /// Whether training learns it (running statistics are estimated, not learned).
     public var isLearned: Bool { self != .runningMean && self != .runningVariance }

@@ -111,7 +111,7 @@ def metadata(name: str, kwargs: dict, model, timm) -> dict:
     """What tools/train_timm.py records in an exported file (the fields DepthLens reads)."""
     rates = [float(getattr(b.drop_path1, "drop_prob", 0.0)) for b in model.blocks]
     architecture = {"family": "vit", "timm_class": "timm.models.vision_transformer.VisionTransformer",
-                    "timm_kwargs": kwargs, "timm_version": timm.__version__,
+                    "timm_kwargs": dict(kwargs, num_classes=CLASSES), "timm_version": timm.__version__,
                     "parameters": sum(p.numel() for p in model.parameters()),
                     "input_size": [kwargs["in_chans"], kwargs["img_size"], kwargs["img_size"]],
                     "drop_path_rate": kwargs["drop_path_rate"], "drop_path_rates": rates}

@@ -26,10 +26,10 @@ extension Architecture {
         func int(_ name: String, _ fallback: Int) throws -> Int {
             guard let value = kwargs[name] else { return fallback }
             if let list = value as? [Any], list.count == 2, let a = list[0] as? Int, let b = list[1] as? Int, a == b { return a }
-            guard let number = value as? NSNumber, !(value is Bool), Double(number.intValue) == number.doubleValue else {
+            guard let number = value as? Int else {
                 throw ArchitectureError(field: field(name), message: "expected an integer (square sizes only), found \(value)")
             }
-            return number.intValue
+            return number
         }
         func bool(_ name: String, _ fallback: Bool) throws -> Bool {
             guard let value = kwargs[name], !(value is NSNull) else { return fallback }

@@ -72,7 +72,7 @@ final class VisionTransformerTests: XCTestCase {
                 var gates = [Float](repeating: 1, count: depth)
                 gates[b] = 0
                 vectors.append(gates)
-                expected.append(try cases.group("cases/block_\(b + 1)_dropped").dataset("logits").readFloats())
+                expected.append(try cases.group("cases").group("block_\(b + 1)_dropped").dataset("logits").readFloats())
                 assertMatches(try evaluator.logits(batch, gates: .shared(gates)), expected[b], "\(model) block \(b + 1) dropped")
             }
             for (logits, golden) in zip(try evaluator.logits(batch, configurations: vectors), expected) {
@@ -84,11 +84,11 @@ final class VisionTransformerTests: XCTestCase {
         }
     }
 
-    func testFastEngineSaysWhyItRunsTheReferenceKernels() throws {
+    /// The fused engine lowers every layer of a vision transformer: it runs them itself.
+    func testFastEngineRunsTransformersItself() throws {
+        XCTAssertTrue(Evaluator.isFastEngineAvailable)
         let network = Network(checkpoint: try Self.load("vit_token"))
-        let refusal = try XCTUnwrap(Evaluator(network: network, backend: .fast).fastEngineRefusal)
-        XCTAssertTrue(refusal.contains("timm_vit"), refusal)
-        XCTAssertNil(Evaluator(network: network, backend: .reference).fastEngineRefusal)
+        XCTAssertNil(Evaluator(network: network, backend: .fast).fastEngineRefusal)
     }
 
     /// The presets give exactly timm's keys and shapes for the full-size networks (from the
@@ -125,7 +125,8 @@ final class VisionTransformerTests: XCTestCase {
         XCTAssertEqual(training.gateGranularity, .sample)
         XCTAssertEqual(training.schedule, TrainingMetadata.Schedule(name: "linear-from-zero", params: ["r": 0.2]))
         let p = try XCTUnwrap(training.survivalProbabilities)
-        for (l, value) in p.enumerated() { XCTAssertEqual(value, 1 - 0.2 * Double(l) / 2, accuracy: 1e-12) }
+        // timm's rates are float32 (torch.linspace): p_l = 1 - 0.2 (l - 1) / 2 to float32 precision.
+        for (l, value) in p.enumerated() { XCTAssertEqual(value, 1 - 0.2 * Double(l) / 2, accuracy: 1e-7) }
         // Each branch has its block's p when gates address branches.
         let network = Network(checkpoint: checkpoint)
         XCTAssertEqual(network.survivalPerGate(p, unit: .branch), [p[0], p[0], p[1], p[1], p[2], p[2]])
@@ -161,7 +162,7 @@ final class VisionTransformerTests: XCTestCase {
         let network = Network(checkpoint: try Self.load("vit_token"))
         let batch = ImageBatch(count: 1, channels: 1, height: 32, width: 32, pixels: [Float](repeating: 0, count: 32 * 32))
         XCTAssertThrowsError(try Evaluator(network: network, backend: .reference).logits(batch)) { error in
-            XCTAssertTrue("\(error)".contains("the position embedding has 50 tokens but the image gives 64"), "\(error)")
+            XCTAssertTrue("\(error)".contains("the position embedding has 50 tokens but the image gives 65"), "\(error)")
         }
     }
 
@@ -170,7 +171,7 @@ final class VisionTransformerTests: XCTestCase {
         let images = ImageBatch(count: 2, channels: 1, height: 28, width: 28, pixels: [Float](repeating: 0.5, count: 2 * 784))
         XCTAssertThrowsError(try BatchNormRecalibration.recalibrate(checkpoint, gates: [1, 1], source: InMemorySource(images),
                                                                     batchSize: 2)) { error in
-            XCTAssertTrue("\(error)".contains("batch-norm recalibration does not apply to timm_vit"), "\(error)")
+            XCTAssertTrue("\(error)".contains("(timm_vit) has no batch norm"), "\(error)")
         }
     }
 }

@@ -94,8 +94,10 @@ final class InteropGoldenTests: XCTestCase {
     func testEveryPresetNamesEveryTensorOfTheRealNetwork() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("interop/layouts.json")))
         let layouts = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: [[Any]]])
-        XCTAssertEqual(Set(layouts.keys), Set(ArchitecturePreset.all.map(\.name)))
-        for preset in ArchitecturePreset.all {
+        // The ResNet presets (the vision transformers' are checked in VisionTransformerTests).
+        let resNets = ArchitecturePreset.all.filter { $0.vit == nil }
+        XCTAssertEqual(Set(layouts.keys), Set(resNets.map(\.name)))
+        for preset in resNets {
             let entries = try XCTUnwrap(layouts[preset.name], preset.name)
             var shapes: [String: [Int]] = [:]
             for entry in entries { shapes[entry[0] as! String] = (entry[1] as! [Int]) }

@@ -87,28 +87,40 @@ extension Kernels {
     }
 
     /// Multi-head attention on one image's q, k, v (3C x T): per head softmax(q kᵀ scale) v,
-    /// the heads concatenated into C x T. Scores and weighted sums in Double (long sums
-    /// over tokens), the result rounded to float once.
+    /// the heads concatenated into C x T. Written as sums of scaled rows (no float
+    /// reductions in the inner loops, which then vectorise): a query's scores accumulate
+    /// q_e times the keys' row e; its output accumulates p_j times value j (v laid out
+    /// token by token first). The softmax subtracts the row's largest score first.
     static func attend(_ qkv: UnsafePointer<Float>, channels c: Int, heads: Int, scale: Float, tokens t: Int,
                        output: UnsafeMutablePointer<Float>) {
         let d = c / heads
-        var scores = [Double](repeating: 0, count: t)
-        for h in 0..<heads {
-            let q = qkv + h * d * t, k = q + c * t, v = q + 2 * c * t
-            for i in 0..<t {
-                var largest = -Double.infinity
-                for j in 0..<t {
-                    var dot = 0.0
-                    for e in 0..<d { dot += Double(q[e * t + i]) * Double(k[e * t + j]) }
-                    scores[j] = dot * Double(scale)
-                    largest = max(largest, scores[j])
-                }
-                var total = 0.0
-                for j in 0..<t { scores[j] = exp(scores[j] - largest); total += scores[j] }
-                for e in 0..<d {
-                    var sum = 0.0
-                    for j in 0..<t { sum += scores[j] * Double(v[e * t + j]) }
-                    output[(h * d + e) * t + i] = Float(sum / total)
+        var valuesByToken = [Float](repeating: 0, count: t * d)
+        var scores = [Float](repeating: 0, count: t), mixed = [Float](repeating: 0, count: d)
+        valuesByToken.withUnsafeMutableBufferPointer { vT in
+            scores.withUnsafeMutableBufferPointer { p in
+                mixed.withUnsafeMutableBufferPointer { acc in
+                    for h in 0..<heads {
+                        let q = qkv + h * d * t, k = q + c * t, v = q + 2 * c * t
+                        for e in 0..<d { for j in 0..<t { vT[j * d + e] = v[e * t + j] } }
+                        for i in 0..<t {
+                            p.update(repeating: 0)
+                            for e in 0..<d {
+                                let qe = q[e * t + i] * scale, keys = k + e * t
+                                for j in 0..<t { p[j] += qe * keys[j] }
+                            }
+                            var largest = -Float.infinity
+                            for j in 0..<t { largest = max(largest, p[j]) }
+                            var total: Float = 0
+                            for j in 0..<t { p[j] = expf(p[j] - largest); total += p[j] }
+                            acc.update(repeating: 0)
+                            for j in 0..<t {
+                                let weight = p[j], value = vT.baseAddress! + j * d
+                                for e in 0..<d { acc[e] += weight * value[e] }
+                            }
+                            let inverse = 1 / total
+                            for e in 0..<d { output[(h * d + e) * t + i] = acc[e] * inverse }
+                        }
+                    }
                 }
             }
         }

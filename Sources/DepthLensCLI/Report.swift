@@ -97,9 +97,10 @@ enum ReportSummary {
         let blocks = context.gateBlocks
         let deterministic = Experiment.deterministic(rule: context.rule)
         var out = "# DepthLens report\n\n"
+        let kind = ckpt.architecture.isConvNeXt ? "ConvNeXt" : ckpt.architecture.block.rawValue
         out += "- checkpoint: `\(ckpt.path)` (" + (ckpt.architecture.vit != nil
             ? "\(ckpt.blockCount) transformer blocks, gates per \(context.evaluator.unit.rawValue))\n"
-            : "\(blocks.count) blocks, \(ckpt.architecture.block.rawValue) blocks)\n")
+            : "\(blocks.count) blocks, \(kind) blocks)\n")
         out += "- data: `\(context.source.name)`, \(context.source.count) images\n"
         out += "- schedule: `\(context.scheduleName)`; test-time rule: \(context.rule.rawValue); seed \(context.seed)\n"
         out += String(format: "- run time: %.1f s (%@)\n\n", seconds, timings.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", "))
@@ -114,7 +115,8 @@ enum ReportSummary {
             out += "## Deleting one block (Veit et al. 2016)\n\n"
             out += "- mean error with one identity-shortcut block deleted: \(pct(identity.isEmpty ? nil : identity.reduce(0, +) / Double(identity.count)))\n"
             out += "- mean error with one downsampling block deleted: \(pct(downsampling.isEmpty ? nil : downsampling.reduce(0, +) / Double(downsampling.count)))\n"
-            out += "- most harmful: block \(worst.0.index) (`\(worst.0.keyPrefix.dropLast())`, \(worst.0.shortcut.rawValue)), error \(pct(worst.1))\n\n"
+            let name = ckpt.architecture.modelDescription.units[worst.0.index - 1].name
+            out += "- most harmful: block \(worst.0.index) (`\(name)`, \(worst.0.shortcut.rawValue)), error \(pct(worst.1))\n\n"
         }
         let kRows = meanAndDeviation(lesion.rows.compactMap { row -> (Double, Double)? in
             guard case .randomLesion(let k, _) = row.experiment, row.metric == "accuracy" else { return nil }

@@ -77,23 +77,48 @@ enum BlockedKernels {
     }
 
     /// Layer norm over the channels at each position of every row (`output` may be
-    /// `input`); padded channels are written as zero.
+    /// `input`), a vector of the block's channels at a time. Padded channels hold zeros
+    /// on input (every layer keeps them so) and are written as zeros: their weight and
+    /// bias are zero, and their (0 - mean)^2 terms are taken out of the variance.
     static func layerNorm(_ norm: LayerNormalization, input: UnsafePointer<Float>, output: UnsafeMutablePointer<Float>,
                           rows: Int, shape: BlockedShape) {
-        let b = shape.block, plane = shape.plane, channels = shape.channels
-        let inverse = 1 / Float(channels)
+        let b = shape.block, padded = shape.channelBlocks * b
+        var weight = [Float](repeating: 0, count: padded), bias = [Float](repeating: 0, count: padded)
+        for c in 0..<shape.channels { (weight[c], bias[c]) = (norm.weight[c], norm.bias[c]) }
+        if b == 16 {
+            layerNorm(SIMD16<Float>.self, norm.eps, weight, bias, input, output, rows: rows, shape: shape)
+        } else if b == 8 {
+            layerNorm(SIMD8<Float>.self, norm.eps, weight, bias, input, output, rows: rows, shape: shape)
+        } else {
+            preconditionFailure("channel blocks are 8 or 16 wide")
+        }
+    }
+
+    private static func layerNorm<V: SIMD>(_: V.Type, _ eps: Float, _ weight: [Float], _ bias: [Float],
+                                           _ input: UnsafePointer<Float>, _ output: UnsafeMutablePointer<Float>,
+                                           rows: Int, shape: BlockedShape) where V.Scalar == Float {
+        let n = V.scalarCount, plane = shape.plane, blocks = shape.channelBlocks
+        let inverse = 1 / Float(shape.channels), padding = Float(blocks * n - shape.channels)
+        let w = (0..<blocks).map { V(weight[($0 * n)..<(($0 + 1) * n)]) }
+        let t = (0..<blocks).map { V(bias[($0 * n)..<(($0 + 1) * n)]) }
         for r in 0..<rows {
             let src = input + r * shape.rowSize, dst = output + r * shape.rowSize
             for p in 0..<plane {
-                var sum: Float = 0
-                for c in 0..<channels { sum += src[((c / b) * plane + p) * b + c % b] }
-                let mean = sum * inverse
-                var squares: Float = 0
-                for c in 0..<channels { let d = src[((c / b) * plane + p) * b + c % b] - mean; squares += d * d }
-                let rstd = 1 / (squares * inverse + norm.eps).squareRoot()
-                for c in 0..<(shape.channelBlocks * b) {
-                    let k = ((c / b) * plane + p) * b + c % b
-                    dst[k] = c < channels ? (src[k] - mean) * rstd * norm.weight[c] + norm.bias[c] : 0
+                var sum = V(repeating: 0)
+                for cb in 0..<blocks { sum += UnsafeRawPointer(src + (cb * plane + p) * n).loadUnaligned(as: V.self) }
+                let mean = sum.sum() * inverse
+                let m = V(repeating: mean)
+                var squares = V(repeating: 0)
+                for cb in 0..<blocks {
+                    let d = UnsafeRawPointer(src + (cb * plane + p) * n).loadUnaligned(as: V.self) - m
+                    squares += d * d
+                }
+                let variance = max(0, squares.sum() - padding * mean * mean) * inverse
+                let rstd = V(repeating: 1 / (variance + eps).squareRoot())
+                for cb in 0..<blocks {
+                    let k = (cb * plane + p) * n
+                    let x = UnsafeRawPointer(src + k).loadUnaligned(as: V.self)
+                    UnsafeMutableRawPointer(dst + k).storeBytes(of: (x - m) * rstd * w[cb] + t[cb], as: V.self)
                 }
             }
         }

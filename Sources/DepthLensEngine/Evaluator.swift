@@ -15,7 +15,8 @@ public struct Evaluator: Sendable {
         /// Plain Swift kernels, one image at a time: the correctness baseline.
         case reference
         /// Fused oneDNN convolutions on blocked activations, with prefix sharing between
-        /// configurations (falls back to the reference when oneDNN cannot start).
+        /// configurations (falls back to the reference when oneDNN cannot start, or for a
+        /// grouped convolution that is not depthwise).
         case fast
     }
 
@@ -122,7 +123,7 @@ public struct Evaluator: Sendable {
     }
 
     private var engine: any EvaluationEngine {
-        if backend == .fast, FusedEngine.unsupported(network) == nil, let dnnl = DNNL.shared {
+        if backend == .fast, FusedEngine.unsupported(network) == nil, let dnnl = DNNL.shared, network.fusedEngineRuns {
             return FusedEngine(network: network, threads: threads, dnnl: dnnl)
         }
         return ReferenceEngine(network: network, threads: threads)

@@ -83,6 +83,18 @@ public struct Network: Sendable {
         return shapes.map { ($0.channels, $0.height, $0.width) }
     }
 
+    /// Whether the fused engine lowers every layer: it runs ordinary and depthwise
+    /// convolutions, not other grouped ones (no family has them; the reference engine
+    /// does), and no grouped convolution on the plain input images.
+    var fusedEngineRuns: Bool {
+        if case .convolution(let first, _) = stemLayers.first, first.groups != 1 { return false }
+        let layers = stemLayers + blocks.flatMap { $0.preActivation + $0.branch + $0.shortcut }
+        return layers.allSatisfy { layer in
+            guard case .convolution(let conv, _) = layer else { return true }
+            return conv.groups == 1 || (conv.groups == conv.inChannels && conv.groups == conv.outChannels)
+        }
+    }
+
     /// Floats of the largest activation one image produces anywhere in the network:
     /// block outputs and the output of every layer inside the stem and the blocks.
     func largestActivation(height: Int, width: Int) throws -> Int {

@@ -3,7 +3,8 @@ import DepthLensSchedules
 import Foundation
 
 /// A libFuzzer target over everything that reads a user's file: the checkpoint loader
-/// (DepthLens checkpoints, and safetensors files read with a preset),
+/// (DepthLens checkpoints, safetensors files that record their architecture, and
+/// safetensors files read with a ResNet or ConvNeXt preset),
 /// the three data-set readers (HDF5 images, IDX, CIFAR binary), the format sniffing in
 /// front of them, and custom schedule files (CSV and JSON). Each input is written to a temporary file and opened by each reader;
 /// any error is fine, a crash (or a sanitizer report) is a finding.
@@ -57,6 +58,13 @@ enum FuzzHarness {
         attempt("safetensors checkpoint") {
             // Read as a dump of the smallest preset; content sniffing picks the reader.
             let checkpoint = try Checkpoint.load(from: path, preset: try ArchitecturePreset.named("timm/resnet18"))
+            _ = Network(checkpoint: checkpoint)
+            return "\(checkpoint.blockCount) blocks"
+        }
+        attempt("safetensors convnext") {
+            // The ConvNeXt preset reader; the plain "checkpoint" attempt above already reads a
+            // safetensors file's recorded architecture (depthlens_architecture metadata).
+            let checkpoint = try Checkpoint.load(from: path, preset: try ArchitecturePreset.named("timm/convnext_atto"))
             _ = Network(checkpoint: checkpoint)
             return "\(checkpoint.blockCount) blocks"
         }

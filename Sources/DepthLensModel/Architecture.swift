@@ -84,6 +84,9 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var downsample: DownsampleKind?
     /// `timm_vit` only: the vision transformer (VisionTransformer.swift); nil for the ResNets.
     public var vit: VisionTransformerSpec?
+    /// `timm_convnext` only: ConvNeXt's settings (ConvNeXtArchitecture.swift). Its stages,
+    /// widths and stem width above are derived from them.
+    public var convNeXt: ConvNeXtSettings?
 
     public init(family: String = Architecture.cifarFamily, block: BlockKind = .basic, inChannels: Int,
                 numClasses: Int, stemWidth: Int, stages: [Stage],
@@ -121,6 +124,10 @@ public struct Architecture: Codable, Equatable, Sendable {
             self = try Self.decodeVisionTransformer(from: decoder)
             return
         }
+        if family == Self.convNeXtFamily {
+            self = try Architecture(convNeXt: try ConvNeXtSettings(from: decoder))
+            return
+        }
         block = try c.decode(BlockKind.self, forKey: .block)
         inChannels = try c.decode(Int.self, forKey: .inChannels)
         numClasses = try c.decode(Int.self, forKey: .numClasses)
@@ -136,6 +143,34 @@ public struct Architecture: Codable, Equatable, Sendable {
         preactShortcutInput = try c.decodeIfPresent(PreactShortcutInput.self, forKey: .preactShortcutInput)
     }
 
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(family, forKey: .family)
+        if let vit {
+            try c.encode(inChannels, forKey: .inChannels)
+            try c.encode(numClasses, forKey: .numClasses)
+            try vit.encode(to: encoder)
+            return
+        }
+        if let convNeXt {
+            try convNeXt.encode(to: encoder)
+            return
+        }
+        try c.encode(block, forKey: .block)
+        try c.encode(inChannels, forKey: .inChannels)
+        try c.encode(numClasses, forKey: .numClasses)
+        try c.encode(stemWidth, forKey: .stemWidth)
+        try c.encode(stages, forKey: .stages)
+        try c.encode(shortcut, forKey: .shortcut)
+        try c.encode(channelPadding, forKey: .channelPadding)
+        try c.encode(convBias, forKey: .convBias)
+        try c.encode(bnEps, forKey: .bnEps)
+        try c.encodeIfPresent(stem, forKey: .stem)
+        try c.encodeIfPresent(downsample, forKey: .downsample)
+        try c.encodeIfPresent(projectionBias, forKey: .projectionBias)
+        try c.encodeIfPresent(preactShortcutInput, forKey: .preactShortcutInput)
+    }
+
     /// Parses and validates the JSON description.
     /// - Throws: ``ArchitectureError`` naming the field that is missing, mistyped, unknown
     ///   or out of range.
@@ -144,7 +179,9 @@ public struct Architecture: Codable, Equatable, Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: data), let fields = object as? [String: Any] else {
             throw ArchitectureError(field: "", message: jsonProblem(json))
         }
-        let known = fields["family"] as? String == vitFamily ? vitFields : Set(CodingKeys.allCases.map(\.stringValue))
+        let family = fields["family"] as? String
+        let known = family == vitFamily ? vitFields : family == convNeXtFamily ? ConvNeXtSettings.fieldNames
+            : Set(CodingKeys.allCases.map(\.stringValue))
         if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
             throw ArchitectureError(field: unknown, message: "unknown field (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -178,6 +215,11 @@ public struct Architecture: Codable, Equatable, Sendable {
             try require((1...limit).contains(inChannels), "in_channels", "must be between 1 and \(limit), found \(inChannels)")
             try require((1...limit).contains(numClasses), "num_classes", "must be between 1 and \(limit), found \(numClasses)")
             return try vit.validate()
+        }
+        if family == Self.convNeXtFamily {
+            guard let convNeXt else { throw ArchitectureError(field: "family", message: "timm_convnext needs its settings") }
+            try convNeXt.validate(inChannels: inChannels, numClasses: numClasses)
+            return
         }
         try validateFamily()
         try require((1...limit).contains(inChannels), "in_channels", "must be between 1 and \(limit), found \(inChannels)")

@@ -19,6 +19,11 @@ public struct ArchitecturePreset: Sendable, Equatable {
     public var deep: Bool = false
     /// A vision transformer (`timm_vit`): heads and pooling; nil for the ResNets.
     public var vit: VisionTransformerPreset? = nil
+    /// The family the preset builds: `imagenet_resnet`, or `timm_convnext`
+    /// (ConvNeXtArchitecture.swift), whose `block` is unused.
+    public var family: String = Architecture.imageNetFamily
+    /// `timm_convnext` only: timm's `conv_mlp` (the small presets, atto to nano).
+    public var convMLP: Bool = false
 
     /// Every preset, in the order `--arch` help lists them. timm and torchvision name
     /// these networks' tensors identically; both prefixes are accepted so that a command
@@ -34,7 +39,8 @@ public struct ArchitecturePreset: Sendable, Equatable {
         return timm.map { ArchitecturePreset(name: "timm/\($0.0)", block: $0.1, depths: $0.2) }
             + timm.map { ArchitecturePreset(name: "timm/\($0.0)d", block: $0.1, depths: $0.2, deep: true) }
             + timm.filter { torchvision.contains($0.0) }.map { ArchitecturePreset(name: "torchvision/\($0.0)", block: $0.1, depths: $0.2) }
-            + VisionTransformerPreset.named.map { ArchitecturePreset(name: $0.0, block: .basic, depths: [], vit: $0.1) }
+            + convNeXtPresets
+            + VisionTransformerPreset.named.map { ArchitecturePreset(name: $0.0, block: .basic, depths: [], vit: $0.1, family: Architecture.vitFamily) }
     }()
 
     /// The preset called `name`.
@@ -51,6 +57,7 @@ public struct ArchitecturePreset: Sendable, Equatable {
     /// - Throws: ``PresetError`` naming the tensor that is missing or of the wrong rank.
     public func architecture(shape: (String) throws -> [Int]?) throws -> Architecture {
         if let vit { return try vit.architecture(name: name, shape: shape) }
+        if family == Architecture.convNeXtFamily { return try convNeXtArchitecture(shape: shape) }
         func read(_ key: String, rank: Int, _ why: String) throws -> [Int] {
             guard let found = try shape(key) else {
                 let deepStem = key == "conv1.weight" ? try shape("conv1.0.weight") != nil : false

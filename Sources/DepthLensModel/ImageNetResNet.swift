@@ -34,7 +34,9 @@ extension Architecture {
     public static let cifarFamily = "cifar_resnet"
     /// The ImageNet-style family of timm and torchvision.
     public static let imageNetFamily = "imagenet_resnet"
-    static let families = [cifarFamily, imageNetFamily, vitFamily]
+    /// timm's ConvNeXt (ConvNeXtArchitecture.swift).
+    public static let convNeXtFamily = "timm_convnext"
+    static let families = [cifarFamily, imageNetFamily, convNeXtFamily, vitFamily]
 
     /// Whether this is the ImageNet-style family.
     public var isImageNetFamily: Bool { family == Self.imageNetFamily }

@@ -10,6 +10,8 @@ extension Architecture {
         case Self.vitFamily:
             guard let vit else { preconditionFailure("a timm_vit architecture without its fields") }
             return ModelDescription(visionTransformer: self, vit)
+        case Self.convNeXtFamily:
+            return ModelDescription(convNeXt: self)
         default:
             // `validate()` admits only the families above; an unvalidated value is a programming error.
             preconditionFailure("no model description for family '\(family)'")

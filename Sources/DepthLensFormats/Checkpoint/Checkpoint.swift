@@ -35,16 +35,20 @@ public struct Checkpoint: Sendable {
     /// every tensor the architecture implies is present, float, of the implied shape and
     /// finite; no tensor is left unused (except `num_batches_tracked` counters).
     /// - Throws: ``CheckpointError`` (naming the file and the key or attribute), or
-    ///   ``HDF5Error`` when the file cannot be read as HDF5; for a safetensors file, which
-    ///   records no DepthLens architecture, ``CheckpointError`` at `preset` (or at the
+    ///   ``HDF5Error`` when the file cannot be read as HDF5. A `.safetensors` file loads
+    ///   when its metadata records the architecture (`depthlens_architecture`, see
+    ///   RecordedArchitecture.swift); otherwise ``CheckpointError`` at `preset` (or at the
     ///   problem, if its header is malformed).
     public static func load(from path: String) throws -> Checkpoint {
         if SafetensorsFile.isSafetensors(path: path) {
             let file = try SafetensorsFile.open(path)
-            if file.metadata[safetensorsArchitectureKey] != nil { return try loadExported(file, path: path) }
+            if let json = file.metadata[RecordedArchitecture.architectureKey] {
+                return try loadRecorded(file, architectureJSON: json)
+            }
             throw CheckpointError(file: path, location: "preset",
-                                  message: "a safetensors file records no DepthLens architecture (\(file.names.count) tensors); "
-                                  + "read it with an architecture preset, such as timm/resnet18")
+                                  message: "a safetensors file records no DepthLens architecture (\(file.names.count) tensors, "
+                                  + "no \(RecordedArchitecture.architectureKey) metadata); "
+                                  + "read it with an architecture preset, such as timm/resnet18 or timm/convnext_atto")
         }
         let file = try HDF5File.open(path)
         let root = try file.root

@@ -1,0 +1,177 @@
+import Foundation
+import XCTest
+import DepthLens
+
+/// timm's ConvNeXt (tools/make_convnext_golden.py): logits from timm's own forward pass in
+/// float64, matched by both engines under every gate pattern (max |logit difference| <=
+/// 1e-4 of the logits' scale, same argmax); .safetensors files that record their
+/// architecture (format v1's JSON, or tools/train_timm.py's export) and plain ones read
+/// with `--arch` presets; the presets against timm's full-size key lists and parameter
+/// counts; what the family refuses.
+final class ConvNeXtGoldenTests: XCTestCase {
+    static let models = ["patch1_linear_ls", "patch4_convmlp_nols", "patch2_odd", "atto_narrow", "tiny_narrow"]
+
+    /// The model's safetensors file, read as the cases file's `arch` attribute says (a
+    /// preset), or by its recorded architecture.
+    static func load(_ model: String) throws -> Checkpoint {
+        let arch = try HDF5File.open(Fixtures.path("convnext/\(model).cases.h5")).root.attribute("arch").string ?? ""
+        let path = Fixtures.path("convnext/\(model).safetensors")
+        if arch.isEmpty { return try Checkpoint.load(from: path) }
+        return try Checkpoint.load(from: path, preset: try ArchitecturePreset.named(arch))
+    }
+
+    func testBothEnginesMatchTimmUnderEveryGatePattern() throws {
+        XCTAssertTrue(Evaluator.isFastEngineAvailable)
+        var checked = 0
+        var report: [String] = []
+        for model in Self.models {
+            let checkpoint = try Self.load(model)
+            XCTAssertTrue(checkpoint.architecture.isConvNeXt, model)
+            let network = Network(checkpoint: checkpoint)
+            let cases = try HDF5File.open(Fixtures.path("convnext/\(model).cases.h5")).root
+            let batch = try goldenImages(cases)
+            let group = try cases.group("cases")
+            let names = try group.memberNames()
+            XCTAssertGreaterThanOrEqual(names.count, 11, model)
+            for backend in [Evaluator.Backend.reference, .fast] {
+                var worst: Float = 0
+                for threads in [1, 2] {
+                    let evaluator = Evaluator(network: network, threads: threads, backend: backend)
+                    for name in names {
+                        let golden = try group.group(name)
+                        let expected = try golden.dataset("logits").readFloats()
+                        let scale = max(1, expected.map(abs).max() ?? 0)
+                        let logits = try evaluator.logits(batch, gates: try goldenGates(golden))
+                        assertLogits(logits, match: expected, classes: checkpoint.architecture.numClasses,
+                                     "\(model)/\(backend)/\(name)/threads \(threads)", tolerance: 1e-4 * scale)
+                        worst = max(worst, (zip(logits.scalars, expected).map { abs($0 - $1) }.max() ?? 0) / scale)
+                        checked += 1
+                    }
+                }
+                report.append("\(model) \(backend): max |logit difference| / scale \(worst)")
+            }
+            // The configurations API (the fused engine's prefix sharing) on the shared gate vectors.
+            let shared = try names.compactMap { name -> (String, [Float])? in
+                let golden = try group.group(name)
+                guard golden.contains("gates"), try golden.dataset("gates").shape.count == 1 else { return nil }
+                return (name, try golden.dataset("gates").readFloats())
+            }
+            for backend in [Evaluator.Backend.reference, .fast] {
+                let all = try Evaluator(network: network, threads: 2, backend: backend).logits(batch, configurations: shared.map(\.1))
+                for (i, (name, _)) in shared.enumerated() {
+                    let expected = try group.group(name).dataset("logits").readFloats()
+                    assertLogits(all[i], match: expected, classes: checkpoint.architecture.numClasses,
+                                 "\(model)/configurations/\(backend)/\(name)", tolerance: 1e-4 * max(1, expected.map(abs).max() ?? 0))
+                }
+            }
+        }
+        print(report.joined(separator: "\n"))
+        XCTAssertGreaterThanOrEqual(checked, 5 * 2 * 2 * 11)
+    }
+
+    func testPresetsDescribeTimmsFullSizeKeysShapesAndParameterCounts() throws {
+        let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("convnext/layouts.json")))
+        let layouts = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: [String: Any]])
+        let names = ArchitecturePreset.all.filter { $0.family == Architecture.convNeXtFamily }.map(\.name)
+        XCTAssertEqual(Set(names), ["timm/convnext_atto", "timm/convnext_femto", "timm/convnext_pico", "timm/convnext_nano",
+                                    "timm/convnext_tiny"])
+        XCTAssertEqual(Set(layouts.keys), Set(names))
+        for name in names {
+            let layout = try XCTUnwrap(layouts[name])
+            let shapes = try XCTUnwrap(layout["tensors"] as? [String: [Int]], name)
+            let architecture = try ArchitecturePreset.named(name).architecture { shapes[$0] }
+            try architecture.validate()
+            let expected = Dictionary(uniqueKeysWithValues: architecture.expectedTensors.map { ($0.key, $0.shape) })
+            XCTAssertEqual(expected, shapes, name)
+            XCTAssertEqual(architecture.parameterCount, layout["parameters"] as? Int, name)
+            XCTAssertEqual(architecture.numClasses, 1000, name)
+            XCTAssertEqual(architecture.inChannels, 3, name)
+        }
+    }
+
+    func testRecordedMetadataGivesArchitectureAndTimmsDropPath() throws {
+        // tools/train_timm.py's export: timm kwargs and a drop_path record.
+        let exported = try Checkpoint.load(from: Fixtures.path("convnext/patch1_linear_ls.safetensors"))
+        let settings = try XCTUnwrap(exported.architecture.convNeXt)
+        XCTAssertEqual(settings, ConvNeXtSettings(inChannels: 1, numClasses: 10, patchSize: 1, depths: [1, 1, 2, 1],
+                                                  dims: [8, 12, 16, 20]))
+        let training = try XCTUnwrap(exported.training)
+        XCTAssertEqual(training.schedule?.name, "linear-from-zero")
+        XCTAssertEqual(training.schedule?.params["r"], 0.1)
+        XCTAssertEqual(training.testTimeRule, .inverted)
+        XCTAssertEqual(training.gateGranularity, .sample)
+        XCTAssertEqual(training.dataset, "fashion-mnist")
+        let p = try XCTUnwrap(training.survivalProbabilities)
+        XCTAssertEqual(p.count, 5)
+        for (l, value) in p.enumerated() { XCTAssertEqual(value, 1 - 0.1 * Double(l) / 4, accuracy: 1e-6) }
+        // Format v1's JSON: written and read back unchanged.
+        let v1 = try Checkpoint.load(from: Fixtures.path("convnext/patch2_odd.safetensors"))
+        XCTAssertEqual(try Architecture.parse(json: v1.architecture.json()), v1.architecture)
+        XCTAssertEqual(v1.architecture.convNeXt?.normEps, 1e-5)
+        XCTAssertEqual(v1.architecture.convNeXt?.kernelSize, 5)
+        XCTAssertEqual(v1.architecture.convNeXt?.convBias, false)
+        XCTAssertEqual(v1.architecture.convNeXt?.stageStrides, [2, 2, 2, 2])
+        XCTAssertEqual(v1.architecture.blockCount, 5)
+    }
+
+    func testDownsamplingBlocksNeverMoveAndKeepTheirDownsamplingWhenDropped() throws {
+        let network = Network(checkpoint: try Self.load("patch4_convmlp_nols"))
+        let model = network.model
+        // Stage 1 (patch 4) does not downsample; stages 2-4 begin with layer norm + 2x2/2 convolution.
+        XCTAssertTrue(model.units[0].hasIdentityShortcut)
+        XCTAssertEqual(model.units[2].preActivation.map(\.summary), ["layer norm 16", "conv 2x2/2 16->16"])
+        XCTAssertFalse(model.units[2].hasIdentityShortcut)
+        XCTAssertEqual(network.swappableGroups, [[1, 2], [6]])
+        XCTAssertThrowsError(try network.reordered([1, 2, 4, 3, 5, 6])) { error in
+            XCTAssertEqual(error as? BlockOrderError, .cannotMove(block: 4, position: 3))
+        }
+        XCTAssertNoThrow(try network.reordered([2, 1, 3, 4, 5, 6]))
+    }
+
+    func testUnsupportedVariantsAreRefusedByName() throws {
+        func refusal(_ kwargs: [String: Any]) -> String {
+            do {
+                _ = try ConvNeXtSettings(timmKwargs: kwargs)
+                return "accepted"
+            } catch { return "\(error)" }
+        }
+        let base: [String: Any] = ["in_chans": 1, "num_classes": 10, "depths": [1, 1, 1, 1], "dims": [8, 8, 8, 8]]
+        XCTAssertEqual(refusal(base), "accepted")
+        XCTAssertTrue(refusal(base.merging(["head_hidden_size": 64]) { $1 }).contains("timm_kwargs.head_hidden_size"))
+        XCTAssertTrue(refusal(base.merging(["use_grn": true]) { $1 }).contains("ConvNeXt-V2"))
+        XCTAssertTrue(refusal(base.merging(["stem_type": "overlap"]) { $1 }).contains("timm_kwargs.stem_type"))
+        XCTAssertTrue(refusal(base.merging(["kernel_sizes": [7, 7, 5, 5]]) { $1 }).contains("different kernel sizes"))
+        XCTAssertTrue(refusal(base.merging(["dilation": 2]) { $1 }).contains("unsupported timm ConvNeXt argument"))
+        XCTAssertThrowsError(try Architecture.parse(json: """
+            {"family": "timm_convnext", "in_channels": 1, "num_classes": 10, "depths": [1, 1, 1], "dims": [8, 8, 8]}
+            """)) { XCTAssertTrue("\($0)".contains("4 stages"), "\($0)") }
+        XCTAssertThrowsError(try Architecture.parse(json: """
+            {"family": "timm_convnext", "in_channels": 1, "num_classes": 10, "depths": [1, 1, 1, 1], "dims": [8, 8, 8, 8], "patch_size": 8}
+            """)) { XCTAssertTrue("\($0)".contains("patch_size"), "\($0)") }
+        XCTAssertThrowsError(try Architecture.parse(json: """
+            {"family": "timm_convnext", "in_channels": 1, "num_classes": 10, "depths": [1, 1, 1, 1], "dims": [8, 8, 8, 8], "stem_width": 8}
+            """)) { XCTAssertTrue("\($0)".contains("'stem_width': unknown field"), "\($0)") }
+        // Batch-norm recalibration: nothing to re-estimate under layer norm.
+        let checkpoint = try Self.load("patch1_linear_ls")
+        let images = try goldenImages(try HDF5File.open(Fixtures.path("convnext/patch1_linear_ls.cases.h5")).root)
+        XCTAssertThrowsError(try BatchNormRecalibration.recalibrate(checkpoint, gates: [1, 1, 1, 1, 1],
+                                                                      source: InMemoryImages(images), batchSize: 4)) {
+            XCTAssertTrue("\($0)".contains("does not apply") && "\($0)".contains("layer norm"), "\($0)")
+        }
+    }
+}
+
+/// A batch as an image source.
+private struct InMemoryImages: ImageSource {
+    let batch: ImageBatch
+    init(_ batch: ImageBatch) { self.batch = batch }
+    var name: String { "memory" }
+    var count: Int { batch.count }
+    var channels: Int { batch.channels }
+    var height: Int { batch.height }
+    var width: Int { batch.width }
+    func pixels(_ range: Range<Int>) throws -> [Float] {
+        Array(batch.pixels[(range.lowerBound * batch.imageSize)..<(range.upperBound * batch.imageSize)])
+    }
+    func labels(_ range: Range<Int>) throws -> [Int]? { nil }
+}

@@ -52,7 +52,23 @@ public struct AnalysisContext {
         self.progress = progress
     }
 
-    public var blockCount: Int { checkpoint.blockCount }
+    /// Entries of a gate vector: the blocks, or with ``GateUnit/branch`` every residual
+    /// branch (``Evaluator/unit``); ``survival`` and every mask have this many.
+    public var blockCount: Int { evaluator.gateCount }
+
+    /// The block of every gate entry, numbered as the gates are: the architecture's blocks,
+    /// or with ``GateUnit/branch`` on a network of several branches per block, one per
+    /// branch (its block's channels, stage and shortcut), numbered 1...`blockCount`.
+    public var gateBlocks: [BlockSpec] {
+        let blocks = checkpoint.architecture.blocks
+        guard blockCount != blocks.count else { return blocks }
+        let owners = evaluator.network.survivalPerGate(blocks.map { Double($0.index) }, unit: evaluator.unit)
+        return owners.enumerated().map { g, owner in
+            var spec = blocks[Int(owner) - 1]
+            spec.index = g + 1
+            return spec
+        }
+    }
 
     /// The deterministic network's gates: p_l (expectation) or 1 (inverted).
     public var deterministicGates: [Float] {
@@ -67,7 +83,9 @@ public struct AnalysisContext {
 
     /// A fresh result table for this checkpoint, schedule and seed.
     public func table() -> ResultTable {
-        ResultTable(checkpoint: checkpoint.path, schedule: scheduleName, seed: seed)
+        var table = ResultTable(checkpoint: checkpoint.path, schedule: scheduleName, seed: seed)
+        if evaluator.network.hasSeveralBranchesPerBlock { table.gateUnit = evaluator.unit.rawValue }
+        return table
     }
 
     /// The estimated cost of one image of the data through the network (``ComputeCost``).

@@ -123,6 +123,8 @@ public enum BatchNormRecalibration {
                 return Batch(values: y, n: x.n, shape: out)
             case .globalAveragePool, .linear:
                 preconditionFailure("recalibration stops before the classifier")
+            case .transformer:
+                preconditionFailure("recalibration refuses transformers before running (RecalibrationError)")
             }
         }
 

@@ -10,7 +10,7 @@ public enum GreedyPrune {
     /// The blocks (1-based) greedy pruning deletes, in deletion order, choosing on the
     /// images of `heldOut`: lowest error, then lowest NLL, then lowest block number.
     public static func choose(_ context: AnalysisContext, heldOut: any ImageSource, depth: Int) throws -> [Int] {
-        let blocks = context.checkpoint.architecture.blocks
+        let blocks = context.gateBlocks
         let removable = blocks.filter { $0.shortcut == .identity }.map(\.index)
         let minimum = blocks.count - removable.count
         guard (minimum...blocks.count).contains(depth) else {

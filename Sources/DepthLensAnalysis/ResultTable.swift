@@ -54,6 +54,10 @@ public struct ResultTable: Sendable {
     public var checkpoint: String
     public var schedule: String
     public var seed: UInt64
+    /// What the masks' gates address, `block` or `branch`, for a network whose blocks hold
+    /// several residual branches (a vision transformer); nil for the ResNets, whose masks
+    /// then have no `unit` column.
+    public var gateUnit: String?
     public private(set) var rows: [ResultRow] = []
     /// Gate vectors (and block orders) by mask key, in insertion order.
     public private(set) var masks: [(key: String, gates: [Float], order: [Int]?)] = []

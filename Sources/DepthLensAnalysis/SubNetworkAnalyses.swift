@@ -188,7 +188,7 @@ public enum ReorderAnalysis {
     public static func run(_ context: AnalysisContext, swaps: [Int], trials: Int) throws -> ResultTable {
         var table = context.table()
         let network = context.evaluator.network
-        let groups = network.swappableGroups.filter { $0.count > 1 }
+        let groups = network.swappableGroups(context.evaluator.unit).filter { $0.count > 1 }
         guard !groups.isEmpty else {
             throw ReorderError.nothingToReorder
         }
@@ -208,7 +208,7 @@ public enum ReorderAnalysis {
                     // Swap the blocks currently sitting at these two positions of the group.
                     order.swapAt(group[a] - 1, group[b] - 1)
                 }
-                networks.append(try network.reordered(order))
+                networks.append(try network.reordered(network.unitOrder(order, unit: context.evaluator.unit)))
                 configurations.append(order.map { base[$0 - 1] })  // gates follow the blocks
                 described.append((.reordered(swaps: s, trial: t), kendallTau(order), order))
             }

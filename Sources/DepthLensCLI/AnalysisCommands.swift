@@ -163,7 +163,7 @@ struct Lesion: ParsableCommand {
         } else {
             for depth in pruneDepth {
                 lesions.append(try flagPruneErrors {
-                    try LesionAnalysis.prune(blocks: context.checkpoint.architecture.blocks, depth: depth, rule: pruneRule)
+                    try LesionAnalysis.prune(blocks: context.gateBlocks, depth: depth, rule: pruneRule)
                 })
             }
         }

@@ -3,6 +3,7 @@ import DepthLens
 import Foundation
 
 extension EnsembleAnalysis.Granularity: ExpressibleByArgument {}
+extension GateUnit: ExpressibleByArgument {}
 
 /// Flags every analysis shares: checkpoint, data, schedule, rule, metrics, seed, output.
 struct AnalysisOptions: ParsableArguments {
@@ -23,6 +24,9 @@ struct AnalysisOptions: ParsableArguments {
 
     @Option(name: .customLong("metric"), help: ArgumentHelp("A metric spec; repeatable (default: accuracy, nll, brier, calibration, plus the ensemble metrics where they apply). See `depthlens plugins`.", valueName: "spec"))
     var metrics: [String] = []
+
+    @Option(help: "What a gate addresses where a block holds several residual branches (timm_vit: attention and MLP): block (lesions and samples drop whole blocks) or branch (each branch on its own, numbered 1...2L, as timm's drop path trains them). The ResNets have one branch per block: both are the same.")
+    var unit: GateUnit = .block
 
     @Option(help: "Seed of every random draw: the same seed gives the same gates.")
     var seed: UInt64 = 0
@@ -87,9 +91,10 @@ struct AnalysisOptions: ParsableArguments {
         let chosenMetrics = metrics.isEmpty ? Self.memberMetrics + (ensemble ? Self.ensembleMetrics : []) : metrics
         let source: any ImageSource = needsData ? try data.open(for: ckpt) : EmptySource()
         let progress = ProgressLine(analysis, quiet: quiet)
+        let evaluator = try runtime.evaluator(for: Network(checkpoint: ckpt), unit: unit)
         var context = AnalysisContext(
-            checkpoint: ckpt, evaluator: try runtime.evaluator(for: Network(checkpoint: ckpt)),
-            source: source, batchSize: runtime.batchSize, survival: survival, scheduleName: scheduleName, rule: chosenRule,
+            checkpoint: ckpt, evaluator: evaluator, source: source, batchSize: runtime.batchSize,
+            survival: evaluator.network.survivalPerGate(survival, unit: unit), scheduleName: scheduleName, rule: chosenRule,
             metrics: chosenMetrics, registry: registry, seed: seed)
         // Analyses count images times groups of sub-networks: a percentage says what that means.
         context.progress = { progress.update(done: $0, total: $1, unit: nil) }
@@ -138,6 +143,7 @@ extension AnalysisOptions {
         fields.append(("schedule", context.scheduleName))
         fields.append(("survival probabilities", context.survival.map { "\($0)" }.joined(separator: ",")))
         fields.append(("rule", context.rule.rawValue))
+        if context.evaluator.network.hasSeveralBranchesPerBlock { fields.append(("unit", context.evaluator.unit.rawValue)) }
         fields.append(("metrics", context.metrics.joined(separator: " ")))
         fields.append(("seed", "\(context.seed)"))
         fields += parameters

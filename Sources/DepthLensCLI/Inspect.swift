@@ -82,19 +82,23 @@ struct Inspect: ParsableCommand {
             + (architecture.arch.map { "(plain state_dict dump read as \($0))\n" }
                ?? (SafetensorsFile.isSafetensors(path: ckpt.path) ? "(safetensors, architecture recorded in its metadata)\n"
                    : "(format v\(Checkpoint.formatVersion))\n"))
-        out += arch.convNeXt.map { renderConvNeXt(arch, $0) } ?? renderResNet(arch)
-        let p = ckpt.training?.survivalProbabilities
-        out += "\nBlocks\n"
-        let keyWidth = max(14, (model.units.map(\.name.count).max() ?? 0) + 2)
-        out += "  " + pad("l", 4) + pad("stage", 7) + pad("key", keyWidth) + pad("channels", 11) + pad("stride", 8) + pad("shortcut", 10)
-            + (p != nil ? "p_l" : "") + "\n"
-        for unit in model.units {
-            out += "  " + pad("\(unit.block)", 4) + pad("\(unit.stage)", 7) + pad(unit.name, keyWidth)
-                + pad("\(unit.inChannels)->\(unit.outChannels)", 11) + pad("\(unit.stride)", 8)
-                + pad(shortcutName(unit), 10) + (p.map { String(format: "%.4f", $0[unit.block - 1]) } ?? "") + "\n"
-        }
-        if let p {
-            out += "  expected number of active blocks: \(String(format: "%.3f", p.reduce(0, +))) of \(p.count)\n"
+        if let vit = arch.vit {
+            out += visionTransformerOverview(ckpt, vit, model)
+        } else {
+            out += arch.convNeXt.map { renderConvNeXt(arch, $0) } ?? renderResNet(arch)
+            let p = ckpt.training?.survivalProbabilities
+            out += "\nBlocks\n"
+            let keyWidth = max(14, (model.units.map(\.name.count).max() ?? 0) + 2)
+            out += "  " + pad("l", 4) + pad("stage", 7) + pad("key", keyWidth) + pad("channels", 11) + pad("stride", 8) + pad("shortcut", 10)
+                + (p != nil ? "p_l" : "") + "\n"
+            for unit in model.units {
+                out += "  " + pad("\(unit.block)", 4) + pad("\(unit.stage)", 7) + pad(unit.name, keyWidth)
+                    + pad("\(unit.inChannels)->\(unit.outChannels)", 11) + pad("\(unit.stride)", 8)
+                    + pad(shortcutName(unit), 10) + (p.map { String(format: "%.4f", $0[unit.block - 1]) } ?? "") + "\n"
+            }
+            if let p {
+                out += "  expected number of active blocks: \(String(format: "%.3f", p.reduce(0, +))) of \(p.count)\n"
+            }
         }
         out += "\nTraining\n"
         if let t = ckpt.training {

@@ -93,8 +93,12 @@ struct RuntimeOptions: ParsableArguments {
     /// An evaluator of `network` on these threads, with the engine `DEPTHLENS_BACKEND`
     /// names (``EngineChoice``): every evaluation of the command, including the networks
     /// an analysis builds itself (reordered, recalibrated), runs on it.
-    func evaluator(for network: Network) throws -> Evaluator {
-        Evaluator(network: network, threads: threads, backend: try EngineChoice.fromEnvironment())
+    func evaluator(for network: Network, unit: GateUnit = .block) throws -> Evaluator {
+        let evaluator = Evaluator(network: network, threads: threads, backend: try EngineChoice.fromEnvironment(), unit: unit)
+        if let reason = evaluator.fastEngineRefusal {
+            FileHandle.standardError.write(Data("note: \(reason); running the reference engine\n".utf8))
+        }
+        return evaluator
     }
 }
 

@@ -103,11 +103,13 @@ enum ReportSummary {
         func pct(_ v: Double?) -> String { v.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a" }
         func num(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "n/a" }
         let ckpt = context.checkpoint
-        let blocks = ckpt.architecture.blocks
+        let blocks = context.gateBlocks
         let deterministic = Experiment.deterministic(rule: context.rule)
         var out = "# DepthLens report\n\n"
         let kind = ckpt.architecture.isConvNeXt ? "ConvNeXt" : ckpt.architecture.block.rawValue
-        out += "- checkpoint: `\(ckpt.path)` (\(blocks.count) blocks, \(kind) blocks)\n"
+        out += "- checkpoint: `\(ckpt.path)` (" + (ckpt.architecture.vit != nil
+            ? "\(ckpt.blockCount) transformer blocks, gates per \(context.evaluator.unit.rawValue))\n"
+            : "\(blocks.count) blocks, \(kind) blocks)\n")
         out += "- data: `\(context.source.name)`, \(context.source.count) images\n"
         out += "- schedule: `\(context.scheduleName)`; test-time rule: \(context.rule.rawValue); seed \(context.seed)\n"
         out += "\n"

@@ -24,23 +24,34 @@ public struct Evaluator: Sendable {
     /// Threads a batch is computed on.
     public let threads: Int
     public let backend: Backend
+    /// What a gate vector's entries address: blocks (a transformer block's branches share
+    /// one gate) or residual branches. The same for the ResNets.
+    public let unit: GateUnit
+    /// The gate of every residual unit (nil: the units themselves).
+    private let gateIndex: [Int]?
 
     /// - Parameters:
     ///   - threads: defaults to the number of active processors.
     ///   - backend: the engine; ``Backend/fast`` unless the caller chooses another (the
     ///     library reads no environment: the `depthlens` command line maps its
     ///     `DEPTHLENS_BACKEND` variable to this argument).
-    public init(network: Network, threads: Int? = nil, backend: Backend = .fast) {
+    ///   - unit: what gate vectors address; ``GateUnit/block`` unless the caller chooses.
+    public init(network: Network, threads: Int? = nil, backend: Backend = .fast, unit: GateUnit = .block) {
         self.network = network
         self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
         self.backend = backend
+        self.unit = unit
+        gateIndex = network.gateIndex(unit)
     }
+
+    /// Entries of a gate vector: blocks, or residual branches with ``GateUnit/branch``.
+    public var gateCount: Int { gateIndex.map { ($0.max() ?? -1) + 1 } ?? network.blockCount }
 
     /// An evaluator of `network` with this one's threads and backend: what an analysis
     /// uses for a network of its own (reordered, or with recalibrated batch norms), so
     /// that the engine the caller chose is the one every evaluation runs on.
     public func with(network: Network) -> Evaluator {
-        Evaluator(network: network, threads: threads, backend: backend)
+        Evaluator(network: network, threads: threads, backend: backend, unit: unit)
     }
 
     /// Whether oneDNN started and has JIT convolutions on this CPU (SSE4.1 or better), so
@@ -52,7 +63,8 @@ public struct Evaluator: Sendable {
     /// - Throws: ``EvaluationError`` when the images or the gates do not fit the network.
     public func logits(_ batch: ImageBatch, gates: Gates = .allOn) throws -> Tensor {
         try validate(batch)
-        try gates.validate(blockCount: network.blockCount, count: batch.count)
+        try gates.validate(blockCount: gateCount, count: batch.count)
+        let gates = gates.expanded(gateIndex)
         let classes = network.architecture.numClasses
         if batch.count == 0 { return Tensor(shape: [0, classes], scalars: []) }
         let scalars = engine.logits(batch, gates: gates)
@@ -71,8 +83,9 @@ public struct Evaluator: Sendable {
     public func logits(_ batch: ImageBatch, configurations: [[Float]]) throws -> [Tensor] {
         try validate(batch)
         for configuration in configurations {
-            try Gates.shared(configuration).validate(blockCount: network.blockCount, count: batch.count)
+            try Gates.shared(configuration).validate(blockCount: gateCount, count: batch.count)
         }
+        let configurations = gateIndex.map { index in configurations.map { c in index.map { c[$0] } } } ?? configurations
         let classes = network.architecture.numClasses
         if batch.count == 0 { return configurations.map { _ in Tensor(shape: [0, classes], scalars: []) } }
         let results = engine.logits(batch, configurations: configurations)
@@ -103,8 +116,14 @@ public struct Evaluator: Sendable {
         _ = try network.activationShapes(height: batch.height, width: batch.width)
     }
 
+    /// Why ``Backend/fast`` runs this network on the reference kernels instead (the fused
+    /// engine does not lower one of its operations), or nil when it does not have to.
+    public var fastEngineRefusal: String? {
+        backend == .fast ? FusedEngine.unsupported(network) : nil
+    }
+
     private var engine: any EvaluationEngine {
-        if backend == .fast, let dnnl = DNNL.shared, network.fusedEngineRuns {
+        if backend == .fast, FusedEngine.unsupported(network) == nil, let dnnl = DNNL.shared, network.fusedEngineRuns {
             return FusedEngine(network: network, threads: threads, dnnl: dnnl)
         }
         return ReferenceEngine(network: network, threads: threads)

@@ -16,6 +16,20 @@ struct FusedEngine: EvaluationEngine {
     let threads: Int
     let dnnl: DNNL
 
+    /// Why the fused engine cannot run `network`, or nil when it can: it lowers the
+    /// ResNets' layers only (convolutions, batch norm, ReLU, pooling, option A), with
+    /// every residual branch ending in a convolution (into which the gate and the add
+    /// are fused) and the ResNet head.
+    static func unsupported(_ network: Network) -> String? {
+        let family = network.model.family
+        for block in network.blocks {
+            guard case .convolution(_, relu: false) = block.branch.last else {
+                return "the fast engine fuses the gate into a branch's last convolution, and \(family)'s block \(block.index) ends otherwise"
+            }
+        }
+        return nil
+    }
+
     /// Most images per chunk, the unit a worker thread takes: small enough that two
     /// workers balance on a batch of 64 and a chunk's activations stay in cache (16 x 16 x
     /// 28 x 28 floats is 0.8 MiB); convolutions of any size run as pieces of 1, 2, 4, ...
@@ -213,7 +227,19 @@ final class FusedPass {
             }
             if !identity { swap(&x, &y) }
         }
-        BlockedKernels.head(network.head, input: x, shape: shapes[shapes.count - 1], rows: n, logits: logits)
+        head(x, rows: n, logits: logits)
+    }
+
+    /// The head on `n` rows of the last activation: a transformer's own pooling layers
+    /// first (to C x 1 x 1, where the ResNets' global average pooling is the identity).
+    func head(_ x: UnsafeMutablePointer<Float>, rows n: Int, logits: UnsafeMutablePointer<Float>) {
+        var (input, shape) = (UnsafePointer(x), shapes[shapes.count - 1])
+        if !network.head.pooling.isEmpty {
+            shape = run(network.head.pooling, id: { .stem(-1 - $0) }, input: x, inShape: shape, output: hidden, rows: n,
+                        scratch: (inner, activated))
+            input = UnsafePointer(hidden)
+        }
+        BlockedKernels.head(network.head, input: input, shape: shape, rows: n, logits: logits)
     }
 
     /// The rows of a chunk grouped by their gate at `block`, in order of first appearance.
@@ -321,6 +347,8 @@ final class FusedPass {
             case .zeroChannels(let z):
                 BlockedKernels.zeroPaddedShortcut(input: source, inShape: shape, output: target, outShape: outShape, rows: n,
                                                   stride: z.stride, averagePool: z.averagePool, padBefore: z.before)
+            case .transformer(let t):
+                BlockedKernels.transformer(t, input: source, inShape: shape, output: target, outShape: outShape, rows: n)
             case .layerNorm(let norm):
                 BlockedKernels.layerNorm(norm, input: source, output: target, rows: n, shape: shape)
             case .gelu:

@@ -23,6 +23,8 @@ enum Kernels {
         case .zeroChannels(let z):
             zeroPaddedShortcut(input: input, channels: c, height: h, width: w, stride: z.stride, averagePool: z.averagePool,
                                padBefore: z.before, padAfter: z.after, output: output)
+        case .transformer(let t):
+            run(t, input: input, shape: shape, output: output)
         case .layerNorm(let norm):
             layerNorm(norm, input: input, channels: c, positions: h * w, output: output)
         case .gelu:

@@ -18,6 +18,8 @@ enum Layer: Sendable {
     case averagePool2x2
     /// Option A: downsampling, then zero channels.
     case zeroChannels(ZeroChannelsSpec)
+    /// A vision transformer's own layers (TransformerKernels.swift).
+    case transformer(TransformerLayer)
     /// Layer normalisation over the channels at every position.
     case layerNorm(LayerNormalization)
     /// GELU, erf form.
@@ -37,6 +39,8 @@ enum Layer: Sendable {
             return ActivationShape(channels: c, height: ShortcutPool.outputSize(h), width: ShortcutPool.outputSize(w))
         case .zeroChannels(let z):
             return ActivationShape(channels: z.before + c + z.after, height: z.outputSize(h), width: z.outputSize(w))
+        case .transformer(let t):
+            return t.outputShape(shape)
         }
     }
 
@@ -126,10 +130,14 @@ struct LayerNormalization: Sendable {
 
 /// The classifier: optional batch norm and ReLU (pre-activation networks), global average
 /// pooling, an optional layer norm of the pooled features (ConvNeXt's `head.norm`), then
-/// a linear layer.
+/// a linear layer; or, for other families, ``pooling`` (layers that end in features of
+/// C x 1 x 1, such as a transformer's norm and class-token pooling), then the linear layer.
 struct ClassifierHead: Sendable {
     var finalNorm: ChannelAffine?
     var pooledNorm: LayerNormalization?
+    /// Empty for the ResNets' and ConvNeXt's head (global average pooling); otherwise the
+    /// layers that turn the last activation into the features.
+    var pooling: [Layer] = []
     /// classes x features, row-major.
     var weight: [Float]
     var bias: [Float]

@@ -92,6 +92,14 @@ struct Lowering {
                 layers.append(.averagePool2x2)
             case .zeroChannels(let spec):
                 layers.append(.zeroChannels(spec))
+            case .transformer(let t):
+                layers += transformer(t)
+                // A layer scale after self-attention folds into its `proj` convolution.
+                if case .selfAttention = t, i < operations.count, case .layerScale(let key, _) = operations[i],
+                   case .convolution(let proj, let relu) = layers.last {
+                    layers[layers.count - 1] = .convolution(proj.folding(layerScale(key)), relu: relu)
+                    i += 1
+                }
             case .globalAveragePool, .linear:
                 preconditionFailure("\(op.summary) belongs in the head")
             }
@@ -102,10 +110,6 @@ struct Lowering {
     func block(_ unit: ResidualUnit) -> ResidualBlock {
         precondition(unit.afterAdd.isEmpty || unit.afterAdd == [.relu], "after the add the engines run ReLU only")
         let branch = layers(unit.branch)
-        // The engines fuse the gate and the add into the branch's last convolution.
-        guard case .convolution(_, relu: false) = branch.last else {
-            preconditionFailure("block \(unit.block): a residual branch must end in a convolution (with its batch norm)")
-        }
         return ResidualBlock(index: unit.block, stage: unit.stage, outChannels: unit.outChannels,
                              preActivation: layers(unit.preActivation), branch: branch, shortcut: layers(unit.shortcut),
                              shortcutReadsPreActivated: unit.shortcutInput == .preActivated,
@@ -114,6 +118,12 @@ struct Lowering {
 
     /// The head: [batch norm, ReLU,] global average pooling, [layer norm,] linear.
     func head(_ operations: [ModelOperation]) -> ClassifierHead {
+        if operations.contains(where: { if case .transformer = $0 { return true } else { return false } }),
+           case .linear(let linear) = operations.last {
+            // A transformer's head: norm and token pooling (or pooling and fc_norm), then the classifier.
+            return ClassifierHead(finalNorm: nil, pooledNorm: nil, pooling: layers(Array(operations.dropLast())), weight: tensor(linear.key + ".weight"),
+                                  bias: tensor(linear.key + ".bias"), features: linear.inFeatures, classes: linear.outFeatures)
+        }
         var ops = operations[...]
         var finalNorm: ChannelAffine?
         if case .batchNorm(let spec) = ops.first {

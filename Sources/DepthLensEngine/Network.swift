@@ -27,7 +27,12 @@ public struct Network: Sendable {
         model = checkpoint.architecture.modelDescription
         let lowering = Lowering(tensors: checkpoint.tensors)
         stemLayers = lowering.layers(model.stem)
-        blocks = model.units.map(lowering.block)
+        // Numbered by unit (1...units): a transformer block's two branches are two units.
+        blocks = model.units.enumerated().map { u, unit in
+            var block = lowering.block(unit)
+            block.index = u + 1
+            return block
+        }
         head = lowering.head(model.head)
     }
 

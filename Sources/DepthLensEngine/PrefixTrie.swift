@@ -58,7 +58,7 @@ extension FusedPass {
                          owned: Bool, rows n: Int, logits: UnsafeMutablePointer<Float>,
                          deliver: (Int, UnsafePointer<Float>) -> Void) {
         if l == network.blockCount {
-            BlockedKernels.head(network.head, input: x, shape: shapes[l], rows: n, logits: logits)
+            head(x, rows: n, logits: logits)
             for m in members { deliver(m, logits) }
             if owned { give(x) }
             return

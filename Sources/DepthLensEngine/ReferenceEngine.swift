@@ -91,17 +91,24 @@ struct ReferenceEngine: EvaluationEngine {
             if locate && !allFinite(ws.current, count: shape.count) { return .block(l + 1) }
         }
         let head = net.head
-        if let norm = head.finalNorm {
-            Kernels.affine(norm, input: ws.current, planeSize: shape.height * shape.width, output: ws.current, relu: true)
-        }
-        // Global average pooling, then the linear head.
-        let (channels, plane) = (shape.channels, shape.height * shape.width)
+        let channels = shape.channels
         var features = [Float](repeating: 0, count: channels)
-        for c in 0..<channels {
-            var sum: Float = 0
-            let src = ws.current + c * plane
-            for i in 0..<plane { sum += src[i] }
-            features[c] = sum / Float(plane)
+        if !head.pooling.isEmpty {
+            // Another family's head: its own layers down to C x 1 x 1 features.
+            _ = Self.run(head.pooling, input: ws.current, shape: shape, output: ws.next, scratch: (ws.hidden, ws.inner))
+            for c in 0..<channels { features[c] = ws.next[c] }
+        } else {
+            if let norm = head.finalNorm {
+                Kernels.affine(norm, input: ws.current, planeSize: shape.height * shape.width, output: ws.current, relu: true)
+            }
+            // Global average pooling, then the linear head.
+            let plane = shape.height * shape.width
+            for c in 0..<channels {
+                var sum: Float = 0
+                let src = ws.current + c * plane
+                for i in 0..<plane { sum += src[i] }
+                features[c] = sum / Float(plane)
+            }
         }
         if let norm = head.pooledNorm {
             features.withUnsafeMutableBufferPointer {

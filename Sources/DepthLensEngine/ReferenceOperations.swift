@@ -21,6 +21,7 @@ package enum ReferenceOperations {
         case .maxPool: layer = .maxPool
         case .averagePool2x2: layer = .averagePool2x2
         case .zeroChannels(let z): layer = .zeroChannels(z)
+        case .transformer: preconditionFailure("recalibration refuses networks without batch norm before running")
         case .batchNorm, .globalAveragePool, .linear: preconditionFailure("\(operation.summary) is not a per-image kernel here")
         }
         for i in 0..<count {

@@ -82,6 +82,8 @@ public struct Architecture: Codable, Equatable, Sendable {
     public var stem: StemKind?
     /// `imagenet_resnet` only: how projection shortcuts downsample (nil: strided 1x1 convolution).
     public var downsample: DownsampleKind?
+    /// `timm_vit` only: the vision transformer (VisionTransformer.swift); nil for the ResNets.
+    public var vit: VisionTransformerSpec?
     /// `timm_convnext` only: ConvNeXt's settings (ConvNeXtArchitecture.swift). Its stages,
     /// widths and stem width above are derived from them.
     public var convNeXt: ConvNeXtSettings?
@@ -118,6 +120,10 @@ public struct Architecture: Codable, Equatable, Sendable {
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         family = try c.decode(String.self, forKey: .family)
+        if family == Self.vitFamily {
+            self = try Self.decodeVisionTransformer(from: decoder)
+            return
+        }
         if family == Self.convNeXtFamily {
             self = try Architecture(convNeXt: try ConvNeXtSettings(from: decoder))
             return
@@ -140,6 +146,12 @@ public struct Architecture: Codable, Equatable, Sendable {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(family, forKey: .family)
+        if let vit {
+            try c.encode(inChannels, forKey: .inChannels)
+            try c.encode(numClasses, forKey: .numClasses)
+            try vit.encode(to: encoder)
+            return
+        }
         if let convNeXt {
             try convNeXt.encode(to: encoder)
             return
@@ -167,7 +179,8 @@ public struct Architecture: Codable, Equatable, Sendable {
         guard let object = try? JSONSerialization.jsonObject(with: data), let fields = object as? [String: Any] else {
             throw ArchitectureError(field: "", message: jsonProblem(json))
         }
-        let known = fields["family"] as? String == convNeXtFamily ? ConvNeXtSettings.fieldNames
+        let family = fields["family"] as? String
+        let known = family == vitFamily ? vitFields : family == convNeXtFamily ? ConvNeXtSettings.fieldNames
             : Set(CodingKeys.allCases.map(\.stringValue))
         if let unknown = fields.keys.sorted().first(where: { !known.contains($0) }) {
             throw ArchitectureError(field: unknown, message: "unknown field (known: \(known.sorted().joined(separator: ", ")))")
@@ -184,6 +197,7 @@ public struct Architecture: Codable, Equatable, Sendable {
 
     /// The JSON description, with sorted keys.
     public func json() -> String {
+        if let vit { return visionTransformerJSON(vit) }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         return String(decoding: (try? encoder.encode(self)) ?? Data(), as: UTF8.self)
@@ -197,6 +211,11 @@ public struct Architecture: Codable, Equatable, Sendable {
         let limit = 1 << 16
         try require(Self.families.contains(family), "family",
                     "unsupported family '\(family)' (format v1 knows \(Self.families.joined(separator: ", ")))")
+        if let vit {
+            try require((1...limit).contains(inChannels), "in_channels", "must be between 1 and \(limit), found \(inChannels)")
+            try require((1...limit).contains(numClasses), "num_classes", "must be between 1 and \(limit), found \(numClasses)")
+            return try vit.validate()
+        }
         if family == Self.convNeXtFamily {
             guard let convNeXt else { throw ArchitectureError(field: "family", message: "timm_convnext needs its settings") }
             try convNeXt.validate(inChannels: inChannels, numClasses: numClasses)

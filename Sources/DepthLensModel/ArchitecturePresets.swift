@@ -17,6 +17,8 @@ public struct ArchitecturePreset: Sendable, Equatable {
     public var depths: [Int]
     /// timm's `resnet*d`: deep stem and `avg_down` projections.
     public var deep: Bool = false
+    /// A vision transformer (`timm_vit`): heads and pooling; nil for the ResNets.
+    public var vit: VisionTransformerPreset? = nil
     /// The family the preset builds: `imagenet_resnet`, or `timm_convnext`
     /// (ConvNeXtArchitecture.swift), whose `block` is unused.
     public var family: String = Architecture.imageNetFamily
@@ -38,6 +40,7 @@ public struct ArchitecturePreset: Sendable, Equatable {
             + timm.map { ArchitecturePreset(name: "timm/\($0.0)d", block: $0.1, depths: $0.2, deep: true) }
             + timm.filter { torchvision.contains($0.0) }.map { ArchitecturePreset(name: "torchvision/\($0.0)", block: $0.1, depths: $0.2) }
             + convNeXtPresets
+            + VisionTransformerPreset.named.map { ArchitecturePreset(name: $0.0, block: .basic, depths: [], vit: $0.1, family: Architecture.vitFamily) }
     }()
 
     /// The preset called `name`.
@@ -53,6 +56,7 @@ public struct ArchitecturePreset: Sendable, Equatable {
     /// dump has no such tensor).
     /// - Throws: ``PresetError`` naming the tensor that is missing or of the wrong rank.
     public func architecture(shape: (String) throws -> [Int]?) throws -> Architecture {
+        if let vit { return try vit.architecture(name: name, shape: shape) }
         if family == Architecture.convNeXtFamily { return try convNeXtArchitecture(shape: shape) }
         func read(_ key: String, rank: Int, _ why: String) throws -> [Int] {
             guard let found = try shape(key) else {

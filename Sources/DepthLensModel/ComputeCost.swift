@@ -82,6 +82,10 @@ extension ModelOperation {
         case .pointwiseLinear(let l):
             // A linear layer at every position: in multiply-adds per output value.
             return 2 * Double(l.inFeatures) * Double(output.count)
+        case .transformer(.selfAttention(let a)):
+            // qkv and proj (4 C^2 per token), q k^T and the weighted sum of v (2 T C per token).
+            let (c, tokens) = (Double(a.channels), Double(output.height * output.width))
+            return 2 * (4 * c * c * tokens + 2 * tokens * tokens * c)
         default:
             return Double(output.count)
         }

@@ -36,7 +36,7 @@ extension Architecture {
     public static let imageNetFamily = "imagenet_resnet"
     /// timm's ConvNeXt (ConvNeXtArchitecture.swift).
     public static let convNeXtFamily = "timm_convnext"
-    static let families = [cifarFamily, imageNetFamily, convNeXtFamily]
+    static let families = [cifarFamily, imageNetFamily, convNeXtFamily, vitFamily]
 
     /// Whether this is the ImageNet-style family.
     public var isImageNetFamily: Bool { family == Self.imageNetFamily }

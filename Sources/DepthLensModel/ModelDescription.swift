@@ -98,11 +98,14 @@ public struct ResidualUnit: Sendable, Equatable {
     public var shortcutInput: ShortcutInput
     /// Operations after the add (ReLU in post-activation ResNets).
     public var afterAdd: [ModelOperation]
+    /// Which residual branch of its block this unit is, for blocks of several (`attn`,
+    /// `mlp` in a vision transformer); empty when the block has one.
+    public var branchName: String
 
     public init(block: Int, stage: Int, name: String, inChannels: Int, outChannels: Int, stride: Int,
                 preActivation: [ModelOperation] = [], branch: [ModelOperation], shortcut: [ModelOperation] = [],
-                shortcutInput: ShortcutInput = .unitInput, afterAdd: [ModelOperation] = []) {
-        (self.block, self.stage, self.name) = (block, stage, name)
+                shortcutInput: ShortcutInput = .unitInput, afterAdd: [ModelOperation] = [], branchName: String = "") {
+        (self.block, self.stage, self.name, self.branchName) = (block, stage, name, branchName)
         (self.inChannels, self.outChannels, self.stride) = (inChannels, outChannels, stride)
         (self.preActivation, self.branch, self.shortcut) = (preActivation, branch, shortcut)
         (self.shortcutInput, self.afterAdd) = (shortcutInput, afterAdd)
@@ -121,7 +124,7 @@ public struct ResidualUnit: Sendable, Equatable {
     /// The output shape for an input of `shape`.
     /// - Throws: ``ShapeError`` naming the operation that cannot take its input.
     public func outputShape(_ shape: ActivationShape) throws -> ActivationShape {
-        let place = "block \(block) (\(name))"
+        let place = "block \(block) (\(name)\(branchName.isEmpty ? "" : ", \(branchName) branch"))"
         let activated = try ModelDescription.run(preActivation, from: shape, place: place)
         let residual = try ModelDescription.run(branch, from: activated, place: place)
         let passed = try ModelDescription.run(shortcut, from: shortcutInput == .unitInput ? shape : activated, place: place)
@@ -143,6 +146,8 @@ public enum TensorRole: String, Sendable, Equatable, CaseIterable {
     case runningVariance = "running var"
     case linearWeight = "linear weight"
     case linearBias = "linear bias"
+    case classToken = "class token"
+    case positionEmbedding = "position embedding"
     /// A per-channel layer-scale factor (`gamma`).
     case layerScale = "layer scale"
 
@@ -172,7 +177,9 @@ public struct ShapeError: Error, CustomStringConvertible, Equatable {
 
     init(place: String, operation: ModelOperation, input: ActivationShape) {
         let size = "\(input.channels)x\(input.height)x\(input.width)"
-        if case .zeroChannels(let z) = operation, z.averagePool {
+        if case .transformer(let t) = operation, let why = t.misfit(input) {
+            self.init(place: place, message: why)
+        } else if case .zeroChannels(let z) = operation, z.averagePool {
             self.init(place: place, message: "its average-pool shortcut with stride \(z.stride) needs a \(input.height)x\(input.width) "
                       + "input to divide evenly; give images whose sides are multiples of the total stride")
         } else {

@@ -7,6 +7,9 @@ extension Architecture {
         switch family {
         case Self.cifarFamily, Self.imageNetFamily:
             return ModelDescription(resNet: self)
+        case Self.vitFamily:
+            guard let vit else { preconditionFailure("a timm_vit architecture without its fields") }
+            return ModelDescription(visionTransformer: self, vit)
         case Self.convNeXtFamily:
             return ModelDescription(convNeXt: self)
         default:

@@ -26,6 +26,9 @@ public enum ModelOperation: Sendable, Equatable {
     case globalAveragePool
     /// A fully connected layer.
     case linear(LinearSpec)
+    /// A vision transformer's own operations (tokens, class token, position embedding,
+    /// self-attention, token pooling): TransformerOperation.swift.
+    case transformer(TransformerOperation)
     /// Layer normalisation over the channels at every spatial position (timm's
     /// `LayerNorm2d`, ConvNeXt's channels-last `LayerNorm`, and a transformer's token
     /// norm with tokens stored as C x 1 x T): biased variance, eps inside the square root,
@@ -169,6 +172,8 @@ extension ModelOperation {
             return [TensorDescription(key: key, shape: [channels], role: .layerScale)]
         case .relu, .maxPool, .averagePool2x2, .zeroChannels, .globalAveragePool, .gelu:
             return []
+        case .transformer(let t):
+            return t.tensors
         }
     }
 
@@ -201,6 +206,9 @@ extension ModelOperation {
         case .linear(let l):
             guard shape.count == l.inFeatures else { return nil }
             result = ActivationShape(channels: l.outFeatures, height: 1, width: 1)
+        case .transformer(let t):
+            guard let out = t.outputShape(shape) else { return nil }
+            result = out
         case .pointwiseLinear(let l):
             guard c == l.inFeatures else { return nil }
             result = ActivationShape(channels: l.outFeatures, height: h, width: w)
@@ -231,6 +239,7 @@ extension ModelOperation {
             return "\(z.averagePool ? "avg pool" : "subsample") /\(z.stride), zero channels +\(z.before)+\(z.after)"
         case .globalAveragePool: return "global avg pool"
         case .linear(let l): return "linear \(l.inFeatures)->\(l.outFeatures)"
+        case .transformer(let t): return t.summary
         case .pointwiseLinear(let l): return "pointwise linear \(l.inFeatures)->\(l.outFeatures)"
         case .layerNorm(let n): return "layer norm \(n.channels)"
         case .gelu: return "gelu"

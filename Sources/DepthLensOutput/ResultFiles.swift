@@ -21,10 +21,11 @@ extension ResultTable {
 
     /// The masks as CSV text.
     public var masksCSV: String {
-        var table = CSVTable(header: ["mask", "order", "gates"])
+        // A `unit` column only where blocks hold several branches (docs/results-csv.md).
+        var table = CSVTable(header: ["mask", "order", "gates"] + (gateUnit.map { _ in ["unit"] } ?? []))
         for mask in masks {
             table.append([mask.key, mask.order.map { $0.map(String.init).joined(separator: " ") } ?? "",
-                          mask.gates.map { "\($0)" }.joined(separator: " ")])
+                          mask.gates.map { "\($0)" }.joined(separator: " ")] + (gateUnit.map { [$0] } ?? []))
         }
         return table.text
     }

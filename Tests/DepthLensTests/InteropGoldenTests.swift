@@ -94,7 +94,7 @@ final class InteropGoldenTests: XCTestCase {
     func testEveryPresetNamesEveryTensorOfTheRealNetwork() throws {
         let data = try Data(contentsOf: URL(fileURLWithPath: Fixtures.path("interop/layouts.json")))
         let layouts = try XCTUnwrap(JSONSerialization.jsonObject(with: data) as? [String: [[Any]]])
-        // The ResNet presets; ConvNeXt's are checked in ConvNeXtGoldenTests.
+        // The ResNet presets; ConvNeXt's are checked in ConvNeXtGoldenTests, the vision transformers' in VisionTransformerTests.
         let resNets = ArchitecturePreset.all.filter { $0.family == Architecture.imageNetFamily }
         XCTAssertEqual(Set(layouts.keys), Set(resNets.map(\.name)))
         for preset in resNets {

@@ -26,12 +26,14 @@ enum RecordedArchitecture {
             throw ArchitectureError(field: "", message: jsonProblem(json))
         }
         guard let timmClass = object["timm_class"] else { return try Architecture.parse(json: json) }
-        guard let name = timmClass as? String, name == convNeXtClass else {
-            throw ArchitectureError(field: "timm_class", message: "unsupported timm class \(timmClass) (DepthLens reads \(convNeXtClass))")
+        let vision = Architecture.timmVisionTransformerClass
+        guard let name = timmClass as? String, name == convNeXtClass || name == vision else {
+            throw ArchitectureError(field: "timm_class", message: "unsupported timm class \(timmClass) (DepthLens reads \(convNeXtClass), \(vision))")
         }
         guard let kwargs = object["timm_kwargs"] as? [String: Any] else {
             throw ArchitectureError(field: "timm_kwargs", message: "missing or not an object: the constructor arguments of \(name)")
         }
+        if name == vision { return try Architecture.fromTimm(className: name, kwargs: kwargs) }
         let architecture = try Architecture(convNeXt: try ConvNeXtSettings(timmKwargs: kwargs))
         try architecture.validate()
         return architecture

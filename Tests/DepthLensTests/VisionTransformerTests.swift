@@ -136,6 +136,16 @@ final class VisionTransformerTests: XCTestCase {
         XCTAssertEqual(network.gateNames(.block), ["blocks.0", "blocks.1", "blocks.2"])
     }
 
+    func testPlanningCostCountsAttentionOverEveryPairOfTokens() throws {
+        // vit_avg_ls: 3x32x32 images, patch 8 (16 tokens, no class token), width 32.
+        let model = try Self.load("vit_avg_ls").architecture.modelDescription
+        XCTAssertEqual(model.units[0].branch.count, 3)  // norm1, attention, ls1
+        let cost = try model.computeCost(height: 32, width: 32)
+        let (c, tokens) = (32.0, 16.0)
+        let multiplyAdds = 4 * c * c * tokens + 2 * tokens * tokens * c  // qkv + proj; q k^T and the sum over v
+        XCTAssertEqual(cost.branches[0], 2 * multiplyAdds + 2 * c * tokens)  // + layer norm and layer scale
+    }
+
     func testArchitectureJSONRoundTripsAndRefusesWhatItDoesNotKnow() throws {
         let architecture = try Self.load("vit_cls_avg").architecture
         let json = architecture.json()

@@ -80,8 +80,13 @@ struct Lesion: ParsableCommand {
     @Option(help: "Delete k random blocks for k = 0...K.")
     var randomK: Int?
 
-    @Option(help: "Trials per k for --random-k.")
-    var trials = 5
+    @OptionGroup var trialOptions: TrialOptions
+
+    @Option(help: ArgumentHelp("Never delete these blocks in --random-k (a comma list with ranges).", valueName: "blocks"))
+    var exclude: String?
+
+    @Flag(help: "In --random-k, delete only blocks the schedule drops in training (survival probability p_l < 1).")
+    var droppableOnly = false
 
     @Option(help: ArgumentHelp("Delete exactly these blocks (a comma list with ranges); repeatable.", valueName: "blocks"))
     var drop: [String] = []
@@ -102,7 +107,7 @@ struct Lesion: ParsableCommand {
 
     func validate() throws {
         if let randomK, randomK < 0 { throw ValidationError("--random-k must be zero or more.") }
-        guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
+        if let exclude { _ = try parseBlockList(exclude, flag: "--exclude") }
         for list in drop { _ = try parseBlockList(list, flag: "--drop") }
         for list in keep { _ = try parseBlockList(list, flag: "--keep") }
         // Settings that would otherwise be ignored are refused.
@@ -131,8 +136,17 @@ struct Lesion: ParsableCommand {
         var lesions: [LesionAnalysis.Lesion] = []
         let selected = single || randomK != nil || !drop.isEmpty || !keep.isEmpty || !pruneDepth.isEmpty
         if single || !selected { lesions += LesionAnalysis.singleBlocks(count: count) }
-        if let k = randomK ?? (selected ? nil : 10) {
-            lesions += LesionAnalysis.randomBlocks(count: count, maxK: k, trials: trials, seed: options.seed)
+        let maxK = randomK ?? (selected ? nil : 10)
+        if maxK == nil, exclude != nil || droppableOnly {
+            throw CLIError("--exclude and --droppable-only choose the blocks of --random-k; give --random-k K")
+        }
+        let excluded = Set(try exclude.map { try parseBlockList($0, flag: "--exclude") } ?? [])
+        if let bad = excluded.first(where: { !(1...count).contains($0) }) {
+            throw CLIError("--exclude: \(BlockSelectionError.noSuchBlock(bad, blockCount: count))")
+        }
+        let candidates = LesionAnalysis.candidates(blockCount: count, survival: context.survival, excluded: excluded, droppableOnly: droppableOnly)
+        if maxK != nil, candidates.isEmpty {
+            throw CLIError("--random-k: no block may be deleted after --exclude and --droppable-only")
         }
         for list in drop {
             let blocks = try parseBlockList(list, flag: "--drop")
@@ -162,9 +176,21 @@ struct Lesion: ParsableCommand {
         lesions = lesions.filter { seen.insert($0.name).inserted }
         let images = try recalibration.source(for: context.checkpoint)
         let folder = try options.folder(default: "lesion")
-        let parameters = [("lesions", lesions.map(\.name).joined(separator: " ")), ("recalibration", recalibration.description(images))]
+        var parameters = [("lesions", lesions.map(\.name).joined(separator: " ")), ("recalibration", recalibration.description(images))]
+        if let maxK {
+            parameters += [("random k", "0...\(maxK) of blocks \(candidates.map(String.init).joined(separator: ","))"), ("trials", trialOptions.description)]
+        }
         try options.journaled(context, folder: folder, analysis: "lesion", parameters: parameters) { context in
-            try finish(try LesionAnalysis.run(context, lesions: lesions, recalibration: images), options: options, folder: folder)
+            var table = try LesionAnalysis.run(context, lesions: lesions, recalibration: images)
+            if let maxK {
+                // With single lesions, k = 0 is their full network (evaluated once).
+                let ks = lesions.contains { $0.experiment == .fullNetwork } && images == nil ? 1...max(1, maxK) : 0...maxK
+                if maxK >= ks.lowerBound {
+                    table.merge(try LesionAnalysis.runRandom(context, candidates: candidates, ks: ks, plan: trialOptions.plan, recalibration: images))
+                }
+            }
+            table.append(contentsOf: TrialStatistics.rows(for: table, images: context.source.count))
+            try finish(table, options: options, folder: folder)
         }
     }
 }
@@ -178,13 +204,11 @@ struct Depth: ParsableCommand {
     @Option(help: "Depths to evaluate: a comma list with ranges (default: about 12 evenly spaced from 0 to L).")
     var depths: String?
 
-    @Option(help: "Sub-networks per depth.")
-    var trials = 3
+    @OptionGroup var trialOptions: TrialOptions
 
     @OptionGroup var recalibration: RecalibrationOptions
 
     func validate() throws {
-        guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
         if let depths { _ = try parseBlockList(depths, flag: "--depths") }
     }
 
@@ -202,10 +226,12 @@ struct Depth: ParsableCommand {
         }
         let images = try recalibration.source(for: context.checkpoint)
         let folder = try options.folder(default: "depth")
-        let parameters = [("depths", chosen.map(String.init).joined(separator: ",")), ("trials", "\(trials)"),
+        let parameters = [("depths", chosen.map(String.init).joined(separator: ",")), ("trials", trialOptions.description),
                           ("recalibration", recalibration.description(images))]
         try options.journaled(context, folder: folder, analysis: "depth", parameters: parameters) { context in
-            try finish(try DepthAnalysis.run(context, depths: chosen, trials: trials, recalibration: images), options: options, folder: folder)
+            var table = try DepthAnalysis.run(context, depths: chosen, plan: trialOptions.plan, recalibration: images)
+            table.append(contentsOf: TrialStatistics.rows(for: table, images: context.source.count))
+            try finish(table, options: options, folder: folder)
         }
     }
 }

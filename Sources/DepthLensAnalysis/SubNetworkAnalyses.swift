@@ -194,7 +194,7 @@ public enum DepthAnalysis {
         for d in depths where !(0...context.blockCount).contains(d) {
             throw BlockSelectionError.depthOutOfRange(d, blockCount: context.blockCount)
         }
-        return try plan.rounds(groups: depths, single: [0, context.blockCount], seed: context.seed, stream: TrialStatistics.depthStream,
+        var table = try plan.rounds(groups: depths, single: [0, context.blockCount], seed: context.seed, stream: TrialStatistics.depthStream,
             evaluate: { work in try evaluate(context, drawn: work.flatMap { w in w.trials.map { (w.group, $0) } }, recalibration: recalibration) },
             errors: { table, d in
                 table.rows.compactMap { row in
@@ -202,6 +202,14 @@ public enum DepthAnalysis {
                     return 1 - row.value
                 }
             })
+        // The deterministic network under the test-time rule, the plot's reference line.
+        let deterministic = Experiment.deterministic(rule: context.rule)
+        table.recordMask(deterministic.name, gates: context.deterministicGates)
+        for value in try MemberEvaluation.run(context, configurations: [context.deterministicGates])[0] {
+            table.append(ResultRow(analysis: "depth", experiment: deterministic, member: .deterministic, metric: value.name,
+                                   value: value.value, mask: deterministic.name))
+        }
+        return table
     }
 
     static func evaluate(_ context: AnalysisContext, drawn: [(depth: Int, trial: Int)],

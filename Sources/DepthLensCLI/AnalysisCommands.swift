@@ -4,8 +4,8 @@ import Foundation
 
 /// Writes an analysis' files and prints its summary: the headline columns by default,
 /// every column the user's `--metric` list produces when there is one.
-func finish(_ table: ResultTable, options: AnalysisOptions, folder: String) throws {
-    let files = try AnalysisPlots.writeAll(table, to: folder)
+func finish(_ table: ResultTable, options: AnalysisOptions, folder: String, plots: AnalysisPlots.Options = .init()) throws {
+    let files = try AnalysisPlots.writeAll(table, to: folder, options: plots)
     let headline = ["active_blocks", "accuracy", "nll", "ece", "brier", "agreement", "kendall_tau",
                     "probability", "mutual_information", "disagreement"]
     printSummary(table, metrics: options.metrics.isEmpty ? headline : nil, json: options.json)
@@ -33,7 +33,7 @@ struct Sample: ParsableCommand {
         let folder = try options.folder(default: "sample")
         let parameters = [("members", "\(members)"), ("recalibration", recalibration.description(images))]
         try options.journaled(context, folder: folder, analysis: "sample", parameters: parameters) { context in
-            try finish(try SampleAnalysis.run(context, members: members, recalibration: images), options: options, folder: folder)
+            try finish(try SampleAnalysis.run(context, members: members, recalibration: images), options: options, folder: folder, plots: plotOptions(context))
         }
     }
 }
@@ -59,7 +59,7 @@ struct Ensemble: ParsableCommand {
         let parameters = [("members", "\(members)"), ("granularity", granularity.rawValue), ("batch size", "\(context.batchSize)")]
         try options.journaled(context, folder: folder, analysis: "ensemble", parameters: parameters) { context in
             do {
-                try finish(try EnsembleAnalysis.run(context, members: members, granularity: granularity), options: options, folder: folder)
+                try finish(try EnsembleAnalysis.run(context, members: members, granularity: granularity), options: options, folder: folder, plots: plotOptions(context))
             } catch let error as EnsembleError {
                 throw CLIError("--members: \(error)")
             }
@@ -87,6 +87,9 @@ struct Lesion: ParsableCommand {
 
     @Flag(help: "In --random-k, delete only blocks the schedule drops in training (survival probability p_l < 1).")
     var droppableOnly = false
+
+    @Option(help: "The y axis of the single-block plot: linear, log, or clip (ends at Q3 + 3 IQR of the errors; higher ones are marked on the top edge).")
+    var yScale: LinePlot.YScale = .linear
 
     @Option(help: ArgumentHelp("Delete exactly these blocks (a comma list with ranges); repeatable.", valueName: "blocks"))
     var drop: [String] = []
@@ -190,7 +193,7 @@ struct Lesion: ParsableCommand {
                 }
             }
             table.append(contentsOf: TrialStatistics.rows(for: table, images: context.source.count))
-            try finish(table, options: options, folder: folder)
+            try finish(table, options: options, folder: folder, plots: plotOptions(context, yScale: yScale))
         }
     }
 }
@@ -231,7 +234,7 @@ struct Depth: ParsableCommand {
         try options.journaled(context, folder: folder, analysis: "depth", parameters: parameters) { context in
             var table = try DepthAnalysis.run(context, depths: chosen, plan: trialOptions.plan, recalibration: images)
             table.append(contentsOf: TrialStatistics.rows(for: table, images: context.source.count))
-            try finish(table, options: options, folder: folder)
+            try finish(table, options: options, folder: folder, plots: plotOptions(context))
         }
     }
 }
@@ -259,7 +262,7 @@ struct Reorder: ParsableCommand {
         let folder = try options.folder(default: "reorder")
         let parameters = [("swaps", counts.map(String.init).joined(separator: ",")), ("trials", "\(trials)")]
         try options.journaled(context, folder: folder, analysis: "reorder", parameters: parameters) { context in
-            try finish(try ReorderAnalysis.run(context, swaps: counts, trials: trials), options: options, folder: folder)
+            try finish(try ReorderAnalysis.run(context, swaps: counts, trials: trials), options: options, folder: folder, plots: plotOptions(context))
         }
     }
 }

@@ -28,6 +28,9 @@ struct Report: ParsableCommand {
     @Option(help: "Ensemble members.")
     var members = 8
 
+    @Option(help: "The y axis of the single-block plot: linear, log, or clip (ends at Q3 + 3 IQR of the errors; higher ones are marked on the top edge).")
+    var yScale: LinePlot.YScale = .linear
+
     func validate() throws {
         guard maxK >= 0 else { throw ValidationError("--max-k must be zero or more.") }
         guard members >= 1 else { throw ValidationError("--members must be at least 1.") }
@@ -72,7 +75,7 @@ struct Report: ParsableCommand {
             let pathsTable = PathsAnalysis.run(survival: context.survival, checkpoint: context.checkpoint.path, schedule: context.scheduleName)
             var files: [String] = []
             for table in [lesionTable, ensembleTable, depthTable, pathsTable] {
-                files += try AnalysisPlots.writeAll(table, to: folder)
+                files += try AnalysisPlots.writeAll(table, to: folder, options: plotOptions(context, yScale: yScale))
             }
             let seconds = Date().timeIntervalSince(started)
             let summary = ReportSummary.markdown(context: context, lesion: lesionTable, ensemble: ensembleTable, depth: depthTable,

@@ -4,7 +4,7 @@ import Foundation
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The standard study in one results folder: eval, single and k-block lesions, ensemble, depth and paths, with CSVs, SVG plots and summary.md.",
+        abstract: "The standard study in one results folder: eval, single and k-block lesions, ensemble, depth and paths, with CSVs, SVG plots, summary.md and index.html.",
         discussion: """
             On the bundled defaults (the README's main job): `depthlens report data/fmnist-timm27.h5` \
             evaluates the installed Fashion-MNIST test set. Unless --limit says otherwise, the first 2,000 \
@@ -82,6 +82,12 @@ struct Report: ParsableCommand {
                                                  paths: pathsTable, seconds: seconds, timings: timings)
             try AtomicFile.write(Data(summary.utf8), to: "\(folder)/summary.md")
             files.append("\(folder)/summary.md")
+            let plots = try files.filter { $0.hasSuffix(".svg") }.map { path in
+                (file: String(path.split(separator: "/").last ?? ""), svg: try String(contentsOfFile: path, encoding: .utf8))
+            }
+            let page = ReportPage.html(title: "DepthLens report: \(context.checkpoint.path)", summary: summary, plots: plots)
+            try AtomicFile.write(Data(page.utf8), to: "\(folder)/index.html")
+            files.append("\(folder)/index.html")
             if limited.json {
                 printJSON(["lesion": summaryJSON(lesionTable), "ensemble": summaryJSON(ensembleTable),
                            "depth": summaryJSON(depthTable), "paths": summaryJSON(pathsTable)])

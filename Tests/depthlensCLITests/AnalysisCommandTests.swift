@@ -61,7 +61,7 @@ final class AnalysisCommandTests: XCTestCase {
             (["ensemble", "--members", "3", "--granularity", "sample"], ["ensemble-results.csv", "ensemble-accuracy.svg"],
              ["deterministic", "ensemble"]),
             (["sample", "--members", "3"], ["sample-results.csv", "sample-masks.csv", "sample.svg"], ["sample"]),
-            (["depth", "--depths", "0,3,6"], ["depth-results.csv", "depth.svg"], ["depth"]),
+            (["depth", "--depths", "0,3,6"], ["depth-results.csv", "depth.svg"], ["depth", "deterministic"]),
             (["reorder", "--swaps", "0,1"], ["reorder-results.csv", "reorder.svg"], ["reorder"]),
             (["paths"], ["paths-results.csv", "paths.svg"], ["schedule", "unrolled-binomial"]),
         ]
@@ -137,6 +137,12 @@ final class AnalysisCommandTests: XCTestCase {
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
         XCTAssertTrue(files.allSatisfy { !$0.contains(".partial") }, "\(files)")
         XCTAssertGreaterThanOrEqual(files.filter { $0.hasSuffix(".svg") }.count, 6)
+        // index.html: the summary and every plot inline, nothing fetched from elsewhere.
+        let page = try String(contentsOfFile: folder.appendingPathComponent("index.html").path, encoding: .utf8)
+        XCTAssertTrue(page.hasPrefix("<!DOCTYPE html>") && page.hasSuffix("</html>\n"))
+        XCTAssertEqual(page.components(separatedBy: "<svg xmlns").count - 1, files.filter { $0.hasSuffix(".svg") }.count, "every plot inline")
+        XCTAssertTrue(page.contains("<h2>Deleting k random blocks</h2>") && page.contains("<th>mean error [95% CI]</th>"))
+        XCTAssertFalse(page.contains("src=\"") || page.contains("href=\"") || page.contains("<script"), "readable offline")
 
         func csv(_ analysis: String) throws -> [[String: String]] { try CLI.records(folder.appendingPathComponent("\(analysis)-results.csv").path) }
         func value(_ records: [[String: String]], _ configuration: String, _ metric: String) -> Double {

@@ -25,6 +25,8 @@ struct Sample: ParsableCommand {
 
     @OptionGroup var recalibration: RecalibrationOptions
 
+    @OptionGroup var probabilities: SaveProbabilitiesOption
+
     func validate() throws { guard members >= 1 else { throw ValidationError("--members must be at least 1.") } }
 
     func run() throws {
@@ -34,6 +36,7 @@ struct Sample: ParsableCommand {
         let parameters = [("members", "\(members)"), ("recalibration", recalibration.description(images))]
         try options.journaled(context, folder: folder, analysis: "sample", parameters: parameters) { context in
             try finish(try SampleAnalysis.run(context, members: members, recalibration: images), options: options, folder: folder, plots: plotOptions(context))
+            try probabilities.write(context, members: members, analysis: "sample")
         }
     }
 }
@@ -50,7 +53,14 @@ struct Ensemble: ParsableCommand {
     @Option(help: "When gates are drawn: pass (M fixed sub-networks), batch (per member per batch), sample (per member per example).")
     var granularity: EnsembleAnalysis.Granularity = .pass
 
-    func validate() throws { guard members >= 1 else { throw ValidationError("--members must be at least 1.") } }
+    @OptionGroup var probabilities: SaveProbabilitiesOption
+
+    func validate() throws {
+        guard members >= 1 else { throw ValidationError("--members must be at least 1.") }
+        if probabilities.saveProbabilities != nil, granularity != .pass {
+            throw ValidationError("--save-probabilities needs --granularity pass (members with one mask each).")
+        }
+    }
 
     func run() throws {
         let context = try options.context(analysis: "ensemble", ensemble: true)
@@ -60,6 +70,7 @@ struct Ensemble: ParsableCommand {
         try options.journaled(context, folder: folder, analysis: "ensemble", parameters: parameters) { context in
             do {
                 try finish(try EnsembleAnalysis.run(context, members: members, granularity: granularity), options: options, folder: folder, plots: plotOptions(context))
+                try probabilities.write(context, members: members, analysis: "ensemble")
             } catch let error as EnsembleError {
                 throw CLIError("--members: \(error)")
             }

@@ -14,13 +14,19 @@ extension ResultTable {
     public static let optionalColumns: Set<String> = ["member", "block", "k", "mask", "trial", "ci_low", "ci_high", "method", "n"]
 
     /// The results as CSV text (numbers in shortest round-trip form; NaN as `NaN`).
-    public var resultsCSV: String {
-        let records = rows.map { row -> [String] in
-            [row.analysis, checkpoint, schedule, row.experiment.kind, row.configuration, row.member?.name ?? "",
-             row.experiment.block.map(String.init) ?? "", row.k.map(Self.format) ?? "",
-             row.metric, Self.format(row.value), row.mask, "\(seed)", row.experiment.trial.map(String.init) ?? "",
-             row.interval?.low.map(Self.format) ?? "", row.interval?.high.map(Self.format) ?? "",
-             row.interval?.method ?? "", row.interval.map { "\($0.n)" } ?? ""]
+    public var resultsCSV: String { Self.resultsCSV(of: [self]) }
+
+    /// The rows of several tables (such as one per checkpoint) in one CSV; each row names
+    /// its table's checkpoint, schedule and seed.
+    public static func resultsCSV(of tables: [ResultTable]) -> String {
+        let records = tables.flatMap { table in
+            table.rows.map { row -> [String] in
+                [row.analysis, table.checkpoint, table.schedule, row.experiment.kind, row.configuration, row.member?.name ?? "",
+                 row.experiment.block.map(String.init) ?? "", row.k.map(Self.format) ?? "",
+                 row.metric, Self.format(row.value), row.mask, "\(table.seed)", row.experiment.trial.map(String.init) ?? "",
+                 row.interval?.low.map(Self.format) ?? "", row.interval?.high.map(Self.format) ?? "",
+                 row.interval?.method ?? "", row.interval.map { "\($0.n)" } ?? ""]
+            }
         }
         let kept = Self.header.indices.filter { c in
             !Self.optionalColumns.contains(Self.header[c]) || records.contains { !$0[c].isEmpty }

@@ -17,7 +17,7 @@ final class CommandParsingTests: XCTestCase {
         let section = help.components(separatedBy: "SUBCOMMANDS:\n").last!.components(separatedBy: "\n\n").first!
         let listed = section.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
         XCTAssertEqual(listed, ["inspect", "eval", "predict", "sample", "ensemble", "lesion", "depth", "reorder", "paths",
-                                "report", "schedule", "plugins"], help)
+                                "report", "compare", "schedule", "plugins"], help)
         XCTAssertEqual(try Parsing.parse(["bench", ckpt, "--data", "d.h5"]).name, "bench", "hidden, but still a command")
     }
 

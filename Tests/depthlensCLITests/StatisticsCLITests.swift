@@ -72,3 +72,41 @@ final class StatisticsCLITests: XCTestCase {
         }
     }
 }
+
+/// `depthlens compare`: the same lesions on every checkpoint, one CSV, overlay plots.
+final class CompareCLITests: XCTestCase {
+    func testCompareRunsTheSameMasksOnEveryCheckpointIntoOneCSV() throws {
+        let folder = CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let a = CLI.fixture("golden/official.ckpt.h5"), b = CLI.fixture("golden/port-subsample.ckpt.h5")
+        let result = try CLI.run(["compare", a, b, "--data", CLI.fixture("analyses/official-labelled.h5"), "-o", folder.path,
+                                  "--quiet", "--max-k", "3", "--trials", "3"])
+        XCTAssertEqual(result.status, 0, result.stderr)
+        let records = try CLI.records(folder.appendingPathComponent("compare-results.csv").path)
+        XCTAssertEqual(Set(records.map { $0["checkpoint"]! }), [a, b])
+        for checkpoint in [a, b] {
+            let rows = records.filter { $0["checkpoint"] == checkpoint }
+            XCTAssertEqual(Set(rows.compactMap { $0["metric"] == "mcnemar_p" ? $0["block"] : nil }).count, 6, checkpoint)
+            XCTAssertEqual(Set(rows.compactMap { $0["member"] == "over-trials" ? $0["k"] : nil }), ["0", "1", "2", "3"], checkpoint)
+        }
+        // Paired: trial t of k deletes the same blocks on both checkpoints.
+        func deleted(_ name: String) throws -> [String: [Int]] {
+            var out: [String: [Int]] = [:]
+            for mask in try CLI.records(folder.appendingPathComponent("compare-masks-\(name).csv").path) {
+                out[mask["mask"]!] = mask["gates"]!.split(separator: " ").enumerated().filter { Double($0.element) == 0 }.map { $0.offset + 1 }
+            }
+            return out
+        }
+        let (da, db) = (try deleted("official.ckpt"), try deleted("port-subsample.ckpt"))
+        XCTAssertFalse(da.isEmpty)
+        XCTAssertEqual(da, db)
+        for plot in ["compare-single-block.svg", "compare-k-blocks.svg"] {
+            let svg = try String(contentsOfFile: folder.appendingPathComponent(plot).path, encoding: .utf8)
+            XCTAssertTrue(svg.contains("official.ckpt") && svg.contains("port-subsample.ckpt"), "\(plot) names both checkpoints")
+            XCTAssertEqual(try PlotRenderingTests.textOutsideCanvas(svg), [], plot)
+        }
+        let one = try CLI.run(["compare", a])
+        XCTAssertEqual(one.status, 64)
+        XCTAssertTrue(one.stderr.contains("compare needs at least two checkpoints"), one.stderr)
+    }
+}

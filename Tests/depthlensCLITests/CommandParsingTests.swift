@@ -41,7 +41,7 @@ final class CommandParsingTests: XCTestCase {
             commands += command["subcommands"] as? [[String: Any]] ?? []
         }
         XCTAssertEqual(Set(seen), ["depthlens", "inspect", "eval", "predict", "sample", "ensemble", "lesion", "depth", "reorder",
-                                   "paths", "report", "schedule", "plugins", "bench", "help"])
+                                   "paths", "report", "compare", "schedule", "plugins", "bench", "help"])
     }
 
     func testVersionIsPrintedAndExitsZero() {

@@ -78,7 +78,7 @@ final class CompareCLITests: XCTestCase {
     func testCompareRunsTheSameMasksOnEveryCheckpointIntoOneCSV() throws {
         let folder = CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
-        let a = CLI.fixture("golden/official.ckpt.h5"), b = CLI.fixture("golden/port-subsample.ckpt.h5")
+        let a = CLI.fixture("golden/official.ckpt.h5"), b = CLI.fixture("golden/preact-avgpool.ckpt.h5")
         let result = try CLI.run(["compare", a, b, "--data", CLI.fixture("analyses/official-labelled.h5"), "-o", folder.path,
                                   "--quiet", "--max-k", "3", "--trials", "3"])
         XCTAssertEqual(result.status, 0, result.stderr)
@@ -97,14 +97,18 @@ final class CompareCLITests: XCTestCase {
             }
             return out
         }
-        let (da, db) = (try deleted("official.ckpt"), try deleted("port-subsample.ckpt"))
+        let (da, db) = (try deleted("official.ckpt"), try deleted("preact-avgpool.ckpt"))
         XCTAssertFalse(da.isEmpty)
         XCTAssertEqual(da, db)
         for plot in ["compare-single-block.svg", "compare-k-blocks.svg"] {
             let svg = try String(contentsOfFile: folder.appendingPathComponent(plot).path, encoding: .utf8)
-            XCTAssertTrue(svg.contains("official.ckpt") && svg.contains("port-subsample.ckpt"), "\(plot) names both checkpoints")
+            XCTAssertTrue(svg.contains("official.ckpt") && svg.contains("preact-avgpool.ckpt"), "\(plot) names both checkpoints")
             XCTAssertEqual(try PlotRenderingTests.textOutsideCanvas(svg), [], plot)
         }
+        let three = try CLI.run(["compare", a, CLI.fixture("golden/projection-nobias.ckpt.h5"), "--data", CLI.fixture("analyses/official-labelled.h5"),
+                                 "-o", folder.appendingPathComponent("other").path, "--quiet"])
+        XCTAssertEqual(three.status, 1)
+        XCTAssertTrue(three.stderr.contains("has 3 blocks") && three.stderr.contains("needs the same number of blocks"), three.stderr)
         let one = try CLI.run(["compare", a])
         XCTAssertEqual(one.status, 64)
         XCTAssertTrue(one.stderr.contains("compare needs at least two checkpoints"), one.stderr)

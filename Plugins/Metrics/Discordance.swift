@@ -7,7 +7,7 @@ import DepthLensPluginAPI
 /// McNemar's b and c: the lesion analysis tests each single lesion against the full
 /// network from them. Counts, not fractions. "Correct" is `argmax == label` with the
 /// first maximal class, as `accuracy`; the reference's argmax is taken on its logits.
-/// NaN when a batch comes without reference logits.
+/// NaN when a batch comes without reference logits, and before any example (as every metric).
 final class DiscordanceMetric: MetricAccumulator {
     static let descriptor = MetricDescriptor(
         name: "discordance", summary: "examples only the deterministic network (discordant_lost) or only this network (discordant_gained) classifies correctly: McNemar's counts",
@@ -17,12 +17,14 @@ final class DiscordanceMetric: MetricAccumulator {
     private let classes: Int
     private var lost = 0
     private var gained = 0
+    private var count = 0
     private var missingReference = false
 
     init(classes: Int) { self.classes = classes }
 
     func add(_ batch: PredictionBatch) {
         validate(batch, classes: classes, metric: "discordance")
+        count += batch.count
         guard let reference = batch.referenceLogits else {
             missingReference = true
             return
@@ -39,7 +41,8 @@ final class DiscordanceMetric: MetricAccumulator {
     }
 
     func results() -> [MetricResult] {
-        [MetricResult("discordant_lost", missingReference ? .nan : Double(lost)),
-         MetricResult("discordant_gained", missingReference ? .nan : Double(gained))]
+        let undefined = missingReference || count == 0
+        return [MetricResult("discordant_lost", undefined ? .nan : Double(lost)),
+                MetricResult("discordant_gained", undefined ? .nan : Double(gained))]
     }
 }

@@ -230,6 +230,13 @@ def reference_kl(logp, reference_logits):
     return float(np.mean(terms.sum(axis=1)))
 
 
+def discordance(p, y, reference_logits):
+    """McNemar's counts: examples only the reference (lost) or only p (gained) classifies correctly."""
+    correct = p.argmax(axis=1) == y
+    reference = reference_logits.argmax(axis=1) == y
+    return {"discordant_lost": float(np.sum(reference & ~correct)), "discordant_gained": float(np.sum(correct & ~reference))}
+
+
 def member_scope(p, logp, y, reference_logits):
     """Every member-scope metric of one predictive distribution p (N x C)."""
     out = {
@@ -240,6 +247,7 @@ def member_scope(p, logp, y, reference_logits):
         "entropy": {"predictive_entropy": float(np.mean(entropy(p, axis=1)))},
         "agreement": {"agreement": float(np.mean(p.argmax(axis=1) == reference_logits.argmax(axis=1)))},
         "reference_kl": {"reference_kl": reference_kl(logp, reference_logits)},
+        "discordance": discordance(p, y, reference_logits),
         "aurc": aurc(p, y),
     }
     for bins, binning in BIN_SETTINGS:

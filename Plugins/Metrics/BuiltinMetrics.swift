@@ -18,6 +18,7 @@ public enum BuiltinMetrics {
         DiversityMetric.descriptor,     // disagreement, variation_ratio, pairwise_kl
         AgreementMetric.descriptor,     // agreement
         ReferenceKLMetric.descriptor,   // reference_kl
+        DiscordanceMetric.descriptor,   // discordant_lost, discordant_gained
         AURCMetric.descriptor,          // aurc, eaurc
     ]
 

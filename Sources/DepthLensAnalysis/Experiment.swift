@@ -13,6 +13,9 @@ public enum Experiment: Sendable, Hashable {
     case singleLesion(block: Int)
     /// Trial `trial` of deleting `k` blocks chosen at random (`k-K-trial-T`).
     case randomLesion(k: Int, trial: Int)
+    /// Every trial of deleting `k` random blocks together: their mean and median error with
+    /// intervals (`k-K`; ``TrialStatistics``).
+    case randomLesionSummary(k: Int)
     /// The blocks of a `--drop` list deleted; `list` as written on the command line (`drop-list-...`).
     case dropList(String)
     /// Every block outside a `--keep` list deleted; `list` as written (`keep-list-...`).
@@ -23,6 +26,8 @@ public enum Experiment: Sendable, Hashable {
     case sampled(index: Int)
     /// Trial `trial` of a sub-network with exactly `active` blocks on (`depth-D-trial-T`).
     case fixedDepth(active: Int, trial: Int)
+    /// Every trial of depth `active` together: mean and median error with intervals (`depth-D`).
+    case fixedDepthSummary(active: Int)
     /// Trial `trial` of `swaps` random swaps of blocks within stages (`swaps-S-trial-T`).
     case reordered(swaps: Int, trial: Int)
     /// An ensemble of the first `members` sub-networks, gates drawn per `granularity` (`GRANULARITY-M-S`).
@@ -40,11 +45,13 @@ public enum Experiment: Sendable, Hashable {
         case .fullNetwork: "none"
         case .singleLesion(let block): "drop-\(block)"
         case .randomLesion(let k, let trial): "k-\(k)-trial-\(trial)"
+        case .randomLesionSummary(let k): "k-\(k)"
         case .dropList(let list): "drop-list-\(list)"
         case .keepList(let list): "keep-list-\(list)"
         case .pruned(let rule, let depth): "prune-\(rule)-\(depth)"
         case .sampled(let index): "sample-\(index)"
         case .fixedDepth(let active, let trial): "depth-\(active)-trial-\(trial)"
+        case .fixedDepthSummary(let active): "depth-\(active)"
         case .reordered(let swaps, let trial): "swaps-\(swaps)-trial-\(trial)"
         case .ensemble(let granularity, let members): "\(granularity.rawValue)-M-\(members)"
         case .deterministic(let rule): "deterministic-\(rule.rawValue)"
@@ -58,12 +65,12 @@ public enum Experiment: Sendable, Hashable {
         switch self {
         case .fullNetwork: "full-network"
         case .singleLesion: "single-lesion"
-        case .randomLesion: "random-lesion"
+        case .randomLesion, .randomLesionSummary: "random-lesion"
         case .dropList: "drop-list"
         case .keepList: "keep-list"
         case .pruned: "prune"
         case .sampled: "sample"
-        case .fixedDepth: "depth"
+        case .fixedDepth, .fixedDepthSummary: "depth"
         case .reordered: "reorder"
         case .ensemble: "ensemble"
         case .deterministic: "deterministic"
@@ -77,6 +84,16 @@ public enum Experiment: Sendable, Hashable {
         if case .singleLesion(let block) = self { return block }
         return nil
     }
+
+    /// The draw number (the `trial` column): trial T of a random lesion, a depth or a
+    /// reordering, member M of `sample`; nil for experiments drawn once.
+    public var trial: Int? {
+        switch self {
+        case .randomLesion(_, let trial), .fixedDepth(_, let trial), .reordered(_, let trial): trial
+        case .sampled(let index): index
+        default: nil
+        }
+    }
 }
 
 /// Whose numbers a result row holds inside its experiment.
@@ -85,15 +102,20 @@ public enum Member: Sendable, Hashable {
     case deterministic
     /// The pooled prediction of an ensemble.
     case ensemble
-    /// One drawn sub-network: its number (`sample`) or trial (`depth`).
+    /// One drawn sub-network: its number (`sample`) or trial (`depth`), which the row's
+    /// experiment also carries (``Experiment/trial``, the `trial` column).
     case number(Int)
+    /// Every trial of an experiment together (summary rows: means, medians, intervals).
+    case overTrials
 
-    /// The `member` column.
+    /// The `member` column: always a word (`sub-network` for a drawn one, whose number is
+    /// in the `trial` column), so the column holds one type.
     public var name: String {
         switch self {
         case .deterministic: "deterministic"
         case .ensemble: "ensemble"
-        case .number(let n): "\(n)"
+        case .number: "sub-network"
+        case .overTrials: "over-trials"
         }
     }
 }

@@ -22,9 +22,31 @@ public struct ResultRow: Sendable, Equatable {
     public var value: Double
     /// Key of the gate mask in the companion masks file, or empty.
     public var mask: String
+    /// The 95% interval of `value`, or the test that gave it, when the row is a statistic
+    /// (``TrialStatistics``); nil for a plain measurement.
+    public var interval: Interval?
+
+    /// How a statistic's row was estimated: its 95% interval (nil for a test's p-value),
+    /// the method, and the count it rests on (columns `ci_low`, `ci_high`, `method`, `n`).
+    public struct Interval: Sendable, Equatable {
+        public var low: Double?
+        public var high: Double?
+        /// `wilson`, `bootstrap-percentile`, `mcnemar-exact`, `mcnemar-chi2-corrected`.
+        public var method: String
+        /// Images (Wilson), trials (bootstrap) or discordant examples (McNemar).
+        public var n: Int
+
+        public init(low: Double?, high: Double?, method: String, n: Int) {
+            self.low = low
+            self.high = high
+            self.method = method
+            self.n = n
+        }
+    }
 
     public init(analysis: String, experiment: Experiment, recalibrated: Bool = false, member: Member? = nil,
-                k: Double? = nil, metric: String, value: Double, mask: String = "") {
+                k: Double? = nil, metric: String, value: Double, mask: String = "", interval: Interval? = nil) {
+        self.interval = interval
         self.analysis = analysis
         self.experiment = experiment
         self.recalibrated = recalibrated

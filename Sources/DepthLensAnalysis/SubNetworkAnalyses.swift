@@ -61,18 +61,50 @@ public enum LesionAnalysis {
         [Lesion(.fullNetwork, dropped: [])] + (1...count).map { Lesion(.singleLesion(block: $0), dropped: [$0]) }
     }
 
-    /// For k = 0...maxK, `trials` draws of k distinct blocks (one draw for k = 0).
+    /// For k = 0...maxK, `trials` draws of k distinct blocks (one draw for k = 0 and k = L,
+    /// which have one configuration each).
     public static func randomBlocks(count: Int, maxK: Int, trials: Int, seed: UInt64) -> [Lesion] {
-        var lesions: [Lesion] = []
-        for k in 0...min(maxK, count) {
-            for t in 0..<(k == 0 ? 1 : trials) {
-                var generator = SeededGenerator.stream(seed: seed, 1_000_000 + k * 10_000 + t)
-                let keep = MaskSampling.exactly(count - k, of: count, using: &generator)
-                let dropped = keep.enumerated().filter { !$0.element }.map { $0.offset + 1 }
-                lesions.append(Lesion(.randomLesion(k: k, trial: t), dropped: dropped))
-            }
+        (0...min(maxK, count)).flatMap { k in
+            randomBlocks(k: k, among: Array(stride(from: 1, through: count, by: 1)), trials: 0..<(k == 0 || k == count ? 1 : trials), seed: seed)
         }
-        return lesions
+    }
+
+    /// Trials `trials` of deleting `k` blocks drawn uniformly among `candidates` (1-based
+    /// block numbers, such as the blocks left by `--exclude`). Trial t of k draws from its
+    /// own stream of `seed`, so adding trials keeps the earlier ones, and with every block a
+    /// candidate the draws are those of ``randomBlocks(count:maxK:trials:seed:)``.
+    public static func randomBlocks(k: Int, among candidates: [Int], trials: Range<Int>, seed: UInt64) -> [Lesion] {
+        trials.map { t in
+            var generator = SeededGenerator.stream(seed: seed, 1_000_000 + k * 10_000 + t)
+            let keep = MaskSampling.exactly(candidates.count - k, of: candidates.count, using: &generator)
+            let dropped = keep.enumerated().filter { !$0.element }.map { candidates[$0.offset] }
+            return Lesion(.randomLesion(k: k, trial: t), dropped: dropped)
+        }
+    }
+
+    /// Random deletion of k = `ks` blocks among `candidates`, with trials per k as `plan`
+    /// says (k = 0 and k = every candidate once). Append ``TrialStatistics/rows(for:images:)``
+    /// for the mean and median error with intervals.
+    public static func runRandom(_ context: AnalysisContext, candidates: [Int], ks: ClosedRange<Int>, plan: TrialPlan,
+                                 recalibration: (any ImageSource)? = nil) throws -> ResultTable {
+        let groups = Array(ks.clamped(to: 0...candidates.count))
+        return try plan.rounds(groups: groups, single: [0, candidates.count], seed: context.seed, stream: TrialStatistics.randomLesionStream,
+            evaluate: { work in
+                try run(context, lesions: work.flatMap { randomBlocks(k: $0.group, among: candidates, trials: $0.trials, seed: context.seed) },
+                        recalibration: recalibration)
+            },
+            errors: { table, k in
+                table.rows.compactMap { row in
+                    guard case .randomLesion(k, _) = row.experiment, row.metric == "accuracy", row.value.isFinite else { return nil }
+                    return 1 - row.value
+                }
+            })
+    }
+
+    /// The blocks random deletion may draw from: every block except `excluded`, and with
+    /// `droppableOnly` only blocks the schedule ever drops in training (p_l < 1).
+    public static func candidates(blockCount: Int, survival: [Double], excluded: Set<Int>, droppableOnly: Bool) -> [Int] {
+        stride(from: 1, through: blockCount, by: 1).filter { !excluded.contains($0) && (!droppableOnly || survival[$0 - 1] < 1) }
     }
 
     /// Keep about `depth` blocks by a rule, always keeping blocks whose shortcut is not the
@@ -111,6 +143,12 @@ public enum LesionAnalysis {
     /// are then named `...-recalibrated`.
     public static func run(_ context: AnalysisContext, lesions: [Lesion], analysis: String = "lesion",
                            recalibration: (any ImageSource)? = nil) throws -> ResultTable {
+        var context = context
+        // McNemar's counts against the full network, for TrialStatistics' test of single lesions.
+        if context.metrics.contains("accuracy"), !context.metrics.contains("discordance"),
+           (try? context.registry.makeMetric("discordance", classes: context.checkpoint.architecture.numClasses)) != nil {
+            context.metrics.append("discordance")
+        }
         var table = context.table()
         let base = context.deterministicGates
         let configurations = try lesions.map { lesion -> [Float] in
@@ -142,21 +180,44 @@ public enum LesionAnalysis {
 /// `trials` sub-networks drawn uniformly among those with exactly d blocks on, gated as
 /// during training (kept blocks 1, or 1/p_l for an inverted-trained network).
 public enum DepthAnalysis {
-    /// With `recalibration`, as ``SampleAnalysis/run(_:members:recalibration:)``.
+    /// `trials` sub-networks per depth (one at depth 0 and at L, which have one
+    /// configuration each). With `recalibration`, as ``SampleAnalysis/run(_:members:recalibration:)``.
     public static func run(_ context: AnalysisContext, depths: [Int], trials: Int,
                            recalibration: (any ImageSource)? = nil) throws -> ResultTable {
+        try run(context, depths: depths, plan: TrialPlan(fixed: trials), recalibration: recalibration)
+    }
+
+    /// Trials per depth as `plan` says (depth 0 and L once). Append
+    /// ``TrialStatistics/rows(for:images:)`` for the mean and median error with intervals.
+    public static func run(_ context: AnalysisContext, depths: [Int], plan: TrialPlan,
+                           recalibration: (any ImageSource)? = nil) throws -> ResultTable {
+        for d in depths where !(0...context.blockCount).contains(d) {
+            throw BlockSelectionError.depthOutOfRange(d, blockCount: context.blockCount)
+        }
+        var table = try plan.rounds(groups: depths, single: [0, context.blockCount], seed: context.seed, stream: TrialStatistics.depthStream,
+            evaluate: { work in try evaluate(context, drawn: work.flatMap { w in w.trials.map { (w.group, $0) } }, recalibration: recalibration) },
+            errors: { table, d in
+                table.rows.compactMap { row in
+                    guard case .fixedDepth(d, _) = row.experiment, row.metric == "accuracy", row.value.isFinite else { return nil }
+                    return 1 - row.value
+                }
+            })
+        // The deterministic network under the test-time rule, the plot's reference line.
+        let deterministic = Experiment.deterministic(rule: context.rule)
+        table.recordMask(deterministic.name, gates: context.deterministicGates)
+        for value in try MemberEvaluation.run(context, configurations: [context.deterministicGates])[0] {
+            table.append(ResultRow(analysis: "depth", experiment: deterministic, member: .deterministic, metric: value.name,
+                                   value: value.value, mask: deterministic.name))
+        }
+        return table
+    }
+
+    static func evaluate(_ context: AnalysisContext, drawn: [(depth: Int, trial: Int)],
+                         recalibration: (any ImageSource)?) throws -> ResultTable {
         var table = context.table()
-        var configurations: [[Float]] = []
-        var drawn: [(depth: Int, trial: Int)] = []
-        for d in depths {
-            guard (0...context.blockCount).contains(d) else {
-                throw BlockSelectionError.depthOutOfRange(d, blockCount: context.blockCount)
-            }
-            for t in 0..<trials {
-                var generator = SeededGenerator.stream(seed: context.seed, 2_000_000 + d * 10_000 + t)
-                configurations.append(context.sampledGates(MaskSampling.exactly(d, of: context.blockCount, using: &generator)))
-                drawn.append((d, t))
-            }
+        let configurations = drawn.map { d, t in
+            var generator = SeededGenerator.stream(seed: context.seed, 2_000_000 + d * 10_000 + t)
+            return context.sampledGates(MaskSampling.exactly(d, of: context.blockCount, using: &generator))
         }
         let results = try MemberEvaluation.run(context, configurations: configurations,
                                                networks: try BatchNormRecalibration.networks(context, configurations, recalibration))

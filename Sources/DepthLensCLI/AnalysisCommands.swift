@@ -4,10 +4,10 @@ import Foundation
 
 /// Writes an analysis' files and prints its summary: the headline columns by default,
 /// every column the user's `--metric` list produces when there is one.
-func finish(_ table: ResultTable, options: AnalysisOptions, folder: String) throws {
+func finish(_ table: ResultTable, options: AnalysisOptions, folder: String, plots: AnalysisPlots.Options = .init()) throws {
     // A plan's or a shard's table is partial: the journal is what a shard keeps.
     guard !options.writesNoResults else { return }
-    let files = try AnalysisPlots.writeAll(table, to: folder)
+    let files = try AnalysisPlots.writeAll(table, to: folder, options: plots)
     let headline = ["active_blocks", "accuracy", "nll", "ece", "brier", "agreement", "kendall_tau",
                     "probability", "mutual_information", "disagreement"]
     printSummary(table, metrics: options.metrics.isEmpty ? headline : nil, json: options.json)
@@ -27,6 +27,8 @@ struct Sample: ParsableCommand {
 
     @OptionGroup var recalibration: RecalibrationOptions
 
+    @OptionGroup var probabilities: SaveProbabilitiesOption
+
     func validate() throws { guard members >= 1 else { throw ValidationError("--members must be at least 1.") } }
 
     func run() throws {
@@ -35,7 +37,8 @@ struct Sample: ParsableCommand {
         let folder = try options.folder(default: "sample")
         let parameters = [("members", "\(members)"), ("recalibration", recalibration.description(images))]
         try options.journaled(context, folder: folder, analysis: "sample", parameters: parameters) { context in
-            try finish(try SampleAnalysis.run(context, members: members, recalibration: images), options: options, folder: folder)
+            try finish(try SampleAnalysis.run(context, members: members, recalibration: images), options: options, folder: folder, plots: plotOptions(context))
+            try probabilities.write(context, members: members, analysis: "sample")
         }
     }
 }
@@ -52,7 +55,14 @@ struct Ensemble: ParsableCommand {
     @Option(help: "When gates are drawn: pass (M fixed sub-networks), batch (per member per batch), sample (per member per example).")
     var granularity: EnsembleAnalysis.Granularity = .pass
 
-    func validate() throws { guard members >= 1 else { throw ValidationError("--members must be at least 1.") } }
+    @OptionGroup var probabilities: SaveProbabilitiesOption
+
+    func validate() throws {
+        guard members >= 1 else { throw ValidationError("--members must be at least 1.") }
+        if probabilities.saveProbabilities != nil, granularity != .pass {
+            throw ValidationError("--save-probabilities needs --granularity pass (members with one mask each).")
+        }
+    }
 
     func run() throws {
         let context = try options.context(analysis: "ensemble", ensemble: true)
@@ -61,7 +71,8 @@ struct Ensemble: ParsableCommand {
         let parameters = [("members", "\(members)"), ("granularity", granularity.rawValue), ("batch size", "\(context.batchSize)")]
         try options.journaled(context, folder: folder, analysis: "ensemble", parameters: parameters) { context in
             do {
-                try finish(try EnsembleAnalysis.run(context, members: members, granularity: granularity), options: options, folder: folder)
+                try finish(try EnsembleAnalysis.run(context, members: members, granularity: granularity), options: options, folder: folder, plots: plotOptions(context))
+                try probabilities.write(context, members: members, analysis: "ensemble")
             } catch let error as EnsembleError {
                 throw CLIError("--members: \(error)")
             }
@@ -82,8 +93,16 @@ struct Lesion: ParsableCommand {
     @Option(help: "Delete k random blocks for k = 0...K.")
     var randomK: Int?
 
-    @Option(help: "Trials per k for --random-k.")
-    var trials = 5
+    @OptionGroup var trialOptions: TrialOptions
+
+    @Option(help: ArgumentHelp("Never delete these blocks in --random-k (a comma list with ranges).", valueName: "blocks"))
+    var exclude: String?
+
+    @Flag(help: "In --random-k, delete only blocks the schedule drops in training (survival probability p_l < 1).")
+    var droppableOnly = false
+
+    @Option(help: "The y axis of the single-block plot: linear, log, or clip (ends at Q3 + 3 IQR of the errors; higher ones are marked on the top edge).")
+    var yScale: LinePlot.YScale = .linear
 
     @Option(help: ArgumentHelp("Delete exactly these blocks (a comma list with ranges); repeatable.", valueName: "blocks"))
     var drop: [String] = []
@@ -104,7 +123,8 @@ struct Lesion: ParsableCommand {
 
     func validate() throws {
         if let randomK, randomK < 0 { throw ValidationError("--random-k must be zero or more.") }
-        guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
+        if randomK != nil { try trialOptions.checkShardable(options) }
+        if let exclude { _ = try parseBlockList(exclude, flag: "--exclude") }
         for list in drop { _ = try parseBlockList(list, flag: "--drop") }
         for list in keep { _ = try parseBlockList(list, flag: "--keep") }
         // Settings that would otherwise be ignored are refused.
@@ -141,8 +161,17 @@ struct Lesion: ParsableCommand {
         var lesions: [LesionAnalysis.Lesion] = []
         let selected = single || randomK != nil || !drop.isEmpty || !keep.isEmpty || !pruneDepth.isEmpty
         if single || !selected { lesions += LesionAnalysis.singleBlocks(count: count) }
-        if let k = randomK ?? (selected ? nil : 10) {
-            lesions += LesionAnalysis.randomBlocks(count: count, maxK: k, trials: trials, seed: options.seed)
+        let maxK = randomK ?? (selected ? nil : 10)
+        if maxK == nil, exclude != nil || droppableOnly {
+            throw CLIError("--exclude and --droppable-only choose the blocks of --random-k; give --random-k K")
+        }
+        let excluded = Set(try exclude.map { try parseBlockList($0, flag: "--exclude") } ?? [])
+        if let bad = excluded.first(where: { !(1...count).contains($0) }) {
+            throw CLIError("--exclude: \(BlockSelectionError.noSuchBlock(bad, blockCount: count))")
+        }
+        let candidates = LesionAnalysis.candidates(blockCount: count, survival: context.survival, excluded: excluded, droppableOnly: droppableOnly)
+        if maxK != nil, candidates.isEmpty {
+            throw CLIError("--random-k: no block may be deleted after --exclude and --droppable-only")
         }
         for list in drop {
             let blocks = try parseBlockList(list, flag: "--drop")
@@ -172,9 +201,21 @@ struct Lesion: ParsableCommand {
         lesions = lesions.filter { seen.insert($0.name).inserted }
         let images = try recalibration.source(for: context.checkpoint)
         let folder = try options.folder(default: "lesion")
-        let parameters = [("lesions", lesions.map(\.name).joined(separator: " ")), ("recalibration", recalibration.description(images))]
+        var parameters = [("lesions", lesions.map(\.name).joined(separator: " ")), ("recalibration", recalibration.description(images))]
+        if let maxK {
+            parameters += [("random k", "0...\(maxK) of blocks \(candidates.map(String.init).joined(separator: ","))"), ("trials", trialOptions.description)]
+        }
         try options.journaled(context, folder: folder, analysis: "lesion", parameters: parameters) { context in
-            try finish(try LesionAnalysis.run(context, lesions: lesions, recalibration: images), options: options, folder: folder)
+            var table = try LesionAnalysis.run(context, lesions: lesions, recalibration: images)
+            if let maxK {
+                // With single lesions, k = 0 is their full network (evaluated once).
+                let ks = lesions.contains { $0.experiment == .fullNetwork } && images == nil ? 1...max(1, maxK) : 0...maxK
+                if maxK >= ks.lowerBound {
+                    table.merge(try LesionAnalysis.runRandom(context, candidates: candidates, ks: ks, plan: trialOptions.plan(options), recalibration: images))
+                }
+            }
+            table.append(contentsOf: TrialStatistics.rows(for: table, images: context.source.count))
+            try finish(table, options: options, folder: folder, plots: plotOptions(context, yScale: yScale))
         }
     }
 }
@@ -188,14 +229,13 @@ struct Depth: ParsableCommand {
     @Option(help: "Depths to evaluate: a comma list with ranges (default: about 12 evenly spaced from 0 to L).")
     var depths: String?
 
-    @Option(help: "Sub-networks per depth.")
-    var trials = 3
+    @OptionGroup var trialOptions: TrialOptions
 
     @OptionGroup var recalibration: RecalibrationOptions
 
     func validate() throws {
-        guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
         if let depths { _ = try parseBlockList(depths, flag: "--depths") }
+        try trialOptions.checkShardable(options)
     }
 
     func run() throws {
@@ -212,10 +252,12 @@ struct Depth: ParsableCommand {
         }
         let images = try recalibration.source(for: context.checkpoint)
         let folder = try options.folder(default: "depth")
-        let parameters = [("depths", chosen.map(String.init).joined(separator: ",")), ("trials", "\(trials)"),
+        let parameters = [("depths", chosen.map(String.init).joined(separator: ",")), ("trials", trialOptions.description),
                           ("recalibration", recalibration.description(images))]
         try options.journaled(context, folder: folder, analysis: "depth", parameters: parameters) { context in
-            try finish(try DepthAnalysis.run(context, depths: chosen, trials: trials, recalibration: images), options: options, folder: folder)
+            var table = try DepthAnalysis.run(context, depths: chosen, plan: trialOptions.plan(options), recalibration: images)
+            table.append(contentsOf: TrialStatistics.rows(for: table, images: context.source.count))
+            try finish(table, options: options, folder: folder, plots: plotOptions(context))
         }
     }
 }
@@ -243,7 +285,7 @@ struct Reorder: ParsableCommand {
         let folder = try options.folder(default: "reorder")
         let parameters = [("swaps", counts.map(String.init).joined(separator: ",")), ("trials", "\(trials)")]
         try options.journaled(context, folder: folder, analysis: "reorder", parameters: parameters) { context in
-            try finish(try ReorderAnalysis.run(context, swaps: counts, trials: trials), options: options, folder: folder)
+            try finish(try ReorderAnalysis.run(context, swaps: counts, trials: trials), options: options, folder: folder, plots: plotOptions(context))
         }
     }
 }

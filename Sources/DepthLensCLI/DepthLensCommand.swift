@@ -41,6 +41,6 @@ struct DepthLensCommand: ParsableCommand {
             other value is refused (docs/performance.md).
             """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Eval.self, Predict.self, Sample.self, Ensemble.self, Lesion.self, Depth.self, Reorder.self, Paths.self, Report.self, Merge.self, Slurm.self, ScheduleCommand.self, PluginsCommand.self, Bench.self]
+        subcommands: [Inspect.self, Eval.self, Predict.self, Sample.self, Ensemble.self, Lesion.self, Depth.self, Reorder.self, Paths.self, Report.self, Compare.self, Merge.self, Slurm.self, ScheduleCommand.self, PluginsCommand.self, Bench.self]
     )
 }

@@ -4,7 +4,7 @@ import Foundation
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The standard study in one results folder: eval, single and k-block lesions, ensemble, depth and paths, with CSVs, SVG plots and summary.md.",
+        abstract: "The standard study in one results folder: eval, single and k-block lesions, ensemble, depth and paths, with CSVs, SVG plots, summary.md and index.html.",
         discussion: """
             On the bundled defaults (the README's main job): `depthlens report data/fmnist-timm27.h5` \
             evaluates the installed Fashion-MNIST test set. Unless --limit says otherwise, the first 2,000 \
@@ -23,16 +23,18 @@ struct Report: ParsableCommand {
     @Option(help: "Largest number of random blocks deleted in the k-block lesion.")
     var maxK = 10
 
-    @Option(help: "Trials per k and per depth.")
-    var trials = 3
+    @OptionGroup var trialOptions: TrialOptions
 
     @Option(help: "Ensemble members.")
     var members = 8
 
+    @Option(help: "The y axis of the single-block plot: linear, log, or clip (ends at Q3 + 3 IQR of the errors; higher ones are marked on the top edge).")
+    var yScale: LinePlot.YScale = .linear
+
     func validate() throws {
         guard maxK >= 0 else { throw ValidationError("--max-k must be zero or more.") }
-        guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
         guard members >= 1 else { throw ValidationError("--members must be at least 1.") }
+        try trialOptions.checkShardable(options)
     }
 
     func run() throws {
@@ -50,25 +52,33 @@ struct Report: ParsableCommand {
             if !limited.quiet, !limited.writesNoResults { FileHandle.standardError.write(Data("report: \(name) done in \(String(format: "%.1f", Date().timeIntervalSince(t0))) s\n".utf8)) }
             return result
         }
-        let parameters = [("max k", "\(maxK)"), ("trials", "\(trials)"), ("members", "\(members)"), ("batch size", "\(context.batchSize)")]
+        let parameters = [("max k", "\(maxK)"), ("trials", trialOptions.description), ("members", "\(members)"), ("batch size", "\(context.batchSize)")]
         try limited.journaled(context, folder: folder, analysis: "report", parameters: parameters) { context in
             // The default metrics are the member ones here; the user's --metric list is kept
             // whole (member evaluation skips the ensemble-scope metrics in it).
             var memberContext = context
             if limited.metrics.isEmpty { memberContext.metrics = AnalysisOptions.memberMetrics }
             let lesionTable = try timed("lesion") {
-                try LesionAnalysis.run(memberContext, lesions: LesionAnalysis.singleBlocks(count: count)
-                    + LesionAnalysis.randomBlocks(count: count, maxK: maxK, trials: trials, seed: limited.seed).filter { !$0.dropped.isEmpty })
+                var table = try LesionAnalysis.run(memberContext, lesions: LesionAnalysis.singleBlocks(count: count))
+                if maxK >= 1 {
+                    table.merge(try LesionAnalysis.runRandom(memberContext, candidates: Array(1...count), ks: 1...maxK, plan: trialOptions.plan(options)))
+                }
+                table.append(contentsOf: TrialStatistics.rows(for: table, images: context.source.count))
+                return table
             }
             let ensembleTable = try timed("ensemble") { try EnsembleAnalysis.run(context, members: members, granularity: .pass) }
             let depths = evenlySpacedDepths(count: count, steps: 8)
-            let depthTable = try timed("depth") { try DepthAnalysis.run(memberContext, depths: depths, trials: trials) }
+            let depthTable = try timed("depth") {
+                var table = try DepthAnalysis.run(memberContext, depths: depths, plan: trialOptions.plan(options))
+                table.append(contentsOf: TrialStatistics.rows(for: table, images: context.source.count))
+                return table
+            }
             let pathsTable = PathsAnalysis.run(survival: context.survival, checkpoint: context.checkpoint.path, schedule: context.scheduleName)
             // A plan's or a shard's tables are partial: the journal is what a shard keeps.
             guard !limited.writesNoResults else { return }
             var files: [String] = []
             for table in [lesionTable, ensembleTable, depthTable, pathsTable] {
-                files += try AnalysisPlots.writeAll(table, to: folder)
+                files += try AnalysisPlots.writeAll(table, to: folder, options: plotOptions(context, yScale: yScale))
             }
             // The run time goes to standard error, not into summary.md: the results files of a
             // run depend on nothing but its inputs, so a merge of shards writes the same bytes
@@ -82,6 +92,12 @@ struct Report: ParsableCommand {
                                                  paths: pathsTable)
             try AtomicFile.write(Data(summary.utf8), to: "\(folder)/summary.md")
             files.append("\(folder)/summary.md")
+            let plots = try files.filter { $0.hasSuffix(".svg") }.map { path in
+                (file: String(path.split(separator: "/").last ?? ""), svg: try String(contentsOfFile: path, encoding: .utf8))
+            }
+            let page = ReportPage.html(title: "DepthLens report: \(context.checkpoint.path)", summary: summary, plots: plots)
+            try AtomicFile.write(Data(page.utf8), to: "\(folder)/index.html")
+            files.append("\(folder)/index.html")
             if limited.json {
                 printJSON(["lesion": summaryJSON(lesionTable), "ensemble": summaryJSON(ensembleTable),
                            "depth": summaryJSON(depthTable), "paths": summaryJSON(pathsTable)])
@@ -122,19 +138,42 @@ enum ReportSummary {
             let downsampling = singles.filter { $0.0.shortcut != .identity }.map(\.1)
             let worst = singles.max { $0.1 < $1.1 }!
             out += "## Deleting one block (Veit et al. 2016)\n\n"
-            out += "- mean error with one identity-shortcut block deleted: \(pct(identity.isEmpty ? nil : identity.reduce(0, +) / Double(identity.count)))\n"
-            out += "- mean error with one downsampling block deleted: \(pct(downsampling.isEmpty ? nil : downsampling.reduce(0, +) / Double(downsampling.count)))\n"
-            let name = ckpt.architecture.modelDescription.units[worst.0.index - 1].name
+            func mean(_ v: [Double]) -> Double? { v.isEmpty ? nil : Statistics.mean(v) }
+            func median(_ v: [Double]) -> Double? { v.isEmpty ? nil : Statistics.median(v) }
+            out += "- error with one identity-shortcut block deleted: mean \(pct(mean(identity))), median \(pct(median(identity))) over \(identity.count) blocks\n"
+            out += "- error with one downsampling block deleted: mean \(pct(mean(downsampling))), median \(pct(median(downsampling))) over \(downsampling.count) blocks\n"
+            let significant = lesion.rows.filter { $0.metric == "mcnemar_p" && !$0.recalibrated && $0.value < 0.05 }.count
+            if lesion.rows.contains(where: { $0.metric == "mcnemar_p" }) {
+                out += "- single lesions whose error differs from the full network's (McNemar, p < 0.05, not corrected for \(singles.count) tests): \(significant) of \(singles.count)\n"
+            }
+            // By gate: a transformer block's gate names its block, a branch gate its branch.
+            let name = context.evaluator.network.gateNames(context.evaluator.unit)[worst.0.index - 1]
             out += "- most harmful: block \(worst.0.index) (`\(name)`, \(worst.0.shortcut.rawValue)), error \(pct(worst.1))\n\n"
         }
-        let kRows = meanAndDeviation(lesion.rows.compactMap { row -> (Double, Double)? in
-            guard case .randomLesion(let k, _) = row.experiment, row.metric == "accuracy" else { return nil }
-            return (Double(k), 1 - row.value)
-        })
-        if !kRows.isEmpty {
-            out += "## Deleting k random blocks\n\n| k | mean error | sd |\n|---|---|---|\n"
-            for r in kRows { out += "| \(Int(r.x)) | \(pct(r.mean)) | \(pct(r.high - r.mean)) |\n" }
-            out += "\n"
+        // Mean and median over trials with their 95% intervals (TrialStatistics' rows).
+        func intervalTable(_ table: ResultTable, _ x: String, _ summary: (Int) -> Experiment) -> String {
+            let xs = table.rows.compactMap { row -> Int? in
+                guard row.metric == "mean_error", !row.recalibrated, row.member == .overTrials, let k = row.k else { return nil }
+                return Int(k)
+            }
+            guard !xs.isEmpty else { return "" }
+            func cell(_ row: ResultRow?) -> String {
+                guard let row else { return "n/a" }
+                guard let low = row.interval?.low, let high = row.interval?.high else { return pct(row.value) }
+                return "\(pct(row.value)) [\(pct(low)), \(pct(high))]"
+            }
+            var out = "| \(x) | trials | mean error [95% CI] | median error [95% CI] |\n|---|---|---|---|\n"
+            for k in xs {
+                let rows = table.rows.filter { $0.experiment == summary(k) && !$0.recalibrated }
+                let mean = rows.first { $0.metric == "mean_error" }, median = rows.first { $0.metric == "median_error" }
+                let trials = mean?.interval?.method == "wilson" ? 1 : mean?.interval?.n ?? 0
+                out += "| \(k) | \(trials) | \(cell(mean)) | \(cell(median)) |\n"
+            }
+            return out + "\nIntervals: percentile bootstrap over trials (\(Statistics.bootstrapResamples) resamples); Wilson over the images where one network is evaluated once (trials 1).\n\n"
+        }
+        let kTable = intervalTable(lesion, "k") { .randomLesionSummary(k: $0) }
+        if !kTable.isEmpty {
+            out += "## Deleting k random blocks\n\n" + kTable
         }
         let ensembles = ensemble.rows.compactMap { row -> (experiment: Experiment, members: Int)? in
             if case .ensemble(_, let members) = row.experiment { (row.experiment, members) } else { nil }
@@ -143,14 +182,9 @@ enum ReportSummary {
         out += "## Monte Carlo ensemble of \(ensembles.map(\.members).max() ?? 0) sub-networks\n\n| | error | NLL | ECE | mutual information | disagreement |\n|---|---|---|---|---|---|\n"
         out += "| ensemble | \(pct(value(ensemble, last, "accuracy").map { 1 - $0 })) | \(num(value(ensemble, last, "nll"))) | \(num(value(ensemble, last, "ece"))) | \(num(value(ensemble, last, "mutual_information"))) | \(num(value(ensemble, last, "disagreement"))) |\n"
         out += "| one member | \(pct(value(ensemble, one, "accuracy").map { 1 - $0 })) | \(num(value(ensemble, one, "nll"))) | \(num(value(ensemble, one, "ece"))) | | |\n\n"
-        let depthRows = meanAndDeviation(depth.rows.compactMap { row -> (Double, Double)? in
-            guard case .fixedDepth(let active, _) = row.experiment, row.metric == "accuracy" else { return nil }
-            return (Double(active), 1 - row.value)
-        })
-        if !depthRows.isEmpty {
-            out += "## Error against the number of active blocks\n\n| active blocks | mean error |\n|---|---|\n"
-            for r in depthRows { out += "| \(Int(r.x)) | \(pct(r.mean)) |\n" }
-            out += "\n"
+        let depthTable = intervalTable(depth, "active blocks") { .fixedDepthSummary(active: $0) }
+        if !depthTable.isEmpty {
+            out += "## Error against the number of active blocks\n\n" + depthTable
         }
         out += "## Paths\n\n"
         out += "- expected active blocks under the schedule: \(num(value(paths, .scheduleDistribution, "mean_active_blocks"))) (variance \(num(value(paths, .scheduleDistribution, "variance_active_blocks"))))\n"

@@ -13,7 +13,8 @@ final class TypedResultsTests: XCTestCase {
     func testASingleLesionRowCarriesItsBlockAndOneBlockDeleted() throws {
         let table = try LesionAnalysis.run(try AnalysisTests.context("official"), lesions: LesionAnalysis.singleBlocks(count: 6))
         let rows = table.rows.filter { $0.experiment == .singleLesion(block: 4) }
-        XCTAssertEqual(rows.map(\.metric), ["active_blocks", "accuracy", "nll"])
+        XCTAssertEqual(rows.map(\.metric), ["active_blocks", "accuracy", "nll", "discordant_lost", "discordant_gained"],
+                       "McNemar's counts against the full network come with accuracy")
         for row in rows {
             XCTAssertEqual(row.k, 1, "k is the number of blocks deleted, not the block")
             XCTAssertEqual(row.member, .deterministic)
@@ -46,8 +47,9 @@ final class TypedResultsTests: XCTestCase {
         }
         for record in try records(table) {
             XCTAssertEqual(record["experiment"], "random-lesion")
-            XCTAssertEqual(record["block"], "")
+            XCTAssertNil(record["block"], "no row has a block: the column is left out")
             XCTAssertTrue(record["configuration"]!.hasPrefix("k-\(record["k"]!)-trial-"), "\(record)")
+            XCTAssertEqual(record["configuration"], "k-\(record["k"]!)-trial-\(record["trial"]!)")
         }
     }
 
@@ -59,7 +61,7 @@ final class TypedResultsTests: XCTestCase {
         let table = try LesionAnalysis.run(context, lesions: lesions)
         for lesion in lesions {
             let rows = table.rows.filter { $0.experiment == lesion.experiment }
-            XCTAssertEqual(rows.count, 3, lesion.name)
+            XCTAssertEqual(rows.count, 5, lesion.name)
             XCTAssertTrue(rows.allSatisfy { $0.k == Double(lesion.dropped.count) }, lesion.name)
             XCTAssertEqual(table.value("active_blocks", of: lesion.experiment), Double(6 - lesion.dropped.count), lesion.name)
         }
@@ -90,7 +92,8 @@ final class TypedResultsTests: XCTestCase {
         let paths = PathsAnalysis.run(survival: context.survival, checkpoint: "c", schedule: "s")
         let pathRecords = try records(paths)
         XCTAssertEqual(Set(pathRecords.map { $0["experiment"]! }), ["schedule", "unrolled-binomial"])
-        XCTAssertTrue(pathRecords.allSatisfy { $0["experiment"] == $0["configuration"] && $0["member"] == "" })
+        XCTAssertTrue(pathRecords.allSatisfy { $0["experiment"] == $0["configuration"] && $0["member"] == nil && $0["mask"] == nil },
+                      "paths has no member and no mask: those columns are left out, not written empty")
         XCTAssertEqual(paths.value("mean_active_blocks", of: .scheduleDistribution)!, context.survival.reduce(0, +), accuracy: 1e-12)
     }
 
@@ -104,7 +107,8 @@ final class TypedResultsTests: XCTestCase {
         let record = try XCTUnwrap(try records(table).first)
         XCTAssertEqual(record["experiment"], "depth")
         XCTAssertEqual(record["configuration"], "depth-3-trial-1-recalibrated")
-        XCTAssertEqual(record["member"], "1")
+        XCTAssertEqual(record["member"], "sub-network", "member holds words only; the number is the trial")
+        XCTAssertEqual(record["trial"], "1")
     }
 
     func testCSVReadsBackWhatItWrites() {

@@ -16,6 +16,7 @@ final class BuiltinMetricsTests: XCTestCase {
         "diversity": ["diversity"],
         "agreement": ["agreement"],
         "reference_kl": ["reference_kl"],
+        "discordance": ["discordance"],
         "aurc": ["aurc"],
     ]
 
@@ -33,6 +34,7 @@ final class BuiltinMetricsTests: XCTestCase {
     func testDiversity() throws { try check("diversity") }
     func testAgreement() throws { try check("agreement") }
     func testReferenceKL() throws { try check("reference_kl") }
+    func testDiscordance() throws { try check("discordance") }
     func testAURC() throws { try check("aurc") }
 
     /// The fixtures hold no spec the tests skip, and the tests name every built-in metric.

@@ -34,7 +34,7 @@ final class AnalysisCommandTests: XCTestCase {
                 summarized += 1
                 let record = records.first { record in
                     let sameK = k.map { abs((record["k"].flatMap(Double.init) ?? .nan) - $0) < 1e-12 } ?? (record["k"] == "")
-                    return sameK && record["configuration"] == configuration && record["member"] == member && record["metric"] == metric
+                    return sameK && record["configuration"] == configuration && (record["member"] ?? "") == member && record["metric"] == metric
                 }
                 guard let record, let value = record["value"].flatMap(Double.init) else {
                     XCTFail("\(what): no CSV row for \(configuration ?? "?") \(member ?? "?") \(metric)", file: file, line: line)
@@ -61,7 +61,7 @@ final class AnalysisCommandTests: XCTestCase {
             (["ensemble", "--members", "3", "--granularity", "sample"], ["ensemble-results.csv", "ensemble-accuracy.svg"],
              ["deterministic", "ensemble"]),
             (["sample", "--members", "3"], ["sample-results.csv", "sample-masks.csv", "sample.svg"], ["sample"]),
-            (["depth", "--depths", "0,3,6"], ["depth-results.csv", "depth.svg"], ["depth"]),
+            (["depth", "--depths", "0,3,6"], ["depth-results.csv", "depth.svg"], ["depth", "deterministic"]),
             (["reorder", "--swaps", "0,1"], ["reorder-results.csv", "reorder.svg"], ["reorder"]),
             (["paths"], ["paths-results.csv", "paths.svg"], ["schedule", "unrolled-binomial"]),
         ]
@@ -75,13 +75,20 @@ final class AnalysisCommandTests: XCTestCase {
             }
             let path = "\(out)/\(arguments[0])-results.csv"
             let csv = try String(contentsOfFile: path, encoding: .utf8)
-            XCTAssertTrue(csv.hasPrefix("analysis,checkpoint,schedule,experiment,configuration,member,block,k,metric,value,mask,seed\n"))
+            // The fixed columns always; the optional ones only where some row fills them (docs/results-csv.md).
+            let header = try XCTUnwrap(csv.split(separator: "\n").first).split(separator: ",").map(String.init)
+            XCTAssertEqual(header.filter { !ResultTable.optionalColumns.contains($0) },
+                           ["analysis", "checkpoint", "schedule", "experiment", "configuration", "metric", "value", "seed"])
+            XCTAssertEqual(header, ResultTable.header.filter(header.contains), "columns keep their order")
             let records = try CLI.records(path)
+            for column in header {
+                XCTAssertTrue(records.contains { !($0[column] ?? "").isEmpty }, "\(arguments[0]): column \(column) is empty in every row")
+            }
             XCTAssertEqual(Set(records.map { $0["experiment"]! }), experiments, arguments[0])
             assertSummaryIsTheCSV(try CLI.jsonResults(result.stdout), records, arguments[0])
             if FileManager.default.fileExists(atPath: "\(out)/\(arguments[0])-masks.csv") {
                 let masks = Set(try CLI.records("\(out)/\(arguments[0])-masks.csv").map { $0["mask"]! })
-                let missing = Set(records.map { $0["mask"]! }).subtracting(masks).subtracting([""])
+                let missing = Set(records.map { $0["mask"] ?? "" }).subtracting(masks).subtracting([""])
                 XCTAssertTrue(missing.isEmpty, "\(arguments[0]): rows refer to masks not in the masks file: \(missing)")
             }
             let svg = try String(contentsOfFile: "\(out)/\(files.first { $0.hasSuffix(".svg") }!)", encoding: .utf8)
@@ -130,6 +137,12 @@ final class AnalysisCommandTests: XCTestCase {
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
         XCTAssertTrue(files.allSatisfy { !$0.contains(".partial") }, "\(files)")
         XCTAssertGreaterThanOrEqual(files.filter { $0.hasSuffix(".svg") }.count, 6)
+        // index.html: the summary and every plot inline, nothing fetched from elsewhere.
+        let page = try String(contentsOfFile: folder.appendingPathComponent("index.html").path, encoding: .utf8)
+        XCTAssertTrue(page.hasPrefix("<!DOCTYPE html>") && page.hasSuffix("</html>\n"))
+        XCTAssertEqual(page.components(separatedBy: "<svg xmlns").count - 1, files.filter { $0.hasSuffix(".svg") }.count, "every plot inline")
+        XCTAssertTrue(page.contains("<h2>Deleting k random blocks</h2>") && page.contains("<th>mean error [95% CI]</th>"))
+        XCTAssertFalse(page.contains("src=\"") || page.contains("href=\"") || page.contains("<script"), "readable offline")
 
         func csv(_ analysis: String) throws -> [[String: String]] { try CLI.records(folder.appendingPathComponent("\(analysis)-results.csv").path) }
         func value(_ records: [[String: String]], _ configuration: String, _ metric: String) -> Double {
@@ -152,13 +165,18 @@ final class AnalysisCommandTests: XCTestCase {
         expect("| one member | \(pct(1 - value(ensemble, "pass-M-1", "accuracy"))) | \(num(value(ensemble, "pass-M-1", "nll"))) |")
 
         let lesion = try csv("lesion")
-        XCTAssertEqual(Set(lesion.map { $0["experiment"]! }), ["full-network", "single-lesion", "random-lesion"], "k = 0 is left out")
+        XCTAssertEqual(Set(lesion.map { $0["experiment"]! }), ["full-network", "single-lesion", "random-lesion"])
+        XCTAssertFalse(lesion.contains { $0["configuration"] == "k-0-trial-0" }, "k = 0 is the full network, evaluated once")
         let blocks = try Checkpoint.load(from: checkpoint).architecture.blocks
         let singles = lesion.filter { $0["experiment"] == "single-lesion" && $0["metric"] == "accuracy" }
             .map { (block: blocks[Int($0["block"]!)! - 1], error: 1 - Double($0["value"]!)!) }
         XCTAssertEqual(singles.count, blocks.count)
-        expect("- mean error with one identity-shortcut block deleted: \(pct(mean(singles.filter { $0.block.shortcut == .identity }.map(\.error))))")
-        expect("- mean error with one downsampling block deleted: \(pct(mean(singles.filter { $0.block.shortcut != .identity }.map(\.error))))")
+        for (kind, errors) in [("identity-shortcut", singles.filter { $0.block.shortcut == .identity }.map(\.error)),
+                               ("downsampling", singles.filter { $0.block.shortcut != .identity }.map(\.error))] {
+            let sorted = errors.sorted(), middle = sorted.count / 2
+            let median = sorted.count % 2 == 1 ? sorted[middle] : (sorted[middle - 1] + sorted[middle]) / 2
+            expect("- error with one \(kind) block deleted: mean \(pct(mean(errors))), median \(pct(median)) over \(errors.count) blocks")
+        }
         let worst = singles.max { $0.error < $1.error }!
         expect("- most harmful: block \(worst.block.index) (")
         expect(", error \(pct(worst.error))\n")
@@ -166,12 +184,15 @@ final class AnalysisCommandTests: XCTestCase {
             let errors = lesion.filter { $0["experiment"] == "random-lesion" && $0["k"] == "\(k)" && $0["metric"] == "accuracy" }
                 .map { 1 - Double($0["value"]!)! }
             XCTAssertEqual(errors.count, 2, "two trials of k = \(k)")
-            expect("| \(k) | \(pct(mean(errors))) |")
+            let summary = lesion.first { $0["configuration"] == "k-\(k)" && $0["metric"] == "mean_error" }!
+            XCTAssertEqual(Double(summary["value"]!)!, mean(errors), accuracy: 1e-12)
+            expect("| \(k) | 2 | \(pct(mean(errors))) [\(pct(Double(summary["ci_low"]!)!)), \(pct(Double(summary["ci_high"]!)!))] |")
         }
         let depth = try csv("depth")
-        for active in Set(depth.map { $0["k"]! }) {
-            let errors = depth.filter { $0["k"] == active && $0["metric"] == "accuracy" }.map { 1 - Double($0["value"]!)! }
-            expect("| \(active) | \(pct(mean(errors))) |\n")
+        for active in Set(depth.compactMap { $0["member"] == "sub-network" ? $0["k"]! : nil }) {
+            let errors = depth.filter { $0["k"] == active && $0["member"] == "sub-network" && $0["metric"] == "accuracy" }.map { 1 - Double($0["value"]!)! }
+            XCTAssertEqual(errors.count, active == "0" || active == "6" ? 1 : 2, "depth \(active): depth 0 and L once")
+            expect("| \(active) | \(errors.count) | \(pct(mean(errors))) ")
         }
         let paths = try csv("paths")
         expect("- expected active blocks under the schedule: \(num(value(paths, "schedule", "mean_active_blocks"))) (variance \(num(value(paths, "schedule", "variance_active_blocks"))))")

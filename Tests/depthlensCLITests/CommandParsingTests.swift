@@ -17,7 +17,7 @@ final class CommandParsingTests: XCTestCase {
         let section = help.components(separatedBy: "SUBCOMMANDS:\n").last!.components(separatedBy: "\n\n").first!
         let listed = section.split(separator: "\n").compactMap { $0.split(separator: " ").first.map(String.init) }
         XCTAssertEqual(listed, ["inspect", "eval", "predict", "sample", "ensemble", "lesion", "depth", "reorder", "paths",
-                                "report", "merge", "slurm", "schedule", "plugins"], help)
+                                "report", "compare", "merge", "slurm", "schedule", "plugins"], help)
         XCTAssertEqual(try Parsing.parse(["bench", ckpt, "--data", "d.h5"]).name, "bench", "hidden, but still a command")
     }
 
@@ -41,7 +41,7 @@ final class CommandParsingTests: XCTestCase {
             commands += command["subcommands"] as? [[String: Any]] ?? []
         }
         XCTAssertEqual(Set(seen), ["depthlens", "inspect", "eval", "predict", "sample", "ensemble", "lesion", "depth", "reorder",
-                                   "paths", "report", "merge", "slurm", "schedule", "plugins", "bench", "help"])
+                                   "paths", "report", "compare", "merge", "slurm", "schedule", "plugins", "bench", "help"])
     }
 
     func testVersionIsPrintedAndExitsZero() {
@@ -263,7 +263,9 @@ final class CommandParsingTests: XCTestCase {
         let lesion = try Parsing.parse(["lesion", ckpt])
         XCTAssertEqual(try lesion.value("single", as: Bool.self), false)
         XCTAssertEqual(try lesion.value("randomK", as: Int?.self), nil)
-        XCTAssertEqual(try lesion.value("trials", as: Int.self), 5)
+        XCTAssertEqual(try lesion.value("trialOptions.trials", as: Int?.self), nil, "adaptive trials by default")
+        XCTAssertEqual(try lesion.value("trialOptions.ciWidth", as: Double.self), 0.04)
+        XCTAssertEqual(try lesion.value("trialOptions.maxTrials", as: Int.self), 60)
         XCTAssertEqual(try lesion.value("drop", as: [String].self), [])
         XCTAssertEqual(try lesion.value("keep", as: [String].self), [])
         XCTAssertEqual(try lesion.value("pruneDepth", as: [Int].self), [])
@@ -279,7 +281,7 @@ final class CommandParsingTests: XCTestCase {
         ])
         XCTAssertEqual(try lesion.value("single", as: Bool.self), true)
         XCTAssertEqual(try lesion.value("randomK", as: Int?.self), 0)
-        XCTAssertEqual(try lesion.value("trials", as: Int.self), 2)
+        XCTAssertEqual(try lesion.value("trialOptions.trials", as: Int?.self), 2)
         XCTAssertEqual(try lesion.value("drop", as: [String].self), ["3", "1,4-5"])
         XCTAssertEqual(try lesion.value("keep", as: [String].self), ["2-6"])
         XCTAssertEqual(try lesion.value("pruneDepth", as: [Int].self), [4, 2])
@@ -306,10 +308,12 @@ final class CommandParsingTests: XCTestCase {
     func testDepthDefaultsFlagsAndBadValues() throws {
         let plain = try Parsing.parse(["depth", ckpt])
         XCTAssertEqual(try plain.value("depths", as: String?.self), nil)
-        XCTAssertEqual(try plain.value("trials", as: Int.self), 3)
+        XCTAssertEqual(try plain.value("trialOptions.trials", as: Int?.self), nil, "adaptive trials by default")
+        XCTAssertEqual(try plain.value("trialOptions.ciWidth", as: Double.self), 0.04)
+        XCTAssertEqual(try plain.value("trialOptions.maxTrials", as: Int.self), 60)
         let set = try Parsing.parse(["depth", ckpt, "--depths", "0,2-4", "--trials", "1", "--recalibrate", "16"])
         XCTAssertEqual(try set.value("depths", as: String?.self), "0,2-4")
-        XCTAssertEqual(try set.value("trials", as: Int.self), 1)
+        XCTAssertEqual(try set.value("trialOptions.trials", as: Int?.self), 1)
         XCTAssertEqual(try set.value("recalibration.recalibrate", as: Int?.self), 16)
 
         Parsing.assertRefused(["depth", ckpt, "--trials", "0"], "--trials must be at least 1.")
@@ -350,12 +354,14 @@ final class CommandParsingTests: XCTestCase {
     func testReportDefaultsAndFlags() throws {
         let plain = try Parsing.parse(["report", ckpt])
         XCTAssertEqual(try plain.value("maxK", as: Int.self), 10)
-        XCTAssertEqual(try plain.value("trials", as: Int.self), 3)
+        XCTAssertEqual(try plain.value("trialOptions.trials", as: Int?.self), nil, "adaptive trials by default")
+        XCTAssertEqual(try plain.value("trialOptions.ciWidth", as: Double.self), 0.04)
+        XCTAssertEqual(try plain.value("trialOptions.maxTrials", as: Int.self), 60)
         XCTAssertEqual(try plain.value("members", as: Int.self), 8)
         XCTAssertEqual(try plain.value("options.data.limit", as: Int?.self), nil, "the 2,000-image limit is applied at run time")
         let set = try Parsing.parse(["report", ckpt, "--max-k", "0", "--trials", "1", "--members", "1", "--limit", "10000"])
         XCTAssertEqual(try set.value("maxK", as: Int.self), 0)
-        XCTAssertEqual(try set.value("trials", as: Int.self), 1)
+        XCTAssertEqual(try set.value("trialOptions.trials", as: Int?.self), 1)
         XCTAssertEqual(try set.value("members", as: Int.self), 1)
         XCTAssertEqual(try set.value("options.data.limit", as: Int?.self), 10000)
     }

@@ -132,6 +132,18 @@ final class ShardAndMergeTests: XCTestCase {
         XCTAssertTrue(paths.stderr.contains("--shard"), paths.stderr)
     }
 
+    func testShardsOfTrialAnalysesNeedAFixedTrialCount() throws {
+        // Adaptive trials pick each round from earlier rounds' results, which no shard sees whole.
+        for arguments in [["lesion", "--random-k", "2"], ["depth"], ["report"]] {
+            let run = try CLI.run([arguments[0], checkpoint, "--data", data, "--shard", "1/2", "-o", "/nonexistent/never"]
+                                  + arguments.dropFirst())
+            XCTAssertEqual(run.status, 64, "\(arguments): \(run.stderr)")
+            XCTAssertTrue(run.stderr.contains("--shard needs --trials N"), run.stderr)
+        }
+        let fixed = try CLI.run(["depth", checkpoint, "--data", data, "--shard", "1/2", "--trials", "2", "--dry-run"])
+        XCTAssertEqual(fixed.status, 0, fixed.stderr)
+    }
+
     func testDryRunPrintsTheWorkInAllAndPerShardAndWritesNothing() throws {
         let folder = CLI.temporaryDirectory().appendingPathComponent("never")
         let run = try CLI.run(["lesion", checkpoint, "--data", data, "--single", "--dry-run", "--shard", "1/3", "-o", folder.path])

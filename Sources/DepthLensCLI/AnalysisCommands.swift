@@ -25,14 +25,18 @@ struct Sample: ParsableCommand {
 
     @OptionGroup var recalibration: RecalibrationOptions
 
-    func validate() throws { guard members >= 1 else { throw ValidationError("--members must be at least 1.") } }
+    func validate() throws {
+        guard members >= 1 else { throw ValidationError("--members must be at least 1.") }
+        try SizeBounds.check(flag: "--members", [(members, "sub-networks")])
+    }
 
     func run() throws {
         let context = try options.context(analysis: "sample")
         let images = try recalibration.source(for: context.checkpoint)
         let folder = try options.folder(default: "sample")
         let parameters = [("members", "\(members)"), ("recalibration", recalibration.description(images))]
-        try options.journaled(context, folder: folder, analysis: "sample", parameters: parameters) { context in
+        try options.journaled(context, folder: folder, analysis: "sample", parameters: parameters,
+                              files: recalibration.files(for: context.checkpoint)) { context in
             try finish(try SampleAnalysis.run(context, members: members, recalibration: images), options: options, folder: folder)
         }
     }
@@ -103,6 +107,9 @@ struct Lesion: ParsableCommand {
     func validate() throws {
         if let randomK, randomK < 0 { throw ValidationError("--random-k must be zero or more.") }
         guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
+        try SizeBounds.check(flag: "--trials", [(trials, "trials per k")])
+        if let bad = pruneDepth.first(where: { $0 < 0 }) { throw ValidationError("--prune-depth must be zero or more, found \(bad).") }
+        if let heldOut, heldOut < 1 { throw ValidationError("--held-out must be at least 1, found \(heldOut).") }
         for list in drop { _ = try parseBlockList(list, flag: "--drop") }
         for list in keep { _ = try parseBlockList(list, flag: "--keep") }
         // Settings that would otherwise be ignored are refused.
@@ -132,6 +139,8 @@ struct Lesion: ParsableCommand {
         let selected = single || randomK != nil || !drop.isEmpty || !keep.isEmpty || !pruneDepth.isEmpty
         if single || !selected { lesions += LesionAnalysis.singleBlocks(count: count) }
         if let k = randomK ?? (selected ? nil : 10) {
+            // k stops at the number of blocks; k = 0 is one sub-network.
+            try SizeBounds.check(flag: "--random-k, --trials", [(min(k, count), "values of k"), (trials, "trials")])
             lesions += LesionAnalysis.randomBlocks(count: count, maxK: k, trials: trials, seed: options.seed)
         }
         for list in drop {
@@ -163,7 +172,8 @@ struct Lesion: ParsableCommand {
         let images = try recalibration.source(for: context.checkpoint)
         let folder = try options.folder(default: "lesion")
         let parameters = [("lesions", lesions.map(\.name).joined(separator: " ")), ("recalibration", recalibration.description(images))]
-        try options.journaled(context, folder: folder, analysis: "lesion", parameters: parameters) { context in
+        try options.journaled(context, folder: folder, analysis: "lesion", parameters: parameters,
+                              files: recalibration.files(for: context.checkpoint)) { context in
             try finish(try LesionAnalysis.run(context, lesions: lesions, recalibration: images), options: options, folder: folder)
         }
     }
@@ -185,7 +195,10 @@ struct Depth: ParsableCommand {
 
     func validate() throws {
         guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
-        if let depths { _ = try parseBlockList(depths, flag: "--depths") }
+        let listed = try depths.map { try parseBlockList($0, flag: "--depths") }
+        if let bad = listed?.first(where: { $0 < 0 }) { throw ValidationError("--depths: depth \(bad) is negative.") }
+        // Without --depths, about 13 depths (evenlySpacedDepths with 12 steps).
+        try SizeBounds.check(flag: "--trials", [(listed?.count ?? 13, "depths"), (trials, "trials")])
     }
 
     func run() throws {
@@ -204,7 +217,8 @@ struct Depth: ParsableCommand {
         let folder = try options.folder(default: "depth")
         let parameters = [("depths", chosen.map(String.init).joined(separator: ",")), ("trials", "\(trials)"),
                           ("recalibration", recalibration.description(images))]
-        try options.journaled(context, folder: folder, analysis: "depth", parameters: parameters) { context in
+        try options.journaled(context, folder: folder, analysis: "depth", parameters: parameters,
+                              files: recalibration.files(for: context.checkpoint)) { context in
             try finish(try DepthAnalysis.run(context, depths: chosen, trials: trials, recalibration: images), options: options, folder: folder)
         }
     }
@@ -224,7 +238,9 @@ struct Reorder: ParsableCommand {
 
     func validate() throws {
         guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
-        _ = try parseBlockList(swaps, flag: "--swaps")
+        let counts = try parseBlockList(swaps, flag: "--swaps")
+        try SizeBounds.checkSwaps(counts)
+        try SizeBounds.check(flag: "--trials", [(counts.count, "numbers of swaps"), (trials, "trials")])
     }
 
     func run() throws {

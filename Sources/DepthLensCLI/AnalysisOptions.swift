@@ -39,6 +39,11 @@ struct AnalysisOptions: ParsableArguments {
     @Flag(help: "Continue an interrupted run: finished units saved in the output folder's progress file are not computed again, and the results are the same as an uninterrupted run's.")
     var resume = false
 
+    func validate() throws {
+        if let output, output.isEmpty { throw ValidationError("-o/--output: the folder name is empty.") }
+        if let output, output.contains("\n") { throw ValidationError("-o/--output: the folder name holds a newline.") }
+    }
+
     static let memberMetrics = ["accuracy", "nll", "brier", "calibration", "agreement"]
     static let ensembleMetrics = ["gibbs_nll", "member_brier", "entropy", "uncertainty", "diversity"]
 
@@ -79,6 +84,7 @@ struct AnalysisOptions: ParsableArguments {
     /// - Parameter name: the folder under `results/` without `-o`, and the command's name.
     func folder(default name: String) throws -> String {
         let path = output ?? "results/\(name)"
+        try OutputPath.requireFolders(above: path)
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
         } catch {
@@ -95,14 +101,17 @@ extension AnalysisOptions {
     /// results files untouched), and `--resume` continues from the saved units. The
     /// journal is deleted once `body` has written the results.
     /// - Parameter parameters: the command's own flags that change its results.
+    /// - Parameter files: further files the results depend on (recalibration images),
+    ///   fingerprinted like the checkpoint and the data.
     func journaled(_ context: AnalysisContext, folder: String, analysis: String, parameters: [(String, String)],
-                   _ body: (AnalysisContext) throws -> Void) throws {
+                   files: [String] = [], _ body: (AnalysisContext) throws -> Void) throws {
         var fields: [(String, String)] = [("analysis", analysis)]
-        let attributes = try? FileManager.default.attributesOfItem(atPath: context.checkpoint.path)
-        let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
-        let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        fields.append(("checkpoint", "\(context.checkpoint.path) (\(size) bytes, modified \(modified))"))
+        fields.append(("checkpoint", context.checkpoint.path))
         fields.append(("data", "\(context.source.name) (\(context.source.count) images, offset \(data.offset), limit \(data.limit.map(String.init) ?? "none"))"))
+        // What the files hold, not their size and time: a file replaced or rewritten in
+        // place is noticed on --resume (ProgressJournal.checkUnchanged).
+        let fingerprints = try RunFingerprints.of([context.checkpoint.path] + data.request(for: context.checkpoint).files() + files)
+        fields += ProgressJournal.fingerprintFields(fingerprints)
         fields.append(("schedule", context.scheduleName))
         fields.append(("survival probabilities", context.survival.map { "\($0)" }.joined(separator: ",")))
         fields.append(("rule", context.rule.rawValue))
@@ -115,14 +124,19 @@ extension AnalysisOptions {
         SignalStop.install()
         let journal: ProgressJournal
         do {
+            if resume { try ProgressJournal.checkUnchanged(fingerprints, journal: "\(folder)/\(analysis)-progress.journal") }
             journal = try ProgressJournal(path: "\(folder)/\(analysis)-progress.journal", configuration: fields, resume: resume)
         } catch let error as JournalError {
             throw CLIError(Self.describe(error))
         }
         let environment = ProcessInfo.processInfo.environment
         journal.pauseAfterUnit = UInt32(environment["DEPTHLENS_TEST_UNIT_PAUSE_MS"].flatMap { UInt32($0) } ?? 0)
-        if journal.resumedUnits > 0, !quiet {
+        if journal.resumedUnits > 0 || journal.damagedUnits > 0, !quiet {
             FileHandle.standardError.write(Data("\(analysis): resuming with \(journal.resumedUnits) finished unit(s) from \(journal.path)\n".utf8))
+        }
+        if journal.damagedUnits > 0 {
+            // Said even with --quiet: the file was edited or damaged, and the user should know.
+            FileHandle.standardError.write(Data("\(analysis): \(journal.damagedUnits) saved unit(s) in \(journal.path) do not match their checksums (edited or damaged); they are computed again\n".utf8))
         }
         // Test hook: wait (until a signal) before the first unit, so that a test can stop a
         // run that has surely saved nothing.

@@ -33,6 +33,9 @@ struct Report: ParsableCommand {
         guard maxK >= 0 else { throw ValidationError("--max-k must be zero or more.") }
         guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
         guard members >= 1 else { throw ValidationError("--members must be at least 1.") }
+        // k stops at the number of blocks (at most 10,000 here, before the network is known);
+        // the depth part evaluates 9 depths.
+        try SizeBounds.check(flag: "--max-k, --trials", [(min(maxK, 10_000) + 9, "values of k and depths"), (trials, "trials")])
     }
 
     func run() throws {
@@ -40,6 +43,12 @@ struct Report: ParsableCommand {
         if limited.data.limit == nil { limited.data.limit = 2000 }
         let started = Date()
         let context = try limited.context(analysis: "report", ensemble: true)
+        // The ensemble part's members are checked against memory now, not after the lesion part.
+        do {
+            try EnsembleAnalysis.checkMemory(context, members: members, granularity: .pass)
+        } catch let error as EnsembleError {
+            throw CLIError("--members: \(error)")
+        }
         let folder = try limited.folder(default: "report")
         let count = context.blockCount
         var timings: [(String, Double)] = []

@@ -91,7 +91,7 @@ public struct DataSetRequest: Sendable, Equatable {
         return try SubsetSource(source, offset: offset, limit: limit)
     }
 
-    private func idxLabels() throws -> String? {
+    func idxLabels() throws -> String? {
         if let labelsPath { try Self.requireRegularFile(labelsPath); return labelsPath }
         let name = URL(fileURLWithPath: path).lastPathComponent
         guard name.contains("images-idx3") else { return nil }

@@ -101,7 +101,7 @@ public final class ProgressJournal: @unchecked Sendable {
             try handle.write(contentsOf: Data(text.utf8))
             try handle.synchronize()
         } catch {
-            throw JournalError(path: path, message: "cannot save progress: \(error)")
+            throw JournalError(path: path, message: "cannot save progress: \(SystemErrorText.describe(error))")
         }
         finished["\(section)/\(unit)"] = payload
         recordedUnits += 1

@@ -161,8 +161,9 @@ extension AnalysisOptions {
             // 128 + the signal number, the shell's convention (130 for SIGINT, 143 for SIGTERM).
             throw ExitCode(128 + interrupted.code)
         } catch {
-            journal.removeIfEmpty()
-            throw error
+            if journal.removeIfEmpty() { throw error }
+            // The finished units are kept (a plain rerun is refused over them): say how to use them.
+            throw CLIError("\(OneLineErrors.describe(error)); \(journal.finishedCount) finished unit(s) saved in \(journal.path); once this is fixed, run the same command with --resume to continue")
         }
     }
 }

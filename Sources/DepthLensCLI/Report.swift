@@ -109,7 +109,10 @@ enum ReportSummary {
         out += "- checkpoint: `\(ckpt.path)` (\(blocks.count) blocks, \(ckpt.architecture.block.rawValue) blocks)\n"
         out += "- data: `\(context.source.name)`, \(context.source.count) images\n"
         out += "- schedule: `\(context.scheduleName)`; test-time rule: \(context.rule.rawValue); seed \(context.seed)\n"
-        out += String(format: "- run time: %.1f s (%@)\n\n", seconds, timings.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", "))
+        // A resumed run times only its own session: the journal keeps units, not clocks.
+        let resumed = context.journal?.resumedUnits ?? 0
+        let session = resumed > 0 ? " in this session, resumed from \(resumed) unit(s) saved by an interrupted run, whose time is not counted" : ""
+        out += String(format: "- run time: %.1f s%@ (%@)\n\n", seconds, session, timings.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", "))
         out += "## Deterministic network\n\n| network | error | NLL | ECE |\n|---|---|---|---|\n"
         out += "| \(context.rule.rawValue) rule | \(pct(value(ensemble, deterministic, "accuracy").map { 1 - $0 })) | \(num(value(ensemble, deterministic, "nll"))) | \(num(value(ensemble, deterministic, "ece"))) |\n"
         out += "\n"

@@ -22,6 +22,9 @@ enum OneLineErrors {
             root.exit(withError: error)
         } catch let error as ValidationError {
             root.exit(withError: ValidationError(escape(error.message)))
+        } catch where String(reflecting: type(of: error)).hasPrefix("ArgumentParser.") {
+            // The parser's own requests and errors (`--help` runs a command that throws one).
+            root.exit(withError: error)
         } catch {
             root.exit(withError: CLIError(escape(describe(error))))
         }

@@ -47,7 +47,7 @@ final class FlagValidationTests: XCTestCase {
                    (["--random-k", "4", "--trials", "1000000000"], "--trials: 1000000000 trials per k need about"),
                    (["--prune-depth=-1"], "--prune-depth must be zero or more, found -1"),
                    (["--prune-depth", "3", "--prune-rule", "greedy", "--held-out", "0"], "--held-out must be at least 1, found 0"),
-                   (["--drop", "3-x"], "--drop: '3-x' is not a block number"), (["--keep", "-2"], "--keep: '-2' is not a block number"),
+                   (["--drop", "3-x"], "--drop: '3-x' is not a block number"), (["--keep=-2"], "--keep: '-2' is not a block number"),
                    (["--recalibrate", "0"], "--recalibrate needs at least 2 images")],
         "depth": [(["--trials", "0"], "--trials must be at least 1"), (["--trials=-2"], "--trials must be at least 1"),
                   (["--trials", "100000000000000"], "--trials: 13 depths x 100000000000000 trials"),

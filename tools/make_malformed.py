@@ -111,6 +111,7 @@ def main() -> None:
     more_data_files()
     schedule_files()
     nonfinite_files(arch, state)
+    filter_files()
     safetensors_files()
     print("wrote", len(os.listdir(OUT)), "files to", os.path.normpath(OUT))
 
@@ -360,6 +361,16 @@ def nonfinite_files(arch, state) -> None:
     open(os.path.join(OUT, "valid-8x8-labels-idx1-ubyte"), "wb").write(idx_bytes([6], labels.tolist()))
     write("logits-overflow-8x8.h5", arch, state, {"survival_probabilities": [1.0, 0.5], "test_time_rule": "expectation",
                                                    "input_size": [8, 8]}, mutate=overflow)
+
+
+
+def filter_files() -> None:
+    """A dataset compressed with h5py's lzf filter, which Debian's libhdf5 lacks: the
+    message must name the missing filter, not call the file damaged. Zero images, so that
+    the chunk compresses (lzf is an optional filter: a chunk it cannot shrink is stored raw)."""
+    with h5py.File(os.path.join(OUT, "data-images-lzf.h5"), "w") as f:
+        f.create_dataset("images", data=np.zeros((64, 1, 8, 8), np.float32), compression="lzf", chunks=(64, 1, 8, 8))
+        f.create_dataset("labels", data=np.zeros(64, np.int64))
 
 
 if __name__ == "__main__":

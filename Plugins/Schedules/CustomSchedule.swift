@@ -42,6 +42,16 @@ struct CustomSchedule: SurvivalSchedule {
     }
 
     static func readProbabilities(_ path: String, spec: String) throws -> [Double] {
+        // What the path is when it is no file: a pipe would block, a folder reads as nothing.
+        var info = stat()
+        if stat(path, &info) != 0, errno == ELOOP {
+            throw PluginError(spec: spec, message: "\(path) is a symbolic link loop (too many levels of symbolic links)")
+        }
+        if stat(path, &info) == 0, info.st_mode & S_IFMT != S_IFREG {
+            let kind = info.st_mode & S_IFMT
+            let what = kind == S_IFDIR ? "a folder" : kind == S_IFIFO ? "a named pipe (FIFO)" : "not a regular file"
+            throw PluginError(spec: spec, message: "\(path) is \(what); give a regular file of probabilities")
+        }
         guard let data = FileManager.default.contents(atPath: path) else {
             throw PluginError(spec: spec, message: "cannot read \(path) (\(FileManager.default.fileExists(atPath: path) ? "permissions?" : "no such file"))")
         }

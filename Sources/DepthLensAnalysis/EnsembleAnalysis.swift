@@ -31,7 +31,7 @@ public enum EnsembleAnalysis {
     /// allocated: per member, a batch's logits (kept for the unit and handed to the
     /// growing ensembles), its gate vector, and with `sample` granularity one recorded mask
     /// per example.
-    static func checkMemory(_ context: AnalysisContext, members: Int, granularity: Granularity,
+    package static func checkMemory(_ context: AnalysisContext, members: Int, granularity: Granularity,
                             memory: UInt64 = ProcessInfo.processInfo.physicalMemory) throws {
         let floats = 4, L = context.blockCount
         let logits = 2 * min(context.batchSize, max(context.source.count, 1)) * context.checkpoint.architecture.numClasses * floats

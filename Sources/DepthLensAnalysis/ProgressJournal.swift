@@ -8,14 +8,16 @@ import Foundation
 /// can continue (resume) without repeating or losing work.
 ///
 /// The file is text: a header line with the run's configuration, then for each finished
-/// unit its payload lines and a closing `done` line, appended and flushed to disk in one
-/// write. A unit without its `done` line (a run killed mid-write) is ignored and cut off
-/// on resume. Units are named by a section (a digest of what is evaluated: sub-networks,
+/// unit its payload lines and a closing `done` line with the unit's checksum, appended and
+/// flushed to disk in one write. A unit without its `done` line (a run killed mid-write) is
+/// ignored and cut off on resume; a unit whose checksum does not match is computed again
+/// (``damagedUnits``, ``RecordScan``). Units are named by a section (a digest of what is evaluated: sub-networks,
 /// data, metrics) and an index, so one journal serves every evaluation of a run.
 ///
 /// Payloads are stored bit-exactly, so a resumed run writes byte-identical results.
 public final class ProgressJournal: @unchecked Sendable {
-    public static let formatLine = "depthlens-progress v1"
+    /// v2: each `done` line carries the unit's checksum (v1 had none).
+    public static let formatLine = "depthlens-progress v2"
 
     public let path: String
     /// (field, value) pairs describing the run; resuming requires them all equal.
@@ -25,6 +27,9 @@ public final class ProgressJournal: @unchecked Sendable {
     private let lock = NSLock()
     /// Units found in the file when resuming.
     public private(set) var resumedUnits = 0
+    /// Units found in the file whose checksum does not match their contents (edited or
+    /// damaged): not used, computed again.
+    public private(set) var damagedUnits = 0
     /// Units written by this run.
     public private(set) var recordedUnits = 0
     /// Test hook: milliseconds to sleep after recording each unit, so that a test can stop
@@ -47,12 +52,14 @@ public final class ProgressJournal: @unchecked Sendable {
                 throw JournalError(path: path, message: "nothing to resume: no progress file (the run finished, or never started)", reason: .nothingToResume)
             }
             var header: [(String, String)] = []
-            keepBytes = try Self.read(data, path: path, expected: configuration, into: &finished, header: &header)
+            keepBytes = try Self.read(data, path: path, expected: configuration, into: &finished, header: &header,
+                                      damaged: &damagedUnits)
             resumedUnits = finished.count
         } else if exists, let data = FileManager.default.contents(atPath: path) {
             var units: [String: [String]] = [:]
             var header: [(String, String)] = []
-            _ = try? Self.read(data, path: path, expected: nil, into: &units, header: &header)
+            var damaged = 0
+            _ = try? Self.read(data, path: path, expected: nil, into: &units, header: &header, damaged: &damaged)
             if !units.isEmpty {
                 throw JournalError(path: path, message: "holds \(units.count) finished unit(s) of an interrupted run", reason: .unfinishedRun)
             }
@@ -104,7 +111,7 @@ public final class ProgressJournal: @unchecked Sendable {
                 precondition(!line.contains("\n"), "journal payload lines cannot hold newlines")
                 text += line + "\n"
             }
-            text += "done\t\(key)\n"
+            text += "done\t\(key)\t\(Self.checksum(key: key, payload: payload))\n"
         }
         lock.lock()
         defer { lock.unlock() }
@@ -112,7 +119,7 @@ public final class ProgressJournal: @unchecked Sendable {
             try handle.write(contentsOf: Data(text.utf8))
             try handle.synchronize()
         } catch {
-            throw JournalError(path: path, message: "cannot save progress: \(error)")
+            throw JournalError(path: path, message: "cannot save progress: \(SystemErrorText.describe(error))")
         }
         for (key, payload) in units { finished[key] = payload }
         recordedUnits += units.count
@@ -135,7 +142,8 @@ public final class ProgressJournal: @unchecked Sendable {
         }
         var units: [String: [String]] = [:]
         var configuration: [(String, String)] = []
-        _ = try read(data, path: path, expected: nil, into: &units, header: &configuration)
+        var damaged = 0  // damaged records are left out: a merge then finds their units missing
+        _ = try read(data, path: path, expected: nil, into: &units, header: &configuration, damaged: &damaged)
         return (configuration, units)
     }
 
@@ -165,13 +173,17 @@ public final class ProgressJournal: @unchecked Sendable {
 
     /// Parses a journal; returns the byte length of its valid part (up to the last `done`).
     private static func read(_ data: Data, path: String, expected: [(String, String)]?,
-                             into units: inout [String: [String]], header: inout [(String, String)]) throws -> Int {
+                             into units: inout [String: [String]], header: inout [(String, String)],
+                             damaged: inout Int) throws -> Int {
         let bytes = [UInt8](data)
         var lines: [(text: String, end: Int)] = []
         var start = 0
         for (i, byte) in bytes.enumerated() where byte == 0x0A {
             lines.append((String(decoding: bytes[start..<i], as: UTF8.self), i + 1))
             start = i + 1
+        }
+        if lines.first?.text == "depthlens-progress v1" {
+            throw JournalError(path: path, message: "was written by an earlier DepthLens (progress format v1, without content fingerprints or unit checksums), so it cannot be checked", reason: .incompleteHeader)
         }
         guard let first = lines.first, first.text == formatLine else {
             throw JournalError(path: path, message: "is not a DepthLens progress file (its first line is not '\(formatLine)')")
@@ -197,17 +209,13 @@ public final class ProgressJournal: @unchecked Sendable {
                 throw JournalError(path: path, message: "was written by a run with another configuration: \(extra.0) was '\(extra.1)', now absent")
             }
         }
-        var valid = lines[index].end
-        index += 1
-        while index < lines.count {
-            let fields = lines[index].text.split(separator: "\t", omittingEmptySubsequences: false)
-            guard fields.count == 3, fields[0] == "unit", let count = Int(fields[2]), count >= 0,
-                  index + count + 1 < lines.count, lines[index + count + 1].text == "done\t\(fields[1])" else { break }
-            units[String(fields[1])] = lines[(index + 1)...(index + count)].map(\.text)
-            index += count + 2
-            valid = lines[index - 1].end
-        }
-        return valid
+        var records = RecordScan(lines: lines.map(\.text), start: index + 1)
+        records.scan()
+        for (key, payload) in records.intact { units[key] = payload }
+        damaged = records.damagedKeys.subtracting(records.intact.keys).count + records.unreadableRecords
+        // Cut off only a torn tail (after the last complete record); damaged records
+        // before it stay, skipped on every read.
+        return lines[records.lastCompleteLine ?? index].end
     }
 
     static func escape(_ text: String) -> String {

@@ -29,14 +29,19 @@ struct Sample: ParsableCommand {
 
     @OptionGroup var probabilities: SaveProbabilitiesOption
 
-    func validate() throws { guard members >= 1 else { throw ValidationError("--members must be at least 1.") } }
+    func validate() throws {
+        guard members >= 1 else { throw ValidationError("--members must be at least 1.") }
+        try SizeBounds.check(flag: "--members", [(members, "sub-networks")])
+        try probabilities.check(options)
+    }
 
     func run() throws {
         let context = try options.context(analysis: "sample")
         let images = try recalibration.source(for: context.checkpoint)
         let folder = try options.folder(default: "sample")
         let parameters = [("members", "\(members)"), ("recalibration", recalibration.description(images))]
-        try options.journaled(context, folder: folder, analysis: "sample", parameters: parameters) { context in
+        try options.journaled(context, folder: folder, analysis: "sample", parameters: parameters,
+                              files: recalibration.files(for: context.checkpoint)) { context in
             try finish(try SampleAnalysis.run(context, members: members, recalibration: images), options: options, folder: folder, plots: plotOptions(context))
             try probabilities.write(context, members: members, analysis: "sample")
         }
@@ -125,6 +130,8 @@ struct Lesion: ParsableCommand {
         if let randomK, randomK < 0 { throw ValidationError("--random-k must be zero or more.") }
         if randomK != nil { try trialOptions.checkShardable(options) }
         if let exclude { _ = try parseBlockList(exclude, flag: "--exclude") }
+        if let bad = pruneDepth.first(where: { $0 < 0 }) { throw ValidationError("--prune-depth must be zero or more, found \(bad).") }
+        if let heldOut, heldOut < 1 { throw ValidationError("--held-out must be at least 1, found \(heldOut).") }
         for list in drop { _ = try parseBlockList(list, flag: "--drop") }
         for list in keep { _ = try parseBlockList(list, flag: "--keep") }
         // Settings that would otherwise be ignored are refused.
@@ -173,6 +180,10 @@ struct Lesion: ParsableCommand {
         if maxK != nil, candidates.isEmpty {
             throw CLIError("--random-k: no block may be deleted after --exclude and --droppable-only")
         }
+        if let maxK {
+            // k stops at the number of candidates; k = 0 is one sub-network.
+            try SizeBounds.check(flag: "--random-k, --trials", [(min(maxK, candidates.count), "values of k"), (trialOptions.mostTrials, "trials")])
+        }
         for list in drop {
             let blocks = try parseBlockList(list, flag: "--drop")
             if let bad = blocks.first(where: { !(1...count).contains($0) }) {
@@ -205,7 +216,8 @@ struct Lesion: ParsableCommand {
         if let maxK {
             parameters += [("random k", "0...\(maxK) of blocks \(candidates.map(String.init).joined(separator: ","))"), ("trials", trialOptions.description)]
         }
-        try options.journaled(context, folder: folder, analysis: "lesion", parameters: parameters) { context in
+        try options.journaled(context, folder: folder, analysis: "lesion", parameters: parameters,
+                              files: recalibration.files(for: context.checkpoint)) { context in
             var table = try LesionAnalysis.run(context, lesions: lesions, recalibration: images)
             if let maxK {
                 // With single lesions, k = 0 is their full network (evaluated once).
@@ -234,7 +246,10 @@ struct Depth: ParsableCommand {
     @OptionGroup var recalibration: RecalibrationOptions
 
     func validate() throws {
-        if let depths { _ = try parseBlockList(depths, flag: "--depths") }
+        let listed = try depths.map { try parseBlockList($0, flag: "--depths") }
+        if let bad = listed?.first(where: { $0 < 0 }) { throw ValidationError("--depths: depth \(bad) is negative.") }
+        // Without --depths, about 13 depths (evenlySpacedDepths with 12 steps).
+        try SizeBounds.check(flag: trialOptions.trials == nil ? "--max-trials" : "--trials", [(listed?.count ?? 13, "depths"), (trialOptions.mostTrials, "trials")])
         try trialOptions.checkShardable(options)
     }
 
@@ -254,7 +269,8 @@ struct Depth: ParsableCommand {
         let folder = try options.folder(default: "depth")
         let parameters = [("depths", chosen.map(String.init).joined(separator: ",")), ("trials", trialOptions.description),
                           ("recalibration", recalibration.description(images))]
-        try options.journaled(context, folder: folder, analysis: "depth", parameters: parameters) { context in
+        try options.journaled(context, folder: folder, analysis: "depth", parameters: parameters,
+                              files: recalibration.files(for: context.checkpoint)) { context in
             var table = try DepthAnalysis.run(context, depths: chosen, plan: trialOptions.plan(options), recalibration: images)
             table.append(contentsOf: TrialStatistics.rows(for: table, images: context.source.count))
             try finish(table, options: options, folder: folder, plots: plotOptions(context))
@@ -276,7 +292,9 @@ struct Reorder: ParsableCommand {
 
     func validate() throws {
         guard trials >= 1 else { throw ValidationError("--trials must be at least 1.") }
-        _ = try parseBlockList(swaps, flag: "--swaps")
+        let counts = try parseBlockList(swaps, flag: "--swaps")
+        try SizeBounds.checkSwaps(counts)
+        try SizeBounds.check(flag: "--trials", [(counts.count, "numbers of swaps"), (trials, "trials")])
     }
 
     func run() throws {

@@ -58,6 +58,8 @@ struct AnalysisOptions: ParsableArguments {
             do { _ = try ShardSpec(parsing: shard) } catch { throw ValidationError("--shard: \(error)") }
         }
         if shard != nil, mergeReplay { throw ValidationError("--shard: a merge replays every shard; give no shard") }
+        if let output, output.isEmpty { throw ValidationError("-o/--output: the folder name is empty.") }
+        if let output, output.contains("\n") { throw ValidationError("-o/--output: the folder name holds a newline.") }
     }
 
     /// The shard this run computes, or nil for all of the work.
@@ -110,6 +112,7 @@ struct AnalysisOptions: ParsableArguments {
     func folder(default name: String) throws -> String {
         let base = output ?? "results/\(name)"
         if dryRun { return base }
+        try OutputPath.requireFolders(above: base)
         let path = shardSpec.map { "\(base)/\(ShardFolder.name($0))" } ?? base
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
@@ -132,14 +135,17 @@ extension AnalysisOptions {
     /// into the shard folder's journal, which stays there for `depthlens merge`
     /// (``ShardFolder``); with `--merge-replay`, every unit must come from the journal.
     /// - Parameter parameters: the command's own flags that change its results.
+    /// - Parameter files: further files the results depend on (recalibration images),
+    ///   fingerprinted like the checkpoint and the data.
     func journaled(_ context: AnalysisContext, folder: String, analysis: String, parameters: [(String, String)],
-                   _ body: (AnalysisContext) throws -> Void) throws {
+                   files: [String] = [], _ body: (AnalysisContext) throws -> Void) throws {
         var fields: [(String, String)] = [("analysis", analysis)]
-        let attributes = try? FileManager.default.attributesOfItem(atPath: context.checkpoint.path)
-        let size = (attributes?[.size] as? NSNumber)?.intValue ?? -1
-        let modified = (attributes?[.modificationDate] as? Date)?.timeIntervalSince1970 ?? 0
-        fields.append(("checkpoint", "\(context.checkpoint.path) (\(size) bytes, modified \(modified))"))
+        fields.append(("checkpoint", context.checkpoint.path))
         fields.append(("data", "\(context.source.name) (\(context.source.count) images, offset \(data.offset), limit \(data.limit.map(String.init) ?? "none"))"))
+        // What the files hold, not their size and time: a file replaced or rewritten in
+        // place is noticed on --resume (ProgressJournal.checkUnchanged).
+        let fingerprints = try RunFingerprints.of([context.checkpoint.path] + data.request(for: context.checkpoint).files() + files)
+        fields += ProgressJournal.fingerprintFields(fingerprints)
         fields.append(("schedule", context.scheduleName))
         fields.append(("survival probabilities", context.survival.map { "\($0)" }.joined(separator: ",")))
         fields.append(("rule", context.rule.rawValue))
@@ -150,24 +156,28 @@ extension AnalysisOptions {
         if dryRun || shard != nil {
             let plan = try WorkPlan.make(context, body)
             if dryRun { return DryRun.print(plan, analysis: analysis, context: context, shards: shardSpec?.count) }
-            return try runShard(context, plan: plan, folder: folder, analysis: analysis, fields: fields, body)
+            return try runShard(context, plan: plan, folder: folder, analysis: analysis, fields: fields, fingerprints: fingerprints, body)
         }
         var context = context
         if mergeReplay { context.scope = .replay }
-        try runJournaled(context, folder: folder, analysis: analysis, fields: fields, resume: resume, keep: false, body)
+        try runJournaled(context, folder: folder, analysis: analysis, fields: fields, fingerprints: fingerprints, resume: resume,
+                         keep: false, body)
     }
 
     /// Opens the journal, runs `body` with it and the signal handlers, and turns an
     /// interruption into its message and exit status. The journal is deleted after `body`
-    /// unless `keep` (a shard's).
+    /// unless `keep` (a shard's). `fingerprints` (also among `fields`) are checked first on
+    /// a resume, for a message that names the changed file.
     func runJournaled(_ context: AnalysisContext, folder: String, analysis: String, fields: [(String, String)],
-                      resume: Bool, keep: Bool, _ body: (AnalysisContext) throws -> Void) throws {
+                      fingerprints: [ContentFingerprint], resume: Bool, keep: Bool,
+                      _ body: (AnalysisContext) throws -> Void) throws {
         // The folder is this process's (folder(default:) locked it) before the journal is
         // touched, and the handlers are in place once the journal exists.
         precondition(OutputFolderLock.holds(folder), "journaled(_:folder:) needs the folder locked by folder(default:)")
         SignalStop.install()
         let journal: ProgressJournal
         do {
+            if resume { try ProgressJournal.checkUnchanged(fingerprints, journal: "\(folder)/\(analysis)-progress.journal") }
             journal = try ProgressJournal(path: "\(folder)/\(analysis)-progress.journal", configuration: fields, resume: resume)
         } catch let error as JournalError {
             throw CLIError(Self.describe(error))
@@ -176,6 +186,10 @@ extension AnalysisOptions {
         journal.pauseAfterUnit = UInt32(environment["DEPTHLENS_TEST_UNIT_PAUSE_MS"].flatMap { UInt32($0) } ?? 0)
         if journal.resumedUnits > 0, !quiet, !mergeReplay {
             FileHandle.standardError.write(Data("\(analysis): resuming with \(journal.resumedUnits) finished unit(s) from \(journal.path)\n".utf8))
+        }
+        if journal.damagedUnits > 0 {
+            // Said even with --quiet: the file was edited or damaged, and the user should know.
+            FileHandle.standardError.write(Data("\(analysis): \(journal.damagedUnits) saved unit(s) in \(journal.path) do not match their checksums (edited or damaged); they are computed again\n".utf8))
         }
         // Test hook: wait (until a signal) before the first unit, so that a test can stop a
         // run that has surely saved nothing.
@@ -201,8 +215,9 @@ extension AnalysisOptions {
             // 128 + the signal number, the shell's convention (130 for SIGINT, 143 for SIGTERM).
             throw ExitCode(128 + interrupted.code)
         } catch {
-            journal.removeIfEmpty()
-            throw error
+            if journal.removeIfEmpty() { throw error }
+            // The finished units are kept (a plain rerun is refused over them): say how to use them.
+            throw CLIError("\(OneLineErrors.describe(error)); \(journal.finishedCount) finished unit(s) saved in \(journal.path); once this is fixed, run the same command with --resume to continue")
         }
     }
 }

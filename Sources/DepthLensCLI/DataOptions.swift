@@ -32,8 +32,22 @@ struct DataOptions: ParsableArguments {
         guard offset >= 0 else { throw ValidationError("--offset must be zero or positive.") }
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive.") }
         if (mean == nil) != (std == nil) { throw ValidationError("Give --mean and --std together.") }
-        _ = try numbers(mean, flag: "--mean")
-        _ = try numbers(std, flag: "--std")
+        if let means = try numbers(mean, flag: "--mean"), let stds = try numbers(std, flag: "--std") {
+            try Self.checkNormalization(mean: means, std: stds)
+        }
+    }
+
+    /// 8-bit pixels are scaled to 0...1, then normalised as (x - mean) / std: a std of
+    /// zero or below, or one so small that the result overflows a float, is refused here,
+    /// before any image is read, rather than found as non-finite logits.
+    static func checkNormalization(mean: [Float], std: [Float]) throws {
+        if let bad = std.first(where: { $0 <= 0 }) { throw ValidationError("--std: \(bad) is not positive.") }
+        for c in 0..<max(mean.count, std.count) {
+            let m = mean[mean.count == 1 ? 0 : min(c, mean.count - 1)], s = std[std.count == 1 ? 0 : min(c, std.count - 1)]
+            guard ((0 - m) / s).isFinite, ((1 - m) / s).isFinite else {
+                throw ValidationError("--std: normalising pixels in 0...1 with mean \(m) and std \(s) gives values beyond the largest float (\(Float.greatestFiniteMagnitude)); give a larger std.")
+            }
+        }
     }
 
     private func numbers(_ text: String?, flag: String) throws -> [Float]? {
@@ -48,6 +62,17 @@ struct DataOptions: ParsableArguments {
 
     /// Opens the images for `checkpoint`.
     func open(for checkpoint: Checkpoint) throws -> any ImageSource {
+        let request = try self.request(for: checkpoint)
+        // The slice is taken here, so that its errors name the flags.
+        let whole = try request.open(for: checkpoint)
+        guard offset <= whole.count else {
+            throw CLIError("\(whole.name): --offset \(offset) is beyond the \(whole.count) images")
+        }
+        return try SubsetSource(whole, offset: offset, limit: limit)
+    }
+
+    /// The data set the flags name for `checkpoint` (the whole file: the slice is `open`'s).
+    func request(for checkpoint: Checkpoint) throws -> DataSetRequest {
         var request: DataSetRequest
         if let data {
             request = DataSetRequest(path: data)
@@ -65,12 +90,7 @@ struct DataOptions: ParsableArguments {
         if let mean = try numbers(mean, flag: "--mean"), let std = try numbers(std, flag: "--std") {
             request.normalization = InputNormalization(mean: mean, std: std)
         }
-        // The slice is taken here, so that its errors name the flags.
-        let whole = try request.open(for: checkpoint)
-        guard offset <= whole.count else {
-            throw CLIError("\(whole.name): --offset \(offset) is beyond the \(whole.count) images")
-        }
-        return try SubsetSource(whole, offset: offset, limit: limit)
+        return request
     }
 }
 

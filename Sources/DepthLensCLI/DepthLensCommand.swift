@@ -11,7 +11,7 @@ public enum DepthLensMain {
     public static func run(registering register: (PluginRegistry) -> Void = { _ in }) -> Never {
         let root = command(registering: register)
         HDF5CrashNote.install()
-        root.main()
+        OneLineErrors.main(root)
         exit(0)
     }
 

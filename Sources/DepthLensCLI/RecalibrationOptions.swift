@@ -27,14 +27,25 @@ struct RecalibrationOptions: ParsableArguments {
 
     /// The recalibration images, or nil when `--recalibrate` was not given.
     func source(for checkpoint: Checkpoint) throws -> (any ImageSource)? {
-        guard let recalibrate else { return nil }
+        guard var request = try request(for: checkpoint) else { return nil }
+        request.limit = recalibrate
+        return try request.open(for: checkpoint)
+    }
+
+    /// The files the recalibration images come from (none without `--recalibrate`), for
+    /// the progress journal's fingerprints.
+    func files(for checkpoint: Checkpoint) throws -> [String] {
+        try request(for: checkpoint)?.files() ?? []
+    }
+
+    private func request(for checkpoint: Checkpoint) throws -> DataSetRequest? {
+        guard recalibrate != nil else { return nil }
         guard checkpoint.architecture.modelDescription.hasBatchNorm else {
             throw CLIError("--recalibrate: \(RecalibrationError(checkpoint: checkpoint))")
         }
-        guard var request = recalibrationData.map(DataSetRequest.init(path:)) ?? InstalledDataSets.trainingSet(for: checkpoint) else {
+        guard let request = recalibrationData.map(DataSetRequest.init(path:)) ?? InstalledDataSets.trainingSet(for: checkpoint) else {
             throw CLIError("\(checkpoint.path) records no data set whose training split DepthLens can find; give --recalibration-data")
         }
-        request.limit = recalibrate
-        return try request.open(for: checkpoint)
+        return request
     }
 }

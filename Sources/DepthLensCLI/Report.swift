@@ -35,6 +35,9 @@ struct Report: ParsableCommand {
         guard maxK >= 0 else { throw ValidationError("--max-k must be zero or more.") }
         guard members >= 1 else { throw ValidationError("--members must be at least 1.") }
         try trialOptions.checkShardable(options)
+        // k stops at the number of blocks (at most 10,000 here, before the network is known);
+        // the depth part evaluates 9 depths.
+        try SizeBounds.check(flag: "--max-k, --trials", [(min(maxK, 10_000) + 9, "values of k and depths"), (trialOptions.mostTrials, "trials")])
     }
 
     func run() throws {
@@ -42,6 +45,12 @@ struct Report: ParsableCommand {
         if limited.data.limit == nil { limited.data.limit = 2000 }
         let started = Date()
         let context = try limited.context(analysis: "report", ensemble: true)
+        // The ensemble part's members are checked against memory now, not after the lesion part.
+        do {
+            try EnsembleAnalysis.checkMemory(context, members: members, granularity: .pass)
+        } catch let error as EnsembleError {
+            throw CLIError("--members: \(error)")
+        }
         let folder = try limited.folder(default: "report")
         let count = context.blockCount
         var timings: [(String, Double)] = []
@@ -85,7 +94,10 @@ struct Report: ParsableCommand {
             // (docs/scale-out.md).
             let seconds = Date().timeIntervalSince(started)
             if !limited.quiet {
-                FileHandle.standardError.write(Data(String(format: "report: run time %.1f s (%@)\n", seconds,
+                // A resumed run times only its own session: the journal keeps units, not clocks.
+                let resumed = context.journal?.resumedUnits ?? 0
+                let session = resumed > 0 ? " in this session, resumed from \(resumed) unit(s) saved by an interrupted run, whose time is not counted" : ""
+                FileHandle.standardError.write(Data(String(format: "report: run time %.1f s%@ (%@)\n", seconds, session,
                                                            timings.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", ")).utf8))
             }
             let summary = ReportSummary.markdown(context: context, lesion: lesionTable, ensemble: ensembleTable, depth: depthTable,

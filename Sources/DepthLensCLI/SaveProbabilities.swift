@@ -9,6 +9,12 @@ struct SaveProbabilitiesOption: ParsableArguments {
     @Option(help: ArgumentHelp("Also write every member's softmax probabilities on every image to this HDF5 file (datasets probabilities [members, images, classes], gates [members, blocks], labels [images]); one more pass over the data.", valueName: "file.h5"))
     var saveProbabilities: String?
 
+    /// A shard or a dry run writes no results, so it has no probabilities to write either.
+    func check(_ options: AnalysisOptions) throws {
+        guard saveProbabilities != nil, options.writesNoResults else { return }
+        throw ValidationError("--save-probabilities: a shard or a dry run writes no results; save them in an unsharded run.")
+    }
+
     /// Evaluates the first `members` sampled sub-networks and writes the file, when asked.
     func write(_ context: AnalysisContext, members: Int, analysis: String) throws {
         guard let path = saveProbabilities else { return }

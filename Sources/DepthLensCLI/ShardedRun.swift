@@ -23,7 +23,8 @@ extension AnalysisOptions {
     /// it continues when there is one (a requeued task), keeps for `depthlens merge`, and
     /// marks finished (``ShardFolder``).
     func runShard(_ context: AnalysisContext, plan: WorkPlan, folder: String, analysis: String,
-                  fields: [(String, String)], _ body: (AnalysisContext) throws -> Void) throws {
+                  fields: [(String, String)], fingerprints: [ContentFingerprint],
+                  _ body: (AnalysisContext) throws -> Void) throws {
         guard let spec = shardSpec else { return }
         let started = Date()
         let split = ShardSplit(plan, shards: spec.count)
@@ -36,7 +37,7 @@ extension AnalysisOptions {
         var context = context
         context.scope = .shard(Set(owned))
         var computed = 0, resumed = 0
-        try runJournaled(context, folder: folder, analysis: analysis, fields: fields,
+        try runJournaled(context, folder: folder, analysis: analysis, fields: fields, fingerprints: fingerprints,
                          resume: FileManager.default.fileExists(atPath: journal), keep: true) { context in
             try body(context)
             computed = context.journal?.recordedUnits ?? 0

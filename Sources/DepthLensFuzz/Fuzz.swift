@@ -6,7 +6,7 @@ import Foundation
 /// (DepthLens checkpoints, safetensors files that record their architecture, and
 /// safetensors files read with a ResNet or ConvNeXt preset),
 /// the three data-set readers (HDF5 images, IDX, CIFAR binary), the format sniffing in
-/// front of them, and custom schedule files (CSV and JSON). Each input is written to a temporary file and opened by each reader;
+/// front of them, custom schedule files (CSV and JSON), and progress journals (resumed). Each input is written to a temporary file and opened by each reader;
 /// any error is fine, a crash (or a sanitizer report) is a finding.
 ///
 /// Built for fuzzing (docs/reliability.md):
@@ -91,6 +91,15 @@ enum FuzzHarness {
             let json = scratch + "/input.json"
             guard FileManager.default.createFile(atPath: json, contents: data) else { return "cannot write \(json)" }
             return "\(try schedules.survivalProbabilities("custom:file=\(json)", for: architecture))"
+        }
+        // A progress journal, resumed: its header parsed against a configuration, its
+        // records scanned and checked (a resume truncates a torn tail, so on a copy).
+        attempt("journal") {
+            let journal = scratch + "/input.journal"
+            guard FileManager.default.createFile(atPath: journal, contents: data) else { return "cannot write \(journal)" }
+            let configuration = ProgressJournal.recordedConfiguration(at: journal) ?? [("analysis", "sample")]
+            let resumed = try ProgressJournal(path: journal, configuration: configuration, resume: true)
+            return "\(resumed.resumedUnits) unit(s), \(resumed.damagedUnits) damaged"
         }
         return report
     }

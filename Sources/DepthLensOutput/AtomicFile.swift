@@ -1,4 +1,5 @@
 import DepthLensAnalysis
+import DepthLensFormats
 import Foundation
 
 /// Writes a file so that a reader, or a run killed midway, never sees it half-written:
@@ -39,7 +40,7 @@ package enum AtomicFile {
         } catch {
             try? FileManager.default.removeItem(atPath: temporary)
             if error is OutputError { throw error }
-            throw OutputError(path: path, message: "cannot write: \(error)")
+            throw OutputError(path: path, message: "cannot write: \(SystemErrorText.describe(error))")
         }
     }
 }

@@ -40,6 +40,10 @@ public struct Checkpoint: Sendable {
     ///   RecordedArchitecture.swift); otherwise ``CheckpointError`` at `preset` (or at the
     ///   problem, if its header is malformed).
     public static func load(from path: String) throws -> Checkpoint {
+        // Before any byte is read: a named pipe would block the read forever.
+        if let problem = RegularFile.problem(path), problem != "is a folder" {
+            throw CheckpointError(file: path, location: "", message: "\(problem), not a checkpoint file")
+        }
         if SafetensorsFile.isSafetensors(path: path) {
             let file = try SafetensorsFile.open(path)
             if let json = file.metadata[RecordedArchitecture.architectureKey] {
@@ -119,6 +123,10 @@ public struct Checkpoint: Sendable {
     /// - Throws: ``CheckpointError`` naming the file and the key (or a safetensors file's
     ///   `header`), or ``HDF5Error``.
     public static func load(from path: String, preset: ArchitecturePreset) throws -> Checkpoint {
+        // Before any byte is read: a named pipe would block the read forever.
+        if let problem = RegularFile.problem(path), problem != "is a folder" {
+            throw CheckpointError(file: path, location: "", message: "\(problem), not a checkpoint file")
+        }
         func fail(_ place: String, _ message: String) -> CheckpointError {
             CheckpointError(file: path, location: place, message: message)
         }

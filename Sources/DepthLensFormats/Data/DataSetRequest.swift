@@ -50,15 +50,8 @@ public struct DataSetRequest: Sendable, Equatable {
     /// would wait for a writer forever, and a device or folder is no data set. A path
     /// that does not exist passes, so that opening it reports it.
     static func requireRegularFile(_ path: String) throws {
-        var info = stat()
-        guard stat(path, &info) == 0 else { return }
-        let kinds: [(mode_t, String)] = [(S_IFIFO, "a named pipe (FIFO)"), (S_IFDIR, "a folder"), (S_IFCHR, "a character device"),
-                                         (S_IFBLK, "a block device"), (S_IFSOCK, "a socket")]
-        let kind = info.st_mode & S_IFMT
-        guard kind == S_IFREG else {
-            let what = kinds.first { $0.0 == kind }?.1 ?? "not a regular file"
-            throw DataSetError(source: path, message: "is \(what); give a regular file (DepthLens reads data sets by seeking)")
-        }
+        guard let problem = RegularFile.problem(path) else { return }
+        throw DataSetError(source: path, message: "\(problem); give a regular file (DepthLens reads data sets by seeking)")
     }
 
     /// Opens the images for `checkpoint`, normalised as the checkpoint records (or as
@@ -91,7 +84,7 @@ public struct DataSetRequest: Sendable, Equatable {
         return try SubsetSource(source, offset: offset, limit: limit)
     }
 
-    private func idxLabels() throws -> String? {
+    func idxLabels() throws -> String? {
         if let labelsPath { try Self.requireRegularFile(labelsPath); return labelsPath }
         let name = URL(fileURLWithPath: path).lastPathComponent
         guard name.contains("images-idx3") else { return nil }

@@ -209,6 +209,7 @@ package struct HDF5Dataset: HDF5Object, @unchecked Sendable {
                 if bytes > UInt64(hdf5MaximumReadBytes) || bytes > fileSize &* 1032 &+ (1 << 20) {
                     return "declares chunks of \(Array(dims.prefix(Int(rank)))) elements (\(bytes) bytes), more than the \(fileSize)-byte file can hold (damaged file?)"
                 }
+                if let missing = Self.unavailableFilter(plist) { return missing }
             default:
                 break
             }
@@ -266,4 +267,23 @@ func readShape(space: hid_t, fail: (String) -> HDF5Error) throws -> [Int] {
         total = product
     }
     return shape
+}
+
+extension HDF5Dataset {
+    /// A compression filter of the dataset's pipeline that this libhdf5 cannot decode (h5py's
+    /// `lzf`, or a plugin filter such as Blosc), named, so that the user is told the filter
+    /// is missing rather than that the file is damaged. Call with the library lock held.
+    static func unavailableFilter(_ plist: hid_t) -> String? {
+        let count = H5Pget_nfilters(plist)
+        guard count > 0 else { return nil }
+        for index in 0..<UInt32(count) {
+            var flags: UInt32 = 0, elements = 0, config: UInt32 = 0
+            var name = [CChar](repeating: 0, count: 128)
+            let filter = H5Pget_filter2(plist, index, &flags, &elements, nil, name.count, &name, &config)
+            guard filter >= 0, H5Zfilter_avail(filter) <= 0 else { continue }
+            let label = String(cString: name).isEmpty ? "an unnamed filter" : "the '\(String(cString: name))' filter"
+            return "is compressed with \(label) (HDF5 filter \(filter)), which this libhdf5 cannot decode: the filter is missing, the file is not damaged; rewrite the dataset with gzip or no compression (h5py: compression='gzip')"
+        }
+        return nil
+    }
 }

@@ -35,6 +35,8 @@ package final class HDF5File: @unchecked Sendable {
     ///   damaged beyond what libhdf5 can open.
     public static func open(_ path: String) throws -> HDF5File {
         let fail = { (message: String) in HDF5Error(file: path, object: "/", message: message) }
+        // A named pipe would block the open below; a link loop would read as "no such file".
+        if let problem = RegularFile.problem(path), problem != "is a folder" { throw fail("\(problem), not an HDF5 file") }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw fail("no such file")

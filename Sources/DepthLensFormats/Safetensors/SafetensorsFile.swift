@@ -93,6 +93,9 @@ public final class SafetensorsFile: @unchecked Sendable {
         func fail(_ location: String, _ message: String) -> CheckpointError {
             CheckpointError(file: path, location: location, message: message)
         }
+        if let problem = RegularFile.problem(path), problem != "is a folder" {
+            throw CheckpointError(file: path, location: "", message: "\(problem), not a safetensors file")
+        }
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else {
             throw CheckpointError(file: path, location: "", message: "no such file")

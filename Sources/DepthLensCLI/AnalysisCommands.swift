@@ -129,6 +129,7 @@ struct Lesion: ParsableCommand {
     func validate() throws {
         if let randomK, randomK < 0 { throw ValidationError("--random-k must be zero or more.") }
         if randomK != nil { try trialOptions.checkShardable(options) }
+        try SizeBounds.check(flag: trialOptions.trials == nil ? "--max-trials" : "--trials", [(trialOptions.mostTrials, "trials per k")])
         if let exclude { _ = try parseBlockList(exclude, flag: "--exclude") }
         if let bad = pruneDepth.first(where: { $0 < 0 }) { throw ValidationError("--prune-depth must be zero or more, found \(bad).") }
         if let heldOut, heldOut < 1 { throw ValidationError("--held-out must be at least 1, found \(heldOut).") }

@@ -28,6 +28,8 @@ struct Compare: ParsableCommand {
     func validate() throws {
         guard !others.isEmpty else { throw ValidationError("compare needs at least two checkpoints.") }
         guard maxK >= 0 else { throw ValidationError("--max-k must be zero or more.") }
+        // k stops at the number of blocks (at most 10,000 here, before the networks are known).
+        try SizeBounds.check(flag: "--max-k, --trials", [(min(maxK, 10_000), "values of k"), (trialOptions.mostTrials, "trials")])
         if options.shard != nil {
             throw ValidationError("--shard: compare does not shard; shard `lesion` on each checkpoint instead (docs/scale-out.md).")
         }

@@ -18,7 +18,6 @@ struct TrialOptions: ParsableArguments {
         if let trials, trials < 1 { throw ValidationError("--trials must be at least 1.") }
         guard ciWidth > 0, ciWidth <= 1 else { throw ValidationError("--ci-width must be in (0, 1], found \(ciWidth).") }
         guard maxTrials >= 2 else { throw ValidationError("--max-trials must be at least 2.") }
-        try SizeBounds.check(flag: trials == nil ? "--max-trials" : "--trials", [(mostTrials, "trials")])
     }
 
     /// The most trials a k or depth can get: --trials, or --max-trials when adaptive.

@@ -163,7 +163,7 @@ final class ShardAndMergeTests: XCTestCase {
         let folder = CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
         let out = folder.appendingPathComponent("study").path
-        let run = try CLI.run(["slurm", "report", checkpoint, "--data", data, "--members", "4", "-o", out, "--tasks", "4",
+        let run = try CLI.run(["slurm", "report", checkpoint, "--data", data, "--members", "4", "--trials", "2", "-o", out, "--tasks", "4",
                                "--partition", "gpu", "--time", "1:00:00", "--cpus-per-task", "8", "--account", "lab",
                                "--sbatch-option=--mem=16G", "--sbatch-option=qos=long", "--dry-run"])
         XCTAssertEqual(run.status, 0, run.stderr)

@@ -16,6 +16,8 @@ set -euo pipefail
 dir=${1:?usage: start-local-cluster.sh DIR}
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+# munged and slurmd run as other users and must pass through DIR (mktemp -d makes it 0700).
+chmod 0711 "$dir"
 if [ -s "$dir/pids" ]; then
   echo "start-local-cluster: $dir/pids exists: a cluster may be running there; stop it first" >&2
   exit 1

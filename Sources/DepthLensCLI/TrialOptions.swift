@@ -23,14 +23,11 @@ struct TrialOptions: ParsableArguments {
     /// The most trials a k or depth can get: --trials, or --max-trials when adaptive.
     var mostTrials: Int { trials ?? maxTrials }
 
-    var plan: TrialPlan {
-        TrialPlan(fixed: trials, ciWidth: ciWidth, step: min(TrialPlan.defaultStep, maxTrials), maximum: maxTrials)
-    }
-
     /// The plan an analysis runs with `options`. A dry run computes no results for
     /// adaptive rounds to stop on, so it counts them at --max-trials: an upper bound.
     func plan(_ options: AnalysisOptions) -> TrialPlan {
-        trials == nil && options.dryRun ? TrialPlan(fixed: maxTrials) : plan
+        let fixed = trials ?? (options.dryRun ? maxTrials : nil)
+        return TrialPlan(fixed: fixed, ciWidth: ciWidth, step: min(TrialPlan.defaultStep, maxTrials), maximum: maxTrials)
     }
 
     /// Shards must agree on every sub-network before any runs, but adaptive rounds are

@@ -176,23 +176,8 @@ final class ConvNeXtGoldenTests: XCTestCase {
         let checkpoint = try Self.load("patch1_linear_ls")
         let images = try goldenImages(try HDF5File.open(Fixtures.path("convnext/patch1_linear_ls.cases.h5")).root)
         XCTAssertThrowsError(try BatchNormRecalibration.recalibrate(checkpoint, gates: [1, 1, 1, 1, 1],
-                                                                      source: InMemoryImages(images), batchSize: 4)) {
+                                                                      source: BatchSource(images), batchSize: 4)) {
             XCTAssertTrue("\($0)".contains("does not apply") && "\($0)".contains("layer norm"), "\($0)")
         }
     }
-}
-
-/// A batch as an image source.
-private struct InMemoryImages: ImageSource {
-    let batch: ImageBatch
-    init(_ batch: ImageBatch) { self.batch = batch }
-    var name: String { "memory" }
-    var count: Int { batch.count }
-    var channels: Int { batch.channels }
-    var height: Int { batch.height }
-    var width: Int { batch.width }
-    func pixels(_ range: Range<Int>) throws -> [Float] {
-        Array(batch.pixels[(range.lowerBound * batch.imageSize)..<(range.upperBound * batch.imageSize)])
-    }
-    func labels(_ range: Range<Int>) throws -> [Int]? { nil }
 }

@@ -18,3 +18,19 @@ func goldenImages(_ cases: HDF5Group) throws -> ImageBatch {
     let shape = images.shape
     return ImageBatch(count: shape[0], channels: shape[1], height: shape[2], width: shape[3], pixels: try images.readFloats())
 }
+
+/// One batch as an unlabelled image source, for calls that take a source (batch-norm
+/// recalibration).
+struct BatchSource: ImageSource {
+    let batch: ImageBatch
+    init(_ batch: ImageBatch) { self.batch = batch }
+    var name: String { "memory" }
+    var count: Int { batch.count }
+    var channels: Int { batch.channels }
+    var height: Int { batch.height }
+    var width: Int { batch.width }
+    func pixels(_ range: Range<Int>) throws -> [Float] {
+        Array(batch.pixels[(range.lowerBound * batch.imageSize)..<(range.upperBound * batch.imageSize)])
+    }
+    func labels(_ range: Range<Int>) throws -> [Int]? { nil }
+}

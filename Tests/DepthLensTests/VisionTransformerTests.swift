@@ -179,24 +179,9 @@ final class VisionTransformerTests: XCTestCase {
     func testBatchNormRecalibrationRefusesLayerNorm() throws {
         let checkpoint = try Self.load("vit_token")
         let images = ImageBatch(count: 2, channels: 1, height: 28, width: 28, pixels: [Float](repeating: 0.5, count: 2 * 784))
-        XCTAssertThrowsError(try BatchNormRecalibration.recalibrate(checkpoint, gates: [1, 1], source: InMemorySource(images),
+        XCTAssertThrowsError(try BatchNormRecalibration.recalibrate(checkpoint, gates: [1, 1], source: BatchSource(images),
                                                                     batchSize: 2)) { error in
             XCTAssertTrue("\(error)".contains("(timm_vit) has no batch norm"), "\(error)")
         }
     }
-}
-
-/// An unlabelled image source over one batch, for calls that take a source.
-private struct InMemorySource: ImageSource {
-    let batch: ImageBatch
-    init(_ batch: ImageBatch) { self.batch = batch }
-    var name: String { "memory" }
-    var count: Int { batch.count }
-    var channels: Int { batch.channels }
-    var height: Int { batch.height }
-    var width: Int { batch.width }
-    func pixels(_ range: Range<Int>) throws -> [Float] {
-        Array(batch.pixels[(range.lowerBound * batch.imageSize)..<(range.upperBound * batch.imageSize)])
-    }
-    func labels(_ range: Range<Int>) throws -> [Int]? { nil }
 }

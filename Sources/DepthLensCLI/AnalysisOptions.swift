@@ -71,10 +71,11 @@ struct AnalysisOptions: ParsableArguments {
     static let memberMetrics = ["accuracy", "nll", "brier", "calibration", "agreement"]
     static let ensembleMetrics = ["gibbs_nll", "member_brier", "entropy", "uncertainty", "diversity"]
 
-    /// Loads the checkpoint and plugins, resolves schedule, rule and data.
-    func context(analysis: String, ensemble: Bool = false, needsData: Bool = true) throws -> AnalysisContext {
+    /// Loads the checkpoint (unless `loaded` is given: it, loaded by ``ArchitectureOption/load(_:)``)
+    /// and plugins, resolves schedule, rule and data.
+    func context(analysis: String, ensemble: Bool = false, needsData: Bool = true, loaded: Checkpoint? = nil) throws -> AnalysisContext {
         try plugins.load()
-        let ckpt = try architecture.load(checkpoint)
+        let ckpt = try loaded ?? architecture.load(checkpoint)
         let registry = PluginRegistry.shared
         let survival: [Double]
         let scheduleName: String

@@ -71,38 +71,55 @@ struct Comparison {
         return components.enumerated().map { "\($0.offset + 1)_" + $0.element.joined(separator: "_") }
     }
 
-    /// Refuses checkpoints a comparison cannot pair: a different number of blocks (gates),
-    /// of classes, of input channels, or data read differently (count or image shape).
-    static func checkCompatible(_ context: AnalysisContext, with first: AnalysisContext) throws {
-        let (a, b) = (first.checkpoint.path, context.checkpoint.path)
-        func refuse(_ what: String, _ mine: String, _ theirs: String) -> CLIError {
-            CLIError("\(b) has \(mine) and \(a) \(theirs): a comparison runs the same sub-networks on the same images on each checkpoint, so it needs the same \(what)")
+    /// Refuses checkpoints a comparison cannot pair: a different number of blocks, of
+    /// classes or of input channels (checked on the files, before any data is read).
+    static func checkCompatible(_ checkpoint: Checkpoint, with first: Checkpoint) throws {
+        let (mine, theirs) = (checkpoint.architecture, first.architecture)
+        if mine.blockCount != theirs.blockCount {
+            throw incompatible(checkpoint.path, first.path, "number of blocks", "\(mine.blockCount) blocks", "\(theirs.blockCount)")
         }
-        if context.blockCount != first.blockCount {
-            throw refuse("number of blocks", "\(context.blockCount) blocks", "\(first.blockCount)")
-        }
-        let (mine, theirs) = (context.checkpoint.architecture, first.checkpoint.architecture)
         if mine.numClasses != theirs.numClasses {
-            throw refuse("classes", "\(mine.numClasses) classes", "\(theirs.numClasses)")
+            throw incompatible(checkpoint.path, first.path, "classes", "\(mine.numClasses) classes", "\(theirs.numClasses)")
         }
         if mine.inChannels != theirs.inChannels {
-            throw refuse("input shape", "\(mine.inChannels) input channels", "\(theirs.inChannels)")
+            throw incompatible(checkpoint.path, first.path, "input shape", "\(mine.inChannels) input channels", "\(theirs.inChannels)")
+        }
+    }
+
+    /// Refuses contexts a comparison cannot pair: a different number of gates (``--unit
+    /// branch`` on some), or data read differently (count or image shape).
+    static func checkCompatible(_ context: AnalysisContext, with first: AnalysisContext) throws {
+        let (a, b) = (first.checkpoint.path, context.checkpoint.path)
+        if context.blockCount != first.blockCount {
+            throw incompatible(b, a, "number of gates", "\(context.blockCount) gates", "\(first.blockCount)")
         }
         func shape(_ s: any ImageSource) -> String { "\(s.count) images of \(s.channels)x\(s.height)x\(s.width)" }
         if shape(context.source) != shape(first.source) {
-            throw refuse("input shape", "the data as \(shape(context.source))", "as \(shape(first.source))")
+            throw incompatible(b, a, "input shape", "the data as \(shape(context.source))", "as \(shape(first.source))")
         }
+    }
+
+    /// `b` has `mine` and `a` `theirs`: the one-line refusal naming both files.
+    static func incompatible(_ b: String, _ a: String, _ what: String, _ mine: String, _ theirs: String) -> CLIError {
+        CLIError("\(b) has \(mine) and \(a) \(theirs): a comparison runs the same sub-networks on the same images on each checkpoint, so it needs the same \(what)")
     }
 
     func run() throws {
         var limited = options
         if limited.data.limit == nil { limited.data.limit = 2000 }
         let started = Date()
-        var contexts: [AnalysisContext] = []
+        // Every file is checked against the first before any data is read.
+        var checkpoints: [Checkpoint] = []
         for path in paths {
+            let checkpoint = try limited.architecture.load(path)
+            if let first = checkpoints.first { try Self.checkCompatible(checkpoint, with: first) }
+            checkpoints.append(checkpoint)
+        }
+        var contexts: [AnalysisContext] = []
+        for (path, checkpoint) in zip(paths, checkpoints) {
             var one = limited
             one.checkpoint = path
-            let context = try one.context(analysis: command, ensemble: true)
+            let context = try one.context(analysis: command, ensemble: true, loaded: checkpoint)
             if let first = contexts.first { try Self.checkCompatible(context, with: first) }
             // The ensemble part's members are checked against memory now, not after the lesion part.
             do {

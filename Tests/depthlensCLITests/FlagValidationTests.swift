@@ -58,7 +58,17 @@ final class FlagValidationTests: XCTestCase {
         "report": [(["--max-k=-1"], "--max-k must be zero or more"), (["--trials", "0"], "--trials must be at least 1"),
                    (["--members", "0"], "--members must be at least 1"),
                    (["--trials", "100000000000000"], "--max-k, --trials: 19 values of k and depths x 100000000000000 trials")],
+        // Given two checkpoints (as report with two below).
+        "compare": [(["--max-k=-1"], "--max-k must be zero or more"), (["--trials", "0"], "--trials must be at least 1"),
+                    (["--members", "0"], "--members must be at least 1"), (["--ci-width", "0"], "--ci-width must be in (0, 1]"),
+                    (["--max-trials", "1"], "--max-trials must be at least 2"), (["--y-scale", "cubic"], "'cubic' is invalid for '--y-scale"),
+                    (["--trials", "100000000000000"], "--max-k, --trials: 19 values of k and depths x 100000000000000 trials x 2 checkpoints"),
+                    (["--max-trials", "100000000000000"], "--max-k, --trials: 19 values of k and depths x 100000000000000 trials x 2 checkpoints"),
+                    (["--shard", "1/2"], "--shard: compare of several checkpoints does not shard")],
     ]
+
+    /// A second checkpoint for the comparisons (compare, report with two).
+    let second = CLI.fixture("golden/preact-avgpool.ckpt.h5")
 
     func testEveryBadFlagValueOfEveryCommandExits64NamingTheFlagBeforeAnyWork() throws {
         let root = CLI.temporaryDirectory()
@@ -79,8 +89,15 @@ final class FlagValidationTests: XCTestCase {
             for bad in flags + dataAndRuntime + analysis {
                 let folder = root.appendingPathComponent("\(command)-\(checked)").path
                 let output = bad.arguments.contains("-o") ? [] : ["-o", folder]
-                try check([command, checkpoint, "--data", data, "--quiet"] + output + bad.arguments, bad.message, folder: folder)
+                try check([command, checkpoint] + (command == "compare" ? [second] : []) + ["--data", data, "--quiet"] + output + bad.arguments,
+                          bad.message, folder: folder)
             }
+        }
+        // report with several checkpoints: the comparison's rules, report's flags.
+        for bad in own["report"]! + [(["--shard", "1/2"], "--shard: report of several checkpoints does not shard"),
+                                     (["--trials", "100000000000000"], "x 100000000000000 trials x 2 checkpoints")] {
+            let folder = root.appendingPathComponent("report-two-\(checked)").path
+            try check(["report", checkpoint, second, "--data", data, "--quiet", "-o", folder] + bad.arguments, bad.message, folder: folder)
         }
         // Commands without an output folder: eval, predict (a file), bench.
         for bad in dataAndRuntime {

@@ -217,7 +217,12 @@ struct Comparison {
                 }
             }
         }
-        for (file, plot) in ComparisonPlots.plots(tables, names: names, options: plotOptions(contexts[0], yScale: yScale)) {
+        // The marks say where every checkpoint downsamples (the architectures may differ there).
+        var options = plotOptions(contexts[0], yScale: yScale)
+        options.downsamplingBlocks = options.downsamplingBlocks.filter { block in
+            contexts.allSatisfy { plotOptions($0).downsamplingBlocks.contains(block) }
+        }
+        for (file, plot) in ComparisonPlots.plots(tables, names: names, options: options) {
             try plot.write(to: "\(folder)/\(file)")
             files.append("\(folder)/\(file)")
         }

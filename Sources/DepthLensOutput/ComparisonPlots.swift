@@ -26,9 +26,10 @@ public enum ComparisonPlots {
         var plots: [(String, LinePlot)] = []
         func plot(_ file: String, _ title: String, x: String, y: String, _ series: [LinePlot.Series],
                   reference: (name: String, y: Double)? = nil, marks: (name: String, xs: [Double])? = nil,
-                  yScale: LinePlot.YScale = .linear) {
+                  yScale: LinePlot.YScale = .linear, evaluated: Bool = true) {
             guard series.contains(where: { !$0.points.isEmpty }) else { return }
-            plots.append((file, LinePlot(title: title, subtitle: subtitle, xLabel: x, yLabel: y, series: series,
+            // Path lengths come from the schedules alone: no images, no sub-networks.
+            plots.append((file, LinePlot(title: title, subtitle: evaluated ? subtitle : names.joined(separator: " vs "), xLabel: x, yLabel: y, series: series,
                                          reference: reference, marks: marks, yScale: yScale)))
         }
         // The statistic `metric` of the summary rows `summary` picks, with its interval as a band.
@@ -107,7 +108,7 @@ public enum ComparisonPlots {
                 $0.experiment == .unrolledBinomial && $0.metric == "probability" && $0.k != nil
             }.map { ($0.k!, $0.value) }, dashed: true, color: names.count))
         }
-        plot("compare-paths.svg", "Number of active blocks", x: "active blocks k", y: "probability", paths)
+        plot("compare-paths.svg", "Number of active blocks", x: "active blocks k", y: "probability", paths, evaluated: false)
         return plots
     }
 }

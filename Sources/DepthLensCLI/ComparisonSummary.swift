@@ -8,7 +8,8 @@ enum ComparisonSummary {
                          layout: Comparison.Layout) -> String {
         func pct(_ v: Double?) -> String { v.map { String(format: "%.2f%%", 100 * $0) } ?? "n/a" }
         func points(_ v: Double?) -> String { v.map { String(format: "%+.2f", 100 * $0) } ?? "n/a" }
-        func num(_ v: Double?) -> String { v.map { String(format: "%.4f", $0) } ?? "n/a" }
+        // A value that rounds to zero prints as 0.0000, not -0.0000 (a mutual information of -1e-9).
+        func num(_ v: Double?) -> String { v.map { String(format: "%.4f", abs($0) < 5e-5 ? 0 : $0) } ?? "n/a" }
         func row(_ label: String, _ cells: [String]) -> String { "| \(label) | " + cells.joined(separator: " | ") + " |\n" }
         let header = "| | " + names.map { "`\($0)`" }.joined(separator: " | ") + " |\n|---|" + names.map { _ in "---|" }.joined() + "\n"
         let first = contexts[0]

@@ -366,8 +366,10 @@ def nonfinite_files(arch, state) -> None:
 
 def filter_files() -> None:
     """A dataset compressed with h5py's lzf filter, which Debian's libhdf5 lacks: the
-    message must name the missing filter, not call the file damaged. Zero images, so that
-    the chunk compresses (lzf is an optional filter: a chunk it cannot shrink is stored raw)."""
+    message must name the missing filter, not call the file damaged; where a plugin provides
+    the filter, the file reads (MalformedInputTests asks libhdf5 which case holds). Zero
+    images, so that the chunk compresses (lzf is an optional filter: a chunk it cannot shrink
+    is stored raw)."""
     with h5py.File(os.path.join(OUT, "data-images-lzf.h5"), "w") as f:
         f.create_dataset("images", data=np.zeros((64, 1, 8, 8), np.float32), compression="lzf", chunks=(64, 1, 8, 8))
         f.create_dataset("labels", data=np.zeros(64, np.int64))

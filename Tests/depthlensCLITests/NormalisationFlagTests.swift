@@ -1,0 +1,39 @@
+import DepthLens
+import Foundation
+import XCTest
+
+/// `--mean/--std` with float HDF5 images (issue 23): they used to be ignored without a word,
+/// since float images are read as stored. An explicit request is now applied to the stored
+/// values, (x - mean) / std, as torchvision's `Normalize` does to a float tensor.
+final class NormalisationFlagTests: XCTestCase {
+    let checkpoint = CLI.fixture("malformed/valid-tiny-8x8.h5")
+    let data = CLI.fixture("malformed/valid-data-8x8.h5")
+
+    func testMeanAndStdApplyToFloatImagesExactlyAsANormalisedCopyOfThem() throws {
+        let folder = CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        // The same images, normalised here by (x - 0.25) / 0.5 and stored.
+        let source = try HDF5ImageSource(path: data)
+        let normalised = folder.appendingPathComponent("normalised.h5").path
+        do {
+            let root = try HDF5File.create(normalised).root
+            try root.write(try source.pixels(0..<source.count).map { ($0 - 0.25) / 0.5 },
+                           shape: [source.count, source.channels, source.height, source.width], as: "images")
+            try root.write(try source.labels(0..<source.count)!.map { Int64($0) }, shape: [source.count], as: "labels")
+        }
+        let flagged = try CLI.run(["predict", checkpoint, "--data", data, "--mean", "0.25", "--std", "0.5"])
+        let stored = try CLI.run(["predict", checkpoint, "--data", normalised])
+        let plain = try CLI.run(["predict", checkpoint, "--data", data])
+        for result in [flagged, stored, plain] { XCTAssertEqual(result.status, 0, result.stderr) }
+        XCTAssertEqual(flagged.stdout, stored.stdout, "--mean 0.25 --std 0.5 gives the logits of the images normalised beforehand")
+        XCTAssertNotEqual(flagged.stdout, plain.stdout, "the flags change the input (they were ignored before)")
+        XCTAssertEqual(flagged.stdout.split(separator: "\n").count, source.count + 1, "a header and one row per image")
+
+        // A std so small that a stored value overflows is named, with the image. (The flag
+        // check refuses a std that overflows pixels in 0...1; these values reach 1.49.)
+        let tiny = try CLI.run(["eval", checkpoint, "--data", normalised, "--mean", "0", "--std", "4e-39"])
+        XCTAssertEqual(tiny.status, 1, tiny.stderr)
+        XCTAssertTrue(tiny.stderr.hasPrefix("Error: \(normalised): /images: image "), tiny.stderr)
+        XCTAssertTrue(tiny.stderr.contains(": normalising the stored value 1.") && tiny.stderr.contains(" with mean 0.0 and std 4e-39 gives inf; give a larger std"), tiny.stderr)
+    }
+}

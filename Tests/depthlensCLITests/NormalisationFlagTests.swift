@@ -6,8 +6,8 @@ import XCTest
 /// since float images are read as stored. An explicit request is now applied to the stored
 /// values, (x - mean) / std, as torchvision's `Normalize` does to a float tensor.
 final class NormalisationFlagTests: XCTestCase {
-    let checkpoint = CLI.fixture("malformed/valid-tiny-8x8.h5")
-    let data = CLI.fixture("malformed/valid-data-8x8.h5")
+    let checkpoint = CLI.fixture("golden/official.ckpt.h5")
+    let data = CLI.fixture("analyses/official-labelled.h5")
 
     func testMeanAndStdApplyToFloatImagesExactlyAsANormalisedCopyOfThem() throws {
         let folder = CLI.temporaryDirectory()
@@ -30,10 +30,10 @@ final class NormalisationFlagTests: XCTestCase {
         XCTAssertEqual(flagged.stdout.split(separator: "\n").count, source.count + 1, "a header and one row per image")
 
         // A std so small that a stored value overflows is named, with the image. (The flag
-        // check refuses a std that overflows pixels in 0...1; these values reach 1.49.)
-        let tiny = try CLI.run(["eval", checkpoint, "--data", normalised, "--mean", "0", "--std", "4e-39"])
+        // check refuses a std that overflows pixels in 0...1; these images reach -3.3 and 3.7.)
+        let tiny = try CLI.run(["eval", checkpoint, "--data", data, "--mean", "0", "--std", "4e-39"])
         XCTAssertEqual(tiny.status, 1, tiny.stderr)
-        XCTAssertTrue(tiny.stderr.hasPrefix("Error: \(normalised): /images: image "), tiny.stderr)
-        XCTAssertTrue(tiny.stderr.contains(": normalising the stored value 1.") && tiny.stderr.contains(" with mean 0.0 and std 4e-39 gives inf; give a larger std"), tiny.stderr)
+        XCTAssertTrue(tiny.stderr.hasPrefix("Error: \(data): /images: image 0: normalising the stored value "), tiny.stderr)
+        XCTAssertTrue(tiny.stderr.contains(" with mean 0.0 and std 4e-39 gives ") && tiny.stderr.hasSuffix("inf; give a larger std\n"), tiny.stderr)
     }
 }

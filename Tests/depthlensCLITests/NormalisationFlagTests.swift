@@ -36,4 +36,20 @@ final class NormalisationFlagTests: XCTestCase {
         XCTAssertTrue(tiny.stderr.hasPrefix("Error: \(data): /images: image 0: normalising the stored value "), tiny.stderr)
         XCTAssertTrue(tiny.stderr.contains(" with mean 0.0 and std 4e-39 gives ") && tiny.stderr.hasSuffix("inf; give a larger std\n"), tiny.stderr)
     }
+
+    /// The flags change every input, so a journal records them: continuing saved units with
+    /// another normalisation would mix results (here a shard's rerun, which continues its
+    /// journal; `--resume` checks the same fields).
+    func testContinuingAJournalWithAnotherNormalisationIsRefused() throws {
+        let folder = CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let base = ["sample", checkpoint, "--data", data, "--members", "20", "--quiet", "-o", folder.path, "--shard", "1/2", "--std", "0.5"]
+        XCTAssertEqual(try CLI.run(base + ["--mean", "0.25"]).status, 0)
+        let other = try CLI.run(base + ["--mean", "0.3"])
+        XCTAssertEqual(other.status, 1, other.stderr)
+        XCTAssertTrue(other.stderr.contains("was written by a run with another configuration: data was '"), other.stderr)
+        XCTAssertTrue(other.stderr.contains("limit none, --mean 0.25 --std 0.5)', now '"), other.stderr)
+        XCTAssertTrue(other.stderr.contains("limit none, --mean 0.3 --std 0.5)'"), other.stderr)
+        XCTAssertEqual(try CLI.run(base + ["--mean", "0.25"]).status, 0, "the same flags continue it")
+    }
 }

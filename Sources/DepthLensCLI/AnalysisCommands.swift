@@ -118,7 +118,7 @@ struct Lesion: ParsableCommand {
     @Option(help: ArgumentHelp("Prune to this many blocks (with --prune-rule).", valueName: "d"))
     var pruneDepth: [Int] = []
 
-    @Option(help: "Pruning rule for --prune-depth (LayerDrop, Fan et al. 2019): every-other (for the rate p = 1 - d/L, delete blocks l with l mod floor(1/p) = 0), evenly-spaced (keep d blocks spread evenly; the default), or greedy (delete the block that hurts a held-out split least, repeatedly); downsampling blocks are always kept.")
+    @Option(help: "Pruning rule for --prune-depth (LayerDrop, Fan et al. 2019): every-other (for the rate p = 1 - d/L, delete blocks l with l mod floor(1/p) = 0), evenly-spaced (keep d blocks spread evenly; the default), or greedy (delete the block that hurts a held-out split least, repeatedly); ResNet blocks whose shortcut is not the identity (downsampling) are always kept; ConvNeXt's downsampling is the stage's and stays whichever blocks go.")
     var pruneRule: String?
 
     @Option(help: "Images held out (the first ones of the data) to choose greedy deletions on; the lesions are then evaluated on the rest (with --prune-rule greedy; default 500).")

@@ -37,7 +37,7 @@ struct Sample: ParsableCommand {
 
     func run() throws {
         let context = try options.context(analysis: "sample")
-        let images = try recalibration.source(for: context.checkpoint)
+        let images = try recalibration.source(for: context.checkpoint, normalization: try options.data.normalization())
         let folder = try options.folder(default: "sample")
         let parameters = [("members", "\(members)"), ("recalibration", recalibration.description(images))]
         try options.journaled(context, folder: folder, analysis: "sample", parameters: parameters,
@@ -211,7 +211,7 @@ struct Lesion: ParsableCommand {
         // Identical lesions (the same blocks) are evaluated once.
         var seen = Set<String>()
         lesions = lesions.filter { seen.insert($0.name).inserted }
-        let images = try recalibration.source(for: context.checkpoint)
+        let images = try recalibration.source(for: context.checkpoint, normalization: try options.data.normalization())
         let folder = try options.folder(default: "lesion")
         var parameters = [("lesions", lesions.map(\.name).joined(separator: " ")), ("recalibration", recalibration.description(images))]
         if let maxK {
@@ -266,7 +266,7 @@ struct Depth: ParsableCommand {
         } else {
             chosen = evenlySpacedDepths(count: count, steps: 12)
         }
-        let images = try recalibration.source(for: context.checkpoint)
+        let images = try recalibration.source(for: context.checkpoint, normalization: try options.data.normalization())
         let folder = try options.folder(default: "depth")
         let parameters = [("depths", chosen.map(String.init).joined(separator: ",")), ("trials", trialOptions.description),
                           ("recalibration", recalibration.description(images))]

@@ -87,10 +87,15 @@ struct DataOptions: ParsableArguments {
         request.labelsPath = labels
         request.imagesDataset = imagesDataset
         request.labelsDataset = labelsDataset
-        if let mean = try numbers(mean, flag: "--mean"), let std = try numbers(std, flag: "--std") {
-            request.normalization = InputNormalization(mean: mean, std: std)
-        }
+        request.normalization = try normalization()
         return request
+    }
+
+    /// The normalisation `--mean/--std` give (nil: the checkpoint's), for every image set
+    /// the run feeds the network (the data, and batch-norm recalibration's images).
+    func normalization() throws -> InputNormalization? {
+        guard let mean = try numbers(mean, flag: "--mean"), let std = try numbers(std, flag: "--std") else { return nil }
+        return InputNormalization(mean: mean, std: std)
     }
 }
 

@@ -9,18 +9,43 @@ final class NormalisationFlagTests: XCTestCase {
     let checkpoint = CLI.fixture("golden/official.ckpt.h5")
     let data = CLI.fixture("analyses/official-labelled.h5")
 
+    /// The data's images normalised here by (x - 0.25) / 0.5 and stored, with their labels.
+    func normalisedCopy(in folder: URL) throws -> String {
+        let source = try HDF5ImageSource(path: data)
+        let normalised = folder.appendingPathComponent("normalised.h5").path
+        let root = try HDF5File.create(normalised).root
+        try root.write(try source.pixels(0..<source.count).map { ($0 - 0.25) / 0.5 },
+                       shape: [source.count, source.channels, source.height, source.width], as: "images")
+        try root.write(try source.labels(0..<source.count)!.map { Int64($0) }, shape: [source.count], as: "labels")
+        return normalised
+    }
+
+    /// Batch-norm recalibration's images are fed to the same network: the flags normalise
+    /// them as they normalise the data (before, they got the checkpoint's normalisation
+    /// whatever the flags said).
+    func testRecalibrationImagesAreNormalisedAsTheDataAre() throws {
+        let folder = CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let normalised = try normalisedCopy(in: folder)
+        func sample(_ name: String, data: String, recalibration: String, _ flags: [String]) throws -> Data {
+            let output = folder.appendingPathComponent(name).path
+            let run = try CLI.run(["sample", checkpoint, "--data", data, "--members", "3", "--recalibrate", "16",
+                                   "--recalibration-data", recalibration, "--quiet", "-o", output] + flags)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            return try Data(contentsOf: URL(fileURLWithPath: "\(output)/sample-results.csv"))
+        }
+        let flagged = try sample("flagged", data: data, recalibration: data, ["--mean", "0.25", "--std", "0.5"])
+        let stored = try sample("stored", data: normalised, recalibration: normalised, [])
+        let mixed = try sample("mixed", data: normalised, recalibration: data, [])
+        XCTAssertEqual(flagged, stored, "both image sets normalised by the flags")
+        XCTAssertNotEqual(mixed, stored, "the recalibration images' normalisation changes the results")
+    }
+
     func testMeanAndStdApplyToFloatImagesExactlyAsANormalisedCopyOfThem() throws {
         let folder = CLI.temporaryDirectory()
         defer { try? FileManager.default.removeItem(at: folder) }
-        // The same images, normalised here by (x - 0.25) / 0.5 and stored.
+        let normalised = try normalisedCopy(in: folder)
         let source = try HDF5ImageSource(path: data)
-        let normalised = folder.appendingPathComponent("normalised.h5").path
-        do {
-            let root = try HDF5File.create(normalised).root
-            try root.write(try source.pixels(0..<source.count).map { ($0 - 0.25) / 0.5 },
-                           shape: [source.count, source.channels, source.height, source.width], as: "images")
-            try root.write(try source.labels(0..<source.count)!.map { Int64($0) }, shape: [source.count], as: "labels")
-        }
         let flagged = try CLI.run(["predict", checkpoint, "--data", data, "--mean", "0.25", "--std", "0.5"])
         let stored = try CLI.run(["predict", checkpoint, "--data", normalised])
         let plain = try CLI.run(["predict", checkpoint, "--data", data])

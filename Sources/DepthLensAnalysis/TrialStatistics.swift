@@ -138,6 +138,7 @@ public struct TrialPlan: Sendable, Equatable {
     func rounds(groups: [Int], single: Set<Int>, seed: UInt64, stream: Int,
                 evaluate: ([(group: Int, trials: Range<Int>)]) throws -> ResultTable,
                 errors: (ResultTable, Int) -> [Double]) throws -> ResultTable {
+        try TrialStreams.check(groups: groups, trials: fixed ?? maximum)
         var done: [Int: Int] = [:]
         var table: ResultTable?
         var pending = groups

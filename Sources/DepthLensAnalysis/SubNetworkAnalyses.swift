@@ -72,10 +72,12 @@ public enum LesionAnalysis {
     /// Trials `trials` of deleting `k` blocks drawn uniformly among `candidates` (1-based
     /// block numbers, such as the blocks left by `--exclude`). Trial t of k draws from its
     /// own stream of `seed`, so adding trials keeps the earlier ones, and with every block a
-    /// candidate the draws are those of ``randomBlocks(count:maxK:trials:seed:)``.
+    /// candidate the draws are those of ``randomBlocks(count:maxK:trials:seed:)``. Every
+    /// (k, trial) gets a stream of its own for k below 2^22 and trials below 2^38 (the
+    /// analyses refuse more; ``TrialStreams``).
     public static func randomBlocks(k: Int, among candidates: [Int], trials: Range<Int>, seed: UInt64) -> [Lesion] {
         trials.map { t in
-            var generator = SeededGenerator.stream(seed: seed, 1_000_000 + k * 10_000 + t)
+            var generator = SeededGenerator.stream(seed: seed, TrialStreams.index(.randomLesion, group: k, trial: t))
             let keep = MaskSampling.exactly(candidates.count - k, of: candidates.count, using: &generator)
             let dropped = keep.enumerated().filter { !$0.element }.map { candidates[$0.offset] }
             return Lesion(.randomLesion(k: k, trial: t), dropped: dropped)
@@ -245,7 +247,7 @@ public enum DepthAnalysis {
                          recalibration: (any ImageSource)?) throws -> ResultTable {
         var table = context.table()
         let configurations = drawn.map { d, t in
-            var generator = SeededGenerator.stream(seed: context.seed, 2_000_000 + d * 10_000 + t)
+            var generator = SeededGenerator.stream(seed: context.seed, TrialStreams.index(.fixedDepth, group: d, trial: t))
             return context.sampledGates(MaskSampling.exactly(d, of: context.blockCount, using: &generator))
         }
         let results = try MemberEvaluation.run(context, configurations: configurations,
@@ -282,13 +284,14 @@ public enum ReorderAnalysis {
         guard !groups.isEmpty else {
             throw ReorderError.nothingToReorder
         }
+        try TrialStreams.check(groups: swaps, trials: trials)
         var networks: [Network] = []
         var configurations: [[Float]] = []
         var described: [(experiment: Experiment, tau: Double, order: [Int])] = []
         let base = context.deterministicGates
         for s in swaps {
             for t in 0..<(s == 0 ? 1 : trials) {
-                var generator = SeededGenerator.stream(seed: context.seed, 3_000_000 + s * 10_000 + t)
+                var generator = SeededGenerator.stream(seed: context.seed, TrialStreams.index(.reordering, group: s, trial: t))
                 var order = Array(1...context.blockCount)
                 for _ in 0..<s {
                     let group = groups[Int(generator.next() % UInt64(groups.count))]

@@ -150,6 +150,7 @@ public struct TrialPlan: Sendable, Equatable {
     func pairedRounds(checkpoints count: Int, groups: [Int], single: Set<Int>, seed: UInt64, stream: Int,
                       evaluate: ([(group: Int, trials: Range<Int>)]) throws -> [ResultTable],
                       errors: (ResultTable, Int) -> [Double]) throws -> [ResultTable] {
+        try TrialStreams.check(groups: groups, trials: fixed ?? maximum)
         var done: [Int: Int] = [:]
         var tables: [ResultTable]?
         var pending = groups

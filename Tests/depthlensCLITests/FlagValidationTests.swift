@@ -21,6 +21,8 @@ final class FlagValidationTests: XCTestCase {
         (["--batch-size", "99999999999999999999"], "'99999999999999999999' is invalid for '--batch-size"),
         (["--threads", "0"], "--threads must be positive"),
         (["--threads", "two"], "'two' is invalid for '--threads"),
+        (["--threads", "5000"], "--threads: 5000 worker threads asked; at most 4096 (this machine has"),
+        (["--threads", "9223372036854775807"], "--threads: 9223372036854775807 worker threads asked; at most 4096"),
         (["--mean", "0.5", "--std", "0"], "--std: 0.0 is not positive"),
         (["--mean", "0.5", "--std=-1"], "--std: -1.0 is not positive"),
         (["--mean", "0.5", "--std", "1e-45"], "--std: normalising pixels in 0...1 with mean 0.5 and std 1e-45 gives values beyond the largest float"),
@@ -110,7 +112,8 @@ final class FlagValidationTests: XCTestCase {
             try check(["predict", checkpoint, "--data", data] + bad.arguments, bad.message, folder: nil)
         }
         for bad: BadValue in [(["--repeats", "0"], "--repeats must be at least 1"), (["--batch-size", "0"], "--batch-size must be positive"),
-                              (["--threads", "0"], "--threads must be positive"), (["--images=-1"], "--images must be at least 1"), (["--backend", "gpu"], "--backend must be reference or fast")] {
+                              (["--threads", "0"], "--threads must be positive"), (["--threads", "100000"], "--threads: 100000 worker threads asked; at most 4096"),
+                              (["--images=-1"], "--images must be at least 1"), (["--backend", "gpu"], "--backend must be reference or fast")] {
             try check(["bench", checkpoint, "--data", data] + bad.arguments, bad.message, folder: nil)
         }
         // paths evaluates nothing: data and draw flags are refused rather than ignored.

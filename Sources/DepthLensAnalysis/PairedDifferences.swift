@@ -6,8 +6,8 @@ import DepthLensPluginAPI
 /// random deletion and each depth, the mean over trials of (error of checkpoint B on trial
 /// t) - (error of the first checkpoint on trial t), with a percentile bootstrap interval over
 /// the trials (resampling the pairs). Pairing removes the variation between trials (which
-/// blocks are hit) that both checkpoints share, so the difference is far narrower than the
-/// two separate intervals suggest.
+/// blocks are hit) that both checkpoints share, so where their errors move together the
+/// difference's interval is narrower than the two separate intervals suggest.
 ///
 /// Rows (docs/results-csv.md, "compare"): metric `mean_error_difference` on the `k-K` /
 /// `depth-D` summary configuration of checkpoint B, `versus` naming the first checkpoint,

@@ -376,6 +376,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians are reported")
     parser.add_argument("--images", type=int, help="images per timed repetition (default 512 CIFAR, 64 ImageNet)")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (inductor, frozen weights)")
+    parser.add_argument("--no-jit", action="store_true",
+                        help="skip TorchScript (traced, frozen); with --no-compile too, no 'best PyTorch' column")
     parser.add_argument("--lesions", action="store_true",
                         help="also time the L+1 single-block lesions: configurations API against independent passes")
     parser.add_argument("--json", help="write the results here too")
@@ -413,7 +415,8 @@ def main() -> None:
               f"max |logit diff| vs PyTorch {diff:.2e}, same argmax: {same}")
         ours = DepthLensEngine(args.depthlens, checkpoint, extra, data, images, args.threads, "fast")
         engines: list[Engine] = [ours]
-        names = ["torch-eager", "torch-jit"] + ([] if args.no_compile else ["torch-compile"]) + ["onnxruntime"]
+        names = (["torch-eager"] + ([] if args.no_jit else ["torch-jit"]) + ([] if args.no_compile else ["torch-compile"])
+                 + ["onnxruntime"])
         for name in names:
             try:
                 engines.append(ProcessEngine(name, network.spec, data, images, args.threads, folder))
@@ -426,17 +429,20 @@ def main() -> None:
                     runs[engine.name].append(engine.time_once(batch))
                 peak.measure()
             medians = {name: statistics.median(values) for name, values in runs.items()}
-            best_torch = max(v for k, v in medians.items() if k.startswith("torch-") and k != "torch-eager")
+            best_torch = max((v for k, v in medians.items() if k.startswith("torch-") and k != "torch-eager"), default=None)
             speed = medians["depthlens"]
             row = {"network": network.spec, "batch": batch, "images_per_second": medians, "runs": runs,
-                   "ratio_vs_eager": speed / medians["torch-eager"], "ratio_vs_best_torch": speed / best_torch,
+                   "ratio_vs_eager": speed / medians["torch-eager"],
                    "max_logit_diff": diff, "same_argmax": same, "depthlens_peak_rss_mib": ours.peak_rss_mib[batch]}
+            if best_torch:
+                row["ratio_vs_best_torch"] = speed / best_torch
             if "onnxruntime" in medians:
                 row["ratio_vs_onnxruntime"] = speed / medians["onnxruntime"]
             row["gflops"] = {name: value * flops / 1e9 for name, value in medians.items()}
             results.append(row)
             print(f"  batch {batch}: " + ", ".join(f"{k} {v:.1f}" for k, v in medians.items()) + " images/s")
-            print(f"    DepthLens / eager {row['ratio_vs_eager']:.2f}x, / best PyTorch {row['ratio_vs_best_torch']:.2f}x"
+            print(f"    DepthLens / eager {row['ratio_vs_eager']:.2f}x"
+                  + (f", / best PyTorch {row['ratio_vs_best_torch']:.2f}x" if "ratio_vs_best_torch" in row else "")
                   + (f", / ONNX Runtime {row['ratio_vs_onnxruntime']:.2f}x" if "ratio_vs_onnxruntime" in row else "")
                   + f", {row['gflops']['depthlens']:.0f} GFLOP/s, peak RSS {row['depthlens_peak_rss_mib']:.0f} MiB")
         for engine in engines:
@@ -460,11 +466,13 @@ def main() -> None:
         if "images_per_second" not in row:
             continue
         m, share = row["images_per_second"], row.get("percent_of_peak", {})
-        best = max((v, k) for k, v in m.items() if k.startswith("torch-") and k != "torch-eager")
+        best = max(((v, k) for k, v in m.items() if k.startswith("torch-") and k != "torch-eager"), default=None)
         shares = " / ".join(f"{share[k]:.0f}%" if k in share else "-" for k in ("depthlens", "onnxruntime", "torch-eager"))
+        best_cell = f"{best[0]:.1f} ({best[1][6:]})" if best else "-"
+        best_ratio = f"{row['ratio_vs_best_torch']:.2f}x" if best else "-"
         print(f"| {row['network']} | {row['batch']} | {m['depthlens']:.1f} | {m['torch-eager']:.1f} "
-              f"| {best[0]:.1f} ({best[1][6:]}) | {m.get('onnxruntime', float('nan')):.1f} | {row['ratio_vs_eager']:.2f}x "
-              f"| {row['ratio_vs_best_torch']:.2f}x | {row.get('ratio_vs_onnxruntime', float('nan')):.2f}x "
+              f"| {best_cell} | {m.get('onnxruntime', float('nan')):.1f} | {row['ratio_vs_eager']:.2f}x "
+              f"| {best_ratio} | {row.get('ratio_vs_onnxruntime', float('nan')):.2f}x "
               f"| {shares} | {row['depthlens_peak_rss_mib']:.0f} MiB |")
     if args.json:
         with open(args.json, "w") as f:

@@ -91,6 +91,38 @@ def build(recipe: dict) -> torch.nn.Module:
     return cls(**kwargs)
 
 
+def architecture_record(name: str, recipe: dict, model: torch.nn.Module) -> dict:
+    """The `depthlens_architecture` metadata of `model`, built from `recipe` (RECIPES[name]):
+    timm's class and constructor arguments, from which DepthLens builds the network."""
+    _, timm = import_vision()
+    return {
+        "family": name,
+        "timm_class": recipe["timm_class"],
+        "timm_kwargs": recipe["kwargs"],
+        "timm_version": timm.__version__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "input_size": [1, 28, 28],
+        "drop_path_rate": recipe["kwargs"]["drop_path_rate"],
+        "drop_path_rates": drop_path_rates(model),
+    }
+
+
+def export(model: torch.nn.Module, out: str, architecture: dict, training: dict | None = None,
+           provenance_record: dict | None = None) -> None:
+    """Writes `model`'s weights (float32, timm key names) to `out` (atomically), with the
+    architecture, and the training and provenance records when given, as JSON metadata.
+    tools/bench/run_bench.py exports its random-weight recipe networks through this too."""
+    from safetensors.torch import save_file
+    tensors = {k: v.detach().to(torch.float32).contiguous().clone() for k, v in model.state_dict().items()}
+    metadata = {"format": "pt", "depthlens_architecture": json.dumps(architecture, sort_keys=True)}
+    if training is not None:
+        metadata["depthlens_training"] = json.dumps(training, sort_keys=True)
+    if provenance_record is not None:
+        metadata["depthlens_provenance"] = json.dumps(provenance_record, sort_keys=True)
+    save_file(tensors, out + ".tmp", metadata=metadata)
+    os.replace(out + ".tmp", out)
+
+
 def drop_path_rates(model: torch.nn.Module) -> list[float]:
     """The drop rate of each residual block in forward order, as built (timm puts an
     Identity where the rate is 0, the first block's)."""
@@ -377,16 +409,7 @@ def main() -> None:
     np.save(pred_path, preds_u8)
     rates = drop_path_rates(model)
     _, timm = import_vision()
-    architecture = {
-        "family": name,
-        "timm_class": recipe["timm_class"],
-        "timm_kwargs": recipe["kwargs"],
-        "timm_version": timm.__version__,
-        "parameters": n_params,
-        "input_size": [1, 28, 28],
-        "drop_path_rate": recipe["kwargs"]["drop_path_rate"],
-        "drop_path_rates": rates,
-    }
+    architecture = architecture_record(name, recipe, model)
     training = {
         "dataset": "fashion-mnist",
         "recipe": name,
@@ -426,15 +449,7 @@ def main() -> None:
     }
     prov = provenance("tools/train_timm.py", timm=timm.__version__)
     training["provenance"] = prov
-    from safetensors.torch import save_file
-    tensors = {k: v.detach().to(torch.float32).contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(tensors, out + ".tmp", metadata={
-        "format": "pt",
-        "depthlens_architecture": json.dumps(architecture, sort_keys=True),
-        "depthlens_training": json.dumps(training, sort_keys=True),
-        "depthlens_provenance": json.dumps(prov, sort_keys=True),
-    })
-    os.replace(out + ".tmp", out)
+    export(model, out, architecture, training=training, provenance_record=prov)
     st = torch.load(state_path, weights_only=False)
     st["exported"] = True
     save_atomic(st, state_path)

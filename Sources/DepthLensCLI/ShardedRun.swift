@@ -154,7 +154,11 @@ enum DryRun {
             // Each sub-network (or member) sees every image once; the deterministic network
             // evaluated beside them is in the operations, not in the count.
             evaluations += section.subNetworks
-            let what = section.kind == .subNetworks ? "sub-networks" : "ensemble members"
+            let what = switch section.kind {
+            case .subNetworks: "sub-networks"
+            case .ensembleBatches: "ensemble members"
+            case .gradientPaths: "backward route patterns"
+            }
             let units = section.kind == .subNetworks ? "\(section.units.count)" : "\(section.units.count) batches"
             out += "| \(i + 1) | \(section.subNetworks) \(what) | \(units) | \(section.images) | \(ops(cost)) |\n"
         }

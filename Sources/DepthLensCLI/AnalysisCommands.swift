@@ -346,12 +346,15 @@ struct Paths: ParsableCommand {
                 ("--offset", d.offset != 0), ("--limit", d.limit != nil), ("--metric", !options.metrics.isEmpty),
                 ("--rule", options.rule != nil), ("--seed", options.seed != 0), ("--resume", options.resume),
                 ("--shard", options.shard != nil),
-                ("--gradient-images", gradientImages != GradientPathsAnalysis.defaultImages),
-                ("--samples", samples != GradientPathsAnalysis.defaultSamples),
             ]
             let unused = given.filter(\.1).map(\.0)
             if !unused.isEmpty {
-                throw ValidationError("\(unused.joined(separator: ", ")): paths evaluates no network without --gradients (it needs only the checkpoint and a schedule), so this does not apply")
+                throw ValidationError("\(unused.joined(separator: ", ")): paths evaluates no network (it needs only the checkpoint and a schedule), so this does not apply")
+            }
+            let gradientFlags = [("--gradient-images", gradientImages != GradientPathsAnalysis.defaultImages),
+                                 ("--samples", samples != GradientPathsAnalysis.defaultSamples)].filter(\.1).map(\.0)
+            if !gradientFlags.isEmpty {
+                throw ValidationError("\(gradientFlags.joined(separator: ", ")): only with --gradients (the gradient paths measurement)")
             }
             return
         }

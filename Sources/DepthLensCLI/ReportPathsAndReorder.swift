@@ -86,11 +86,13 @@ struct ReportPathsAndReorder: ParsableArguments {
         func pct(_ v: Double) -> String { String(format: "%.2f%%", 100 * v) }
         var out = ""
         if let reorder = tables.reorder {
-            out += "## Reordered blocks (Veit et al. 2016)\n\n| swaps | orders | mean Kendall tau | mean error | worst error |\n|---|---|---|---|---|\n"
+            out += "## Reordered blocks (Veit et al. 2016)\n\n"
             var bySwaps: [Int: [(tau: Double, error: Double)]] = [:]
             for row in reorder.rows where row.metric == "accuracy" {
                 if case .reordered(let swaps, _) = row.experiment, let tau = row.k { bySwaps[swaps, default: []].append((tau, 1 - row.value)) }
             }
+            out += bySwaps.isEmpty ? "- error n/a: accuracy is not among the metrics (`reorder-results.csv` has the others)\n"
+                : "| swaps | orders | mean Kendall tau | mean error | worst error |\n|---|---|---|---|---|\n"
             for (swaps, orders) in bySwaps.sorted(by: { $0.key < $1.key }) {
                 let taus = orders.map(\.tau), errors = orders.map(\.error)
                 out += "| \(swaps) | \(orders.count) | \(String(format: "%.3f", Statistics.mean(taus))) | \(pct(Statistics.mean(errors))) | \(pct(errors.max() ?? 0)) |\n"

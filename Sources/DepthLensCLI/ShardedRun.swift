@@ -159,7 +159,11 @@ enum DryRun {
             case .ensembleBatches: "ensemble members"
             case .gradientPaths: "backward route patterns"
             }
-            let units = section.kind == .subNetworks ? "\(section.units.count)" : "\(section.units.count) batches"
+            let units = switch section.kind {
+            case .subNetworks: "\(section.units.count)"
+            case .ensembleBatches: "\(section.units.count) batches"
+            case .gradientPaths: "\(section.units.count) image chunks"
+            }
             out += "| \(i + 1) | \(section.subNetworks) \(what) | \(units) | \(section.images) | \(ops(cost)) |\n"
         }
         let images = plan.sections.map(\.images).max() ?? 0

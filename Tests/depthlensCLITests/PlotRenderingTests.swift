@@ -87,6 +87,7 @@ final class PlotRenderingTests: XCTestCase {
             ["ensemble", checkpoint, "--data", data, "--quiet", "--members", "2"],
             ["depth"] + common + ["--depths", "0,3,6"],
             ["paths", checkpoint, "--quiet"],
+            ["paths", checkpoint, "--data", data, "--quiet", "--gradients", "--gradient-images", "4", "--samples", "2"],
         ]
         var svgs: [String] = []
         for (i, arguments) in runs.enumerated() {
@@ -95,7 +96,7 @@ final class PlotRenderingTests: XCTestCase {
             XCTAssertEqual(result.status, 0, "\(arguments): \(result.stderr)")
             svgs += try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".svg") }.map { "\(out)/\($0)" }
         }
-        XCTAssertGreaterThanOrEqual(svgs.count, 14, "\(svgs)")
+        XCTAssertGreaterThanOrEqual(svgs.count, 20, "\(svgs)")
         for path in svgs {
             let svg = try String(contentsOfFile: path, encoding: .utf8)
             XCTAssertEqual(try Self.textOutsideCanvas(svg), [], path)

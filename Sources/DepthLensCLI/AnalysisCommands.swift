@@ -311,7 +311,7 @@ struct Reorder: ParsableCommand {
 
 struct Paths: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The distribution of the number of active blocks under a schedule (exact Poisson-binomial), and the unrolled Binomial(L, 1/2) view; with --gradients, Veit et al.'s effective paths.",
+        abstract: "Path lengths: active blocks under a schedule (Poisson-binomial), the unrolled Binomial(L, 1/2) view; --gradients: Veit et al.'s effective paths.",
         discussion: """
             Without --gradients, needs no data. With --gradients, also measures how much gradient \
             reaches the input along paths of each length k (Veit et al. 2016, section 5): the first \
@@ -389,6 +389,10 @@ struct Paths: ParsableCommand {
         }
     }
 }
+
+/// `paths --gradients --shard K/N` is merged like the other analyses (without --gradients
+/// it refuses --shard: there is nothing to split).
+extension Paths: AnalysisCommand {}
 
 /// Runs `body`, naming the flag a pruning error is about: the rule (--prune-rule) or the
 /// depth (--prune-depth).

@@ -4,7 +4,7 @@ import Foundation
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The standard study in one results folder: eval, single and k-block lesions, ensemble, depth, reorder, paths and effective (gradient) paths, with CSVs, SVG plots, summary.md and index.html.",
+        abstract: "The standard study in one folder: eval, lesions, ensemble, depth, reorder, paths and effective paths; CSVs, SVG plots, summary.md, index.html.",
         discussion: """
             On the bundled defaults (the README's main job): `depthlens report data/fmnist-timm27.h5` \
             evaluates the installed Fashion-MNIST test set. Unless --limit says otherwise, the first 2,000 \

@@ -197,9 +197,9 @@ final class AnalysisCommandTests: XCTestCase {
         }
         // Reorder: the mean error of the orders drawn with each number of swaps.
         let reorder = try csv("reorder").filter { $0["metric"] == "accuracy" }
-        for swaps in [0, 1, 2, 4, 8, 16] {
+        for swaps in [0, 2, 8] {
             let orders = reorder.filter { $0["configuration"]!.hasPrefix("swaps-\(swaps)-trial-") }
-            XCTAssertEqual(orders.count, swaps == 0 ? 1 : 3, "swaps \(swaps)")
+            XCTAssertEqual(orders.count, swaps == 0 ? 1 : 2, "swaps \(swaps)")
             let errors = orders.map { 1 - Double($0["value"]!)! }
             expect("| \(swaps) | \(orders.count) | ")
             expect(" | \(pct(mean(errors))) | \(pct(errors.max()!)) |")

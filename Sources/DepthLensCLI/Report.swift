@@ -65,6 +65,7 @@ struct Report: ParsableCommand {
             return result
         }
         let parameters = [("max k", "\(maxK)"), ("trials", trialOptions.description), ("members", "\(members)"), ("batch size", "\(context.batchSize)")]
+            + pathsAndReorder.parameters
         try limited.journaled(context, folder: folder, analysis: "report", parameters: parameters) { context in
             // The default metrics are the member ones here; the user's --metric list is kept
             // whole (member evaluation skips the ensemble-scope metrics in it).

@@ -34,6 +34,11 @@ struct ReportPathsAndReorder: ParsableArguments {
         }
     }
 
+    /// The journal's record of these flags: a resume or a merge with other values is refused.
+    var parameters: [(String, String)] {
+        [("swaps", swaps), ("gradient images", "\(gradientImages)"), ("gradient samples", "\(gradientSamples)")]
+    }
+
     func swapCounts() throws -> [Int] {
         swaps.trimmingCharacters(in: .whitespaces).isEmpty ? [] : try parseBlockList(swaps, flag: "--swaps")
     }

@@ -38,6 +38,13 @@ public enum Experiment: Sendable, Hashable {
     case scheduleDistribution
     /// The lengths of the 2^L unrolled paths, Binomial(L, 1/2) (`unrolled-binomial`).
     case unrolledBinomial
+    /// Draw `sample` of a backward pass through the branches of `length` blocks and the
+    /// shortcuts of the others (``GradientPathsAnalysis``; `length-K-sample-S`).
+    case gradientPath(length: Int, sample: Int)
+    /// Every draw of path length `length` together (`length-K`).
+    case gradientPathSummary(length: Int)
+    /// The path lengths that carry most of the gradient (`effective-paths`).
+    case effectivePaths
 
     /// The configuration name, unique within an analysis (before any `-recalibrated` suffix).
     public var name: String {
@@ -57,6 +64,9 @@ public enum Experiment: Sendable, Hashable {
         case .deterministic(let rule): "deterministic-\(rule.rawValue)"
         case .scheduleDistribution: "schedule"
         case .unrolledBinomial: "unrolled-binomial"
+        case .gradientPath(let length, let sample): "length-\(length)-sample-\(sample)"
+        case .gradientPathSummary(let length): "length-\(length)"
+        case .effectivePaths: "effective-paths"
         }
     }
 
@@ -76,6 +86,7 @@ public enum Experiment: Sendable, Hashable {
         case .deterministic: "deterministic"
         case .scheduleDistribution: "schedule"
         case .unrolledBinomial: "unrolled-binomial"
+        case .gradientPath, .gradientPathSummary, .effectivePaths: "gradient-paths"
         }
     }
 
@@ -89,7 +100,7 @@ public enum Experiment: Sendable, Hashable {
     /// reordering, member M of `sample`; nil for experiments drawn once.
     public var trial: Int? {
         switch self {
-        case .randomLesion(_, let trial), .fixedDepth(_, let trial), .reordered(_, let trial): trial
+        case .randomLesion(_, let trial), .fixedDepth(_, let trial), .reordered(_, let trial), .gradientPath(_, let trial): trial
         case .sampled(let index): index
         default: nil
         }

@@ -38,11 +38,16 @@ public final class WorkPlan: @unchecked Sendable {
 
     /// One evaluation's units.
     public struct Section: Sendable, Equatable {
-        public enum Kind: String, Sendable { case subNetworks = "sub-networks", ensembleBatches = "ensemble batches" }
+        public enum Kind: String, Sendable {
+            case subNetworks = "sub-networks", ensembleBatches = "ensemble batches"
+            /// Backward passes of ``GradientPathsAnalysis``: one unit per path length.
+            case gradientPaths = "gradient paths"
+        }
         public var key: String
         public var kind: Kind
         public var units: [Unit]
-        /// Sub-networks evaluated over the data (for an ensemble: members x passes).
+        /// Sub-networks evaluated over the data (for an ensemble: members x passes; for
+        /// gradient paths: backward route patterns).
         public var subNetworks: Int
         /// Images the section reads.
         public var images: Int

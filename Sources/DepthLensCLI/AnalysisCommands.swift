@@ -311,38 +311,88 @@ struct Reorder: ParsableCommand {
 
 struct Paths: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The distribution of the number of active blocks under a schedule (exact Poisson-binomial), and the unrolled Binomial(L, 1/2) view. Needs no data.")
+        abstract: "Path lengths: active blocks under a schedule (Poisson-binomial), the unrolled Binomial(L, 1/2) view; --gradients: Veit et al.'s effective paths.",
+        discussion: """
+            Without --gradients, needs no data. With --gradients, also measures how much gradient \
+            reaches the input along paths of each length k (Veit et al. 2016, section 5): the first \
+            --gradient-images images go forward through the deterministic network under the \
+            checkpoint's rule; in the backward pass k blocks drawn at random pass the gradient \
+            through their residual branch only, the others through their shortcut only; the L2 \
+            norm of the gradient at each image is recorded, --samples draws per k. Writes \
+            gradient-paths-results.csv (mean, median and quartiles per k, the number of paths \
+            C(L, k) and each length's share of the total gradient) and two plots. The backward \
+            pass runs on the reference engine, for the ResNet families.
+            """)
 
     @OptionGroup var options: AnalysisOptions
 
-    /// Paths evaluates nothing: the options that choose data, metrics, draws or a resume
-    /// would be silently dropped, so they are refused.
+    @Flag(help: "Also measure the gradient magnitude at the input against the path length, and the effective paths (Veit et al. 2016, section 5).")
+    var gradients = false
+
+    @Option(help: "With --gradients: images whose input gradients are measured (the first of the data).")
+    var gradientImages = GradientPathsAnalysis.defaultImages
+
+    @Option(help: "With --gradients: route patterns drawn per path length (one at k = 0 and k = L).")
+    var samples = GradientPathsAnalysis.defaultSamples
+
+    /// Without --gradients paths evaluates nothing: the options that choose data, metrics,
+    /// draws or a resume would be silently dropped, so they are refused.
     func validate() throws {
         let d = options.data
-        let given: [(String, Bool)] = [
-            ("--data", d.data != nil), ("--labels", d.labels != nil), ("--images-dataset", d.imagesDataset != "images"),
-            ("--labels-dataset", d.labelsDataset != "labels"), ("--mean", d.mean != nil), ("--std", d.std != nil),
-            ("--offset", d.offset != 0), ("--limit", d.limit != nil), ("--metric", !options.metrics.isEmpty),
-            ("--rule", options.rule != nil), ("--seed", options.seed != 0), ("--resume", options.resume),
-            ("--shard", options.shard != nil),
-        ]
-        let unused = given.filter(\.1).map(\.0)
-        if !unused.isEmpty {
-            throw ValidationError("\(unused.joined(separator: ", ")): paths evaluates no network (it needs only the checkpoint and a schedule), so this does not apply")
+        guard gradients else {
+            let given: [(String, Bool)] = [
+                ("--data", d.data != nil), ("--labels", d.labels != nil), ("--images-dataset", d.imagesDataset != "images"),
+                ("--labels-dataset", d.labelsDataset != "labels"), ("--mean", d.mean != nil), ("--std", d.std != nil),
+                ("--offset", d.offset != 0), ("--limit", d.limit != nil), ("--metric", !options.metrics.isEmpty),
+                ("--rule", options.rule != nil), ("--seed", options.seed != 0), ("--resume", options.resume),
+                ("--shard", options.shard != nil),
+            ]
+            let unused = given.filter(\.1).map(\.0)
+            if !unused.isEmpty {
+                throw ValidationError("\(unused.joined(separator: ", ")): paths evaluates no network (it needs only the checkpoint and a schedule), so this does not apply")
+            }
+            let gradientFlags = [("--gradient-images", gradientImages != GradientPathsAnalysis.defaultImages),
+                                 ("--samples", samples != GradientPathsAnalysis.defaultSamples)].filter(\.1).map(\.0)
+            if !gradientFlags.isEmpty {
+                throw ValidationError("\(gradientFlags.joined(separator: ", ")): only with --gradients (the gradient paths measurement)")
+            }
+            return
         }
+        if !options.metrics.isEmpty {
+            throw ValidationError("--metric: paths --gradients measures gradient norms, not metrics, so this does not apply")
+        }
+        try SizeBounds.checkGradientPaths(images: gradientImages, samples: samples)
     }
 
     func run() throws {
-        let context = try options.context(analysis: "paths", needsData: false)
-        if options.dryRun {
+        let context = try options.context(analysis: "paths", needsData: gradients)
+        if options.dryRun, !gradients {
             print("paths: dry run (nothing is computed or written)\nIn all: 0 sub-network evaluations over 0 images: the distribution is exact and needs no network pass.")
             return
         }
+        if let refusal = context.evaluator.backwardRefusal, gradients { throw CLIError("--gradients: \(refusal)") }
         let folder = try options.folder(default: "paths")
         let table = PathsAnalysis.run(survival: context.survival, checkpoint: context.checkpoint.path, schedule: context.scheduleName)
-        try finish(table, options: options, folder: folder)
+        guard gradients else { return try finish(table, options: options, folder: folder) }
+        let parameters = [("gradient images", "\(gradientImages)"), ("samples", "\(samples)")]
+        try options.journaled(context, folder: folder, analysis: "paths", parameters: parameters) { context in
+            let gradientTable = try GradientPathsAnalysis.run(context, images: gradientImages, samples: samples)
+            guard !options.writesNoResults else { return }
+            var plots = plotOptions(context)
+            plots.images = min(gradientImages, context.source.count)
+            let files = try AnalysisPlots.writeAll(table, to: folder) + AnalysisPlots.writeAll(gradientTable, to: folder, options: plots)
+            var both = table
+            both.merge(gradientTable)
+            printSummary(both, metrics: ["probability", "mean_gradient_norm", "gradient_share", "effective_length_low", "effective_length_high"],
+                         json: options.json)
+            if !options.json { print("\nWrote " + files.joined(separator: ", ")) }
+        }
     }
 }
+
+/// `paths --gradients --shard K/N` is merged like the other analyses (without --gradients
+/// it refuses --shard: there is nothing to split).
+extension Paths: AnalysisCommand {}
 
 /// Runs `body`, naming the flag a pruning error is about: the rule (--prune-rule) or the
 /// depth (--prune-depth).

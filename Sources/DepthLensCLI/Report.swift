@@ -4,7 +4,7 @@ import Foundation
 
 struct Report: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "The standard study in one results folder: eval, single and k-block lesions, ensemble, depth and paths, with CSVs, SVG plots, summary.md and index.html.",
+        abstract: "The standard study in one folder: eval, lesions, ensemble, depth, reorder, paths and effective paths; CSVs, SVG plots, summary.md, index.html.",
         discussion: """
             On the bundled defaults (the README's main job): `depthlens report data/fmnist-timm27.h5` \
             evaluates the installed Fashion-MNIST test set. Unless --limit says otherwise, the first 2,000 \
@@ -14,8 +14,9 @@ struct Report: ParsableCommand {
             --metric replaces the default metrics in every part (the lesion and depth parts compute \
             the member-scope ones among them); summary.md shows errors, NLL and ECE when accuracy, nll \
             and calibration are among them, and n/a otherwise. With --json, one JSON document holds \
-            every table the report computes (lesion, ensemble, depth, paths), each as the analysis' \
-            own --json prints it.
+            every table the report computes (lesion, ensemble, depth, paths, reorder, gradient-paths), \
+            each as the analysis' own --json prints it. The gradient-paths part (paths --gradients) \
+            runs on the reference engine for the ResNet families and is skipped, with a note, for others.
             """)
 
     @OptionGroup var options: AnalysisOptions
@@ -27,6 +28,8 @@ struct Report: ParsableCommand {
     var maxK = 10
 
     @OptionGroup var trialOptions: TrialOptions
+
+    @OptionGroup var pathsAndReorder: ReportPathsAndReorder
 
     @Option(help: "Ensemble members.")
     var members = 8
@@ -74,6 +77,7 @@ struct Report: ParsableCommand {
             return result
         }
         let parameters = [("max k", "\(maxK)"), ("trials", trialOptions.description), ("members", "\(members)"), ("batch size", "\(context.batchSize)")]
+            + pathsAndReorder.parameters
         try limited.journaled(context, folder: folder, analysis: "report", parameters: parameters) { context in
             // The default metrics are the member ones here; the user's --metric list is kept
             // whole (member evaluation skips the ensemble-scope metrics in it).
@@ -94,6 +98,7 @@ struct Report: ParsableCommand {
                 table.append(contentsOf: TrialStatistics.rows(for: table, images: context.source.count))
                 return table
             }
+            let more = try pathsAndReorder.run(context, memberContext: memberContext) { name, body in try timed(name, body) }
             let pathsTable = PathsAnalysis.run(survival: context.survival, checkpoint: context.checkpoint.path, schedule: context.scheduleName)
             // A plan's or a shard's tables are partial: the journal is what a shard keeps.
             guard !limited.writesNoResults else { return }
@@ -101,6 +106,7 @@ struct Report: ParsableCommand {
             for table in [lesionTable, ensembleTable, depthTable, pathsTable] {
                 files += try AnalysisPlots.writeAll(table, to: folder, options: plotOptions(context, yScale: yScale))
             }
+            files += try ReportPathsAndReorder.write(more, context: context, folder: folder)
             // The run time goes to standard error, not into summary.md: the results files of a
             // run depend on nothing but its inputs, so a merge of shards writes the same bytes
             // (docs/scale-out.md).
@@ -113,7 +119,7 @@ struct Report: ParsableCommand {
                                                            timings.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", ")).utf8))
             }
             let summary = ReportSummary.markdown(context: context, lesion: lesionTable, ensemble: ensembleTable, depth: depthTable,
-                                                 paths: pathsTable)
+                                                 paths: pathsTable) + ReportPathsAndReorder.markdown(more, context: context)
             try AtomicFile.write(Data(summary.utf8), to: "\(folder)/summary.md")
             files.append("\(folder)/summary.md")
             let plots = try files.filter { $0.hasSuffix(".svg") }.map { path in
@@ -124,7 +130,8 @@ struct Report: ParsableCommand {
             files.append("\(folder)/index.html")
             if limited.json {
                 printJSON(["lesion": summaryJSON(lesionTable), "ensemble": summaryJSON(ensembleTable),
-                           "depth": summaryJSON(depthTable), "paths": summaryJSON(pathsTable)])
+                           "depth": summaryJSON(depthTable), "paths": summaryJSON(pathsTable)]
+                          .merging([("reorder", more.reorder), ("gradient-paths", more.gradients)].compactMap { name, table in table.map { (name, summaryJSON($0)) } }) { a, _ in a })
             } else {
                 print(summary)
                 print("Wrote \(files.count) files to \(folder)/")

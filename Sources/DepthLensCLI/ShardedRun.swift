@@ -154,8 +154,16 @@ enum DryRun {
             // Each sub-network (or member) sees every image once; the deterministic network
             // evaluated beside them is in the operations, not in the count.
             evaluations += section.subNetworks
-            let what = section.kind == .subNetworks ? "sub-networks" : "ensemble members"
-            let units = section.kind == .subNetworks ? "\(section.units.count)" : "\(section.units.count) batches"
+            let what = switch section.kind {
+            case .subNetworks: "sub-networks"
+            case .ensembleBatches: "ensemble members"
+            case .gradientPaths: "backward route patterns"
+            }
+            let units = switch section.kind {
+            case .subNetworks: "\(section.units.count)"
+            case .ensembleBatches: "\(section.units.count) batches"
+            case .gradientPaths: "\(section.units.count) image chunks"
+            }
             out += "| \(i + 1) | \(section.subNetworks) \(what) | \(units) | \(section.images) | \(ops(cost)) |\n"
         }
         let images = plan.sections.map(\.images).max() ?? 0

@@ -49,5 +49,23 @@ enum SizeBounds {
         }
     }
 
+    /// The most images `--gradients` measures: they are held in memory together, with a
+    /// tape of every activation per worker; more would only narrow intervals already set
+    /// by the draws.
+    static let maximumGradientImages = 100_000
+    /// Path lengths assumed when bounding `--samples` before the network is known (a
+    /// 1,000-block network has 1,001).
+    static let assumedPathLengths = 1_001
+
+    /// Refuses image and draw counts of `paths --gradients` below 1 or beyond what fits.
+    static func checkGradientPaths(images: Int, samples: Int) throws {
+        guard images >= 1 else { throw ValidationError("--gradient-images must be at least 1.") }
+        guard samples >= 1 else { throw ValidationError("--samples must be at least 1.") }
+        guard images <= maximumGradientImages else {
+            throw ValidationError("--gradient-images: \(images) images asked; at most \(maximumGradientImages) (they are held in memory together, and the intervals rest on the draws, not the images).")
+        }
+        try check(flag: "--samples", [(samples, "route patterns per path length"), (assumedPathLengths, "path lengths (a 1,000-block network)")])
+    }
+
     static func gigabytes(_ bytes: Double) -> String { String(format: "%.1f GB", bytes / 1e9) }
 }

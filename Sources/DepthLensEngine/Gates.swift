@@ -73,12 +73,16 @@ public enum EvaluationError: Error, CustomStringConvertible, Equatable {
     case gates(String)
     /// An image's logits under a sub-network hold NaN or an infinity.
     case nonFiniteLogits(NonFiniteLogits)
+    /// The network has an operation the asked computation does not run (the backward pass
+    /// of a family other than the ResNets).
+    case unsupported(String)
 
     public var description: String {
         switch self {
         case .inputSize(let message): return "images do not fit the network: \(message)"
         case .gates(let message): return "bad gates: \(message)"
         case .nonFiniteLogits(let details): return details.description
+        case .unsupported(let message): return message
         }
     }
 }

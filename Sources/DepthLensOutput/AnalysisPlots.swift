@@ -118,9 +118,43 @@ public enum AnalysisPlots {
                                 points: points("probability") { $0.experiment == experiment ? $0.k : nil })
             }
             return [("paths.svg", LinePlot(title: "Number of active blocks", subtitle: subtitle, xLabel: "active blocks k", yLabel: "probability", series: series))]
+        case "gradient-paths":
+            return gradientPathPlots(table, subtitle: subtitle)
         default:
             return []
         }
+    }
+
+    /// Veit et al. 2016's figure 6: (a) the gradient magnitude at the input against the path
+    /// length, on a log axis (it decays about exponentially), with the 95% band of its
+    /// mean over draws; (b) the effective paths: each length's share of the total gradient
+    /// (magnitude x number of paths), beside the share of paths of that length.
+    static func gradientPathPlots(_ table: ResultTable, subtitle: String) -> [(file: String, plot: LinePlot)] {
+        func summary(_ metric: String) -> [ResultRow] {
+            table.rows.filter { row in
+                if case .gradientPathSummary = row.experiment { row.metric == metric && row.k != nil } else { false }
+            }.sorted { $0.k! < $1.k! }
+        }
+        let mean = summary("mean_gradient_norm"), median = summary("median_gradient_norm")
+        guard !mean.isEmpty else { return [] }
+        // The log axis takes positive values only (a path through no block of a network
+        // whose every shortcut is a projection can still carry none).
+        let positive = { (rows: [ResultRow]) in rows.filter { $0.value > 0 } }
+        let magnitude = LinePlot(
+            title: "Gradient magnitude by path length (Veit et al. 2016)", subtitle: subtitle,
+            xLabel: "path length k (blocks whose branch the gradient crosses)", yLabel: "gradient norm at the input",
+            series: [.init(name: "mean over draws", points: positive(mean).map { ($0.k!, $0.value) },
+                           band: positive(mean).map { ($0.k!, max($0.interval?.low ?? $0.value, .leastNormalMagnitude), $0.interval?.high ?? $0.value) },
+                           bandName: "95% CI of the mean"),
+                     .init(name: "median over draws and images", points: positive(median).map { ($0.k!, $0.value) }, dashed: true)],
+            yScale: .log)
+        let share = summary("gradient_share"), count = summary("path_count")
+        let paths = count.reduce(0) { $0 + $1.value }
+        var series: [LinePlot.Series] = [.init(name: "share of the total gradient", points: share.map { ($0.k!, $0.value) })]
+        if paths > 0 { series.append(.init(name: "share of the paths", points: count.map { ($0.k!, $0.value / paths) }, dashed: true)) }
+        let effective = LinePlot(title: "Effective paths: total gradient by path length", subtitle: subtitle,
+                                 xLabel: "path length k", yLabel: "share of the total gradient", series: series)
+        return [("gradient-paths-magnitude.svg", magnitude), ("gradient-paths-effective.svg", effective)]
     }
 
     /// Writes the results CSV, the masks CSV and every plot of `table` into `folder`,

@@ -131,7 +131,8 @@ final class AnalysisCommandTests: XCTestCase {
         XCTAssertEqual(result.status, 0, result.stderr)
         let summary = try String(contentsOfFile: folder.appendingPathComponent("summary.md").path, encoding: .utf8)
         for heading in ["# DepthLens report", "## Deterministic network", "## Deleting one block", "## Deleting k random blocks",
-                        "## Monte Carlo ensemble of 2", "## Error against the number of active blocks", "## Paths", "48 images"] {
+                        "## Monte Carlo ensemble of 2", "## Error against the number of active blocks", "## Paths", "48 images",
+                        "## Reordered blocks (Veit et al. 2016)", "## Effective paths (Veit et al. 2016, section 5)"] {
             XCTAssertTrue(summary.contains(heading), "summary lacks \(heading)")
         }
         let files = try FileManager.default.contentsOfDirectory(atPath: folder.path)
@@ -154,7 +155,7 @@ final class AnalysisCommandTests: XCTestCase {
         func expect(_ line: String) { XCTAssertTrue(summary.contains(line), "summary lacks '\(line)':\n\(summary)") }
 
         // report --json prints every table it computed, each equal to its CSV.
-        for analysis in ["lesion", "ensemble", "depth", "paths"] {
+        for analysis in ["lesion", "ensemble", "depth", "paths", "reorder", "gradient-paths"] {
             assertSummaryIsTheCSV(try CLI.jsonResults(result.stdout, table: analysis), try csv(analysis), "report --json \(analysis)")
         }
         let ensemble = try csv("ensemble")
@@ -194,6 +195,19 @@ final class AnalysisCommandTests: XCTestCase {
             XCTAssertEqual(errors.count, active == "0" || active == "6" ? 1 : 2, "depth \(active): depth 0 and L once")
             expect("| \(active) | \(errors.count) | \(pct(mean(errors))) ")
         }
+        // Reorder: the mean error of the orders drawn with each number of swaps.
+        let reorder = try csv("reorder").filter { $0["metric"] == "accuracy" }
+        for swaps in [0, 2, 8] {
+            let orders = reorder.filter { $0["configuration"]!.hasPrefix("swaps-\(swaps)-trial-") }
+            XCTAssertEqual(orders.count, swaps == 0 ? 1 : 2, "swaps \(swaps)")
+            let errors = orders.map { 1 - Double($0["value"]!)! }
+            expect("| \(swaps) | \(orders.count) | ")
+            expect(" | \(pct(mean(errors))) | \(pct(errors.max()!)) |")
+        }
+        // Effective paths: the range and mode the gradient-paths CSV holds.
+        let gradients = try csv("gradient-paths")
+        expect("- paths of \(Int(value(gradients, "effective-paths", "effective_length_low"))) to \(Int(value(gradients, "effective-paths", "effective_length_high"))) of the 6 blocks carry 90% of the gradient at the input (most at length \(Int(value(gradients, "effective-paths", "most_gradient_length")))")
+        expect("- 8 images, 4 route patterns per length")
         let paths = try csv("paths")
         expect("- expected active blocks under the schedule: \(num(value(paths, "schedule", "mean_active_blocks"))) (variance \(num(value(paths, "schedule", "variance_active_blocks"))))")
     }

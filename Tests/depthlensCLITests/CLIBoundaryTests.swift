@@ -53,8 +53,8 @@ final class CLIBoundaryTests: XCTestCase {
                                   "--trials", "1", "--max-k", "2", "--metric", "nll", "--metric", "aurc", "--json"])
         XCTAssertEqual(result.status, 0, result.stderr)
         let document = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(result.stdout.utf8)) as? [String: Any])
-        XCTAssertEqual(Set(document.keys), ["lesion", "ensemble", "depth", "paths"])
-        for part in ["lesion", "ensemble", "depth"] {
+        XCTAssertEqual(Set(document.keys), ["lesion", "ensemble", "depth", "paths", "reorder", "gradient-paths"])
+        for part in ["lesion", "ensemble", "depth", "reorder"] {
             let table = try XCTUnwrap(document[part] as? [String: Any], part)
             let entries = try XCTUnwrap(table["results"] as? [[String: Any]], part)
             XCTAssertFalse(entries.isEmpty, part)

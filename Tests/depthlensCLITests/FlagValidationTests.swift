@@ -59,7 +59,13 @@ final class FlagValidationTests: XCTestCase {
                     (["--trials", "1000000000000"], "--trials: 6 numbers of swaps x 1000000000000 trials")],
         "report": [(["--max-k=-1"], "--max-k must be zero or more"), (["--trials", "0"], "--trials must be at least 1"),
                    (["--members", "0"], "--members must be at least 1"),
-                   (["--trials", "100000000000000"], "--max-k, --trials: 19 values of k and depths x 100000000000000 trials")],
+                   (["--trials", "100000000000000"], "--max-k, --trials: 19 values of k and depths x 100000000000000 trials"),
+                   (["--gradient-images=-1"], "--gradient-images must be zero or more"),
+                   (["--gradient-samples", "0"], "--gradient-samples must be at least 1"),
+                   (["--gradient-images", "200000"], "--gradient-images: 200000 images asked; at most 100000"),
+                   (["--gradient-samples", "100000000000"], "--gradient-samples: 100000000000 route patterns per path length x 1001 path lengths"),
+                   (["--swaps", "1,x"], "--swaps: 'x' is not a block number"),
+                   (["--swaps", "100000000000000"], "--swaps: 100000000000000 random swaps asked; at most 1000000")],
         // Given two checkpoints (as report with two below).
         "compare": [(["--max-k=-1"], "--max-k must be zero or more"), (["--trials", "0"], "--trials must be at least 1"),
                     (["--members", "0"], "--members must be at least 1"), (["--ci-width", "0"], "--ci-width must be in (0, 1]"),
@@ -67,6 +73,16 @@ final class FlagValidationTests: XCTestCase {
                     (["--trials", "100000000000000"], "--max-k, --trials: 19 values of k and depths x 100000000000000 trials x 2 checkpoints"),
                     (["--max-trials", "100000000000000"], "--max-k, --trials: 19 values of k and depths x 100000000000000 trials x 2 checkpoints"),
                     (["--shard", "1/2"], "--shard: compare of several checkpoints does not shard")],
+    ]
+
+    /// `paths --gradients` reads data: its own flags, and every data, runtime and analysis flag.
+    let gradientPaths: [BadValue] = [
+        (["--gradient-images", "0"], "--gradient-images must be at least 1"),
+        (["--gradient-images=-3"], "--gradient-images must be at least 1"),
+        (["--gradient-images", "200000"], "--gradient-images: 200000 images asked; at most 100000"),
+        (["--samples", "0"], "--samples must be at least 1"),
+        (["--samples", "100000000000"], "--samples: 100000000000 route patterns per path length x 1001 path lengths"),
+        (["--metric", "nll"], "--metric: paths --gradients measures gradient norms, not metrics"),
     ]
 
     /// A second checkpoint for the comparisons (compare, report with two).
@@ -121,7 +137,17 @@ final class FlagValidationTests: XCTestCase {
             let folder = root.appendingPathComponent("paths-\(checked)").path
             try check(["paths", checkpoint, "-o", folder] + bad.arguments, bad.message, folder: folder)
         }
-        XCTAssertGreaterThanOrEqual(checked, 150)
+        for bad in gradientPaths + dataAndRuntime + analysis {
+            let folder = root.appendingPathComponent("paths-gradients-\(checked)").path
+            let output = bad.arguments.contains("-o") ? [] : ["-o", folder]
+            try check(["paths", checkpoint, "--gradients", "--data", data, "--quiet"] + output + bad.arguments, bad.message, folder: folder)
+        }
+        // Without --gradients its flags do not apply.
+        for bad: BadValue in [(["--samples", "3"], "--samples: only with --gradients"), (["--gradient-images", "2"], "--gradient-images: only with --gradients")] {
+            let folder = root.appendingPathComponent("paths-\(checked)").path
+            try check(["paths", checkpoint, "-o", folder] + bad.arguments, bad.message, folder: folder)
+        }
+        XCTAssertGreaterThanOrEqual(checked, 180)
         print("FlagValidationTests: \(checked) command x flag cases")
     }
 }

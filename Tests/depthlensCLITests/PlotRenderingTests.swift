@@ -88,6 +88,7 @@ final class PlotRenderingTests: XCTestCase {
             ["depth"] + common + ["--depths", "0,3,6"],
             ["paths", checkpoint, "--quiet"],
             ["compare"] + [checkpoint, CLI.fixture("golden/preact-avgpool.ckpt.h5")] + Array(common.dropFirst()) + ["--members", "3", "--max-k", "3", "--y-scale", "clip"],
+            ["paths", checkpoint, "--data", data, "--quiet", "--gradients", "--gradient-images", "4", "--samples", "2"],
         ]
         var svgs: [String] = []
         for (i, arguments) in runs.enumerated() {
@@ -96,7 +97,7 @@ final class PlotRenderingTests: XCTestCase {
             XCTAssertEqual(result.status, 0, "\(arguments): \(result.stderr)")
             svgs += try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".svg") }.map { "\(out)/\($0)" }
         }
-        XCTAssertGreaterThanOrEqual(svgs.count, 23, "\(svgs)")
+        XCTAssertGreaterThanOrEqual(svgs.count, 29, "\(svgs)")
         for path in svgs {
             let svg = try String(contentsOfFile: path, encoding: .utf8)
             XCTAssertEqual(try Self.textOutsideCanvas(svg), [], path)

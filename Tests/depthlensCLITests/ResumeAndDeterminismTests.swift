@@ -105,6 +105,11 @@ final class ResumeAndDeterminismTests: XCTestCase {
         try assertInterruptedRunResumesIdentically("reorder", ["--swaps", "0,1,2,4,8", "--trials", "10"], signal: SIGINT, unitsBeforeSignal: 1)
     }
 
+    func testGradientPathsResumeAfterSIGINT() throws {
+        // Twelve units of four images each, every one through all route patterns.
+        try assertInterruptedRunResumesIdentically("paths", ["--gradients", "--gradient-images", "48", "--samples", "2"], signal: SIGINT)
+    }
+
     func testReportResumesAfterSIGTERMAcrossItsAnalyses() throws {
         // One journal for the lesion, ensemble and depth parts; signalled after the lesion's units.
         try assertInterruptedRunResumesIdentically("report", ["--members", "3", "--trials", "6", "--max-k", "5", "--batch-size", "8"],

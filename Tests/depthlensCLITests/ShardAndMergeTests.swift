@@ -52,6 +52,7 @@ final class ShardAndMergeTests: XCTestCase {
         try assertMergeEqualsUnshardedRun("lesion", ["--single", "--random-k", "3", "--trials", "4"], folder: folder)
         try assertMergeEqualsUnshardedRun("depth", ["--depths", "0-6", "--trials", "3"], folder: folder)
         try assertMergeEqualsUnshardedRun("reorder", ["--swaps", "0,1,2,4", "--trials", "3"], folder: folder)
+        try assertMergeEqualsUnshardedRun("paths", ["--gradients", "--gradient-images", "10", "--samples", "2"], folder: folder)
         try assertMergeEqualsUnshardedRun("ensemble", ["--members", "4", "--batch-size", "8"], folder: folder)
         try assertMergeEqualsUnshardedRun("ensemble", ["--members", "3", "--granularity", "sample", "--batch-size", "8"],
                                           folder: folder)

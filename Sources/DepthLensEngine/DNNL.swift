@@ -117,7 +117,9 @@ final class DNNL: @unchecked Sendable {
             var stream: dnnl_stream_t?
             check(dnnl_stream_create(&stream, dnnl.engine, dnnl_stream_default_flags.rawValue), "stream")
             self.stream = stream!
-            scratchpad = ActivationBuffer(capacity: 1 << 14)
+            // Kept between passes like the activation buffers: a fresh one each pass
+            // page-faulted in every pass (at 224 x 224 a convolution's scratchpad is MBs).
+            scratchpad = dnnl.takeBuffer(1 << 14)
             Self.singleThreaded()
         }
 
@@ -129,7 +131,7 @@ final class DNNL: @unchecked Sendable {
             helper = nil
             dnnl_stream_wait(stream)
             dnnl_stream_destroy(stream)
-            dnnl.returnBuffers(taken)
+            dnnl.returnBuffers(taken + [scratchpad])
             taken.removeAll()
         }
 

@@ -324,6 +324,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians are reported")
     parser.add_argument("--images", type=int, help="images per timed repetition (default 512 CIFAR, 64 ImageNet)")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (inductor, frozen weights)")
+    parser.add_argument("--no-jit", action="store_true",
+                        help="skip TorchScript too (with --no-compile, eager is the only PyTorch mode: a shorter run)")
     parser.add_argument("--lesions", action="store_true",
                         help="also time the L+1 single-block lesions: configurations API against independent passes")
     parser.add_argument("--json", help="write the results here too")
@@ -360,7 +362,8 @@ def main() -> None:
               f"max |logit diff| vs PyTorch {diff:.2e}, same argmax: {same}")
         ours = DepthLensEngine(args.depthlens, checkpoint, extra, data, images, args.threads, "fast")
         engines: list[Engine] = [ours]
-        names = ["torch-eager", "torch-jit"] + ([] if args.no_compile else ["torch-compile"]) + ["onnxruntime"]
+        names = (["torch-eager"] + ([] if args.no_jit else ["torch-jit"]) + ([] if args.no_compile else ["torch-compile"])
+                 + ["onnxruntime"])
         for name in names:
             try:
                 engines.append(ProcessEngine(name, network.spec, data, images, args.threads, folder))
@@ -373,7 +376,8 @@ def main() -> None:
                     runs[engine.name].append(engine.time_once(batch))
                 peak.measure()
             medians = {name: statistics.median(values) for name, values in runs.items()}
-            best_torch = max(v for k, v in medians.items() if k.startswith("torch-") and k != "torch-eager")
+            best_torch = max((v for k, v in medians.items() if k.startswith("torch-") and k != "torch-eager"),
+                             default=medians["torch-eager"])
             speed = medians["depthlens"]
             row = {"network": network.spec, "batch": batch, "images_per_second": medians, "runs": runs,
                    "ratio_vs_eager": speed / medians["torch-eager"], "ratio_vs_best_torch": speed / best_torch,
@@ -407,7 +411,8 @@ def main() -> None:
         if "images_per_second" not in row:
             continue
         m, share = row["images_per_second"], row.get("percent_of_peak", {})
-        best = max((v, k) for k, v in m.items() if k.startswith("torch-") and k != "torch-eager")
+        best = max(((v, k) for k, v in m.items() if k.startswith("torch-") and k != "torch-eager"),
+                   default=(m["torch-eager"], "torch-eager"))
         shares = " / ".join(f"{share[k]:.0f}%" if k in share else "-" for k in ("depthlens", "onnxruntime", "torch-eager"))
         print(f"| {row['network']} | {row['batch']} | {m['depthlens']:.1f} | {m['torch-eager']:.1f} "
               f"| {best[0]:.1f} ({best[1][6:]}) | {m.get('onnxruntime', float('nan')):.1f} | {row['ratio_vs_eager']:.2f}x "

@@ -6,8 +6,11 @@ that `depthlens eval` predicts exactly what PyTorch predicts, image by image.
     python3 tools/make_eval_subset.py [--count 500]
 
 The subset is the first COUNT images of the 10,000-image test set, as gzipped IDX files
-with the original names. For each data/fmnist-*.h5, the model is rebuilt in PyTorch
-from the checkpoint itself and run under its recorded test-time rule;
+with the original names. For each data/fmnist-*.h5 (format v1, the CIFAR-style ResNets)
+and data/fmnist-*.safetensors (timm's ViT and ConvNeXt, as tools/train_timm.py exports
+them), the model is rebuilt in PyTorch from the checkpoint itself (for the timm models:
+the recorded timm class and constructor arguments) and run under its recorded test-time
+rule;
 `predictions-NAME.csv` lists image, label, predicted, and `summary.json` the counts.
 """
 from __future__ import annotations
@@ -48,6 +51,22 @@ def load_checkpoint(path: str):
     return model, training
 
 
+def load_timm_checkpoint(path: str):
+    """A tools/train_timm.py export: timm's own class, built with the recorded constructor
+    arguments, holding the file's tensors; drop path is the identity in eval mode."""
+    from safetensors import safe_open
+    from train_timm import build
+    with safe_open(path, framework="pt") as f:
+        metadata = f.metadata()
+        state = {k: f.get_tensor(k) for k in f.keys()}
+    arch = json.loads(metadata["depthlens_architecture"])
+    training = json.loads(metadata["depthlens_training"])
+    model = build({"timm_class": arch["timm_class"], "kwargs": arch["timm_kwargs"]})
+    model.load_state_dict(state, strict=True)
+    model.eval()
+    return (lambda x, gates: model(x)), training
+
+
 def predict(model, training, images: np.ndarray, labels: np.ndarray):
     norm = training["normalization"]
     x = (torch.from_numpy(images.astype(np.float32)) / 255.0 - norm["mean"][0]) / norm["std"][0]
@@ -69,9 +88,10 @@ def main() -> None:
     write_idx(os.path.join(OUT, "t10k-images-idx3-ubyte.gz"), images[:args.count])
     write_idx(os.path.join(OUT, "t10k-labels-idx1-ubyte.gz"), labels[:args.count])
     summary = {}
-    for path in sorted(glob.glob(os.path.join(ROOT, "data", "fmnist-*.h5"))):
-        name = os.path.basename(path)[:-3]
-        model, training = load_checkpoint(path)
+    paths = glob.glob(os.path.join(ROOT, "data", "fmnist-*.h5")) + glob.glob(os.path.join(ROOT, "data", "fmnist-*.safetensors"))
+    for path in sorted(paths):
+        name, extension = os.path.splitext(os.path.basename(path))
+        model, training = load_timm_checkpoint(path) if extension == ".safetensors" else load_checkpoint(path)
         subset = predict(model, training, images[:args.count], labels[:args.count])
         full = predict(model, training, images, labels)
         with open(os.path.join(OUT, f"predictions-{name}.csv"), "w") as f:
@@ -80,7 +100,7 @@ def main() -> None:
                 f.write(f"{i},{y},{p}\n")
         summary[name] = {"subset_images": args.count, "subset_correct": int((subset == labels[:args.count]).sum()),
                          "test_images": len(labels), "test_correct": int((full == labels).sum()),
-                         "rule": training.get("test_time_rule")}
+                         "rule": training.get("test_time_rule"), "file": os.path.basename(path)}
         print(name, summary[name])
     with open(os.path.join(OUT, "summary.json"), "w") as f:
         json.dump(summary, f, indent=2, sort_keys=True)

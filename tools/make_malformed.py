@@ -113,6 +113,7 @@ def main() -> None:
     nonfinite_files(arch, state)
     filter_files()
     safetensors_files()
+    transformer_safetensors_files()
     print("wrote", len(os.listdir(OUT)), "files to", os.path.normpath(OUT))
 
 
@@ -364,10 +365,93 @@ def nonfinite_files(arch, state) -> None:
 
 
 
+def transformer_safetensors_files() -> None:
+    """Malformed .safetensors files of the two drop-path families (issue 20): a tiny timm
+    VisionTransformer (`vit-*`) and ConvNeXt (`cnx-*`), recorded as tools/train_timm.py
+    exports them (timm class and constructor arguments in `depthlens_architecture`), each
+    breaking one rule: the recorded architecture (not JSON, wrong heads, an unknown or
+    unsupported argument), or the tensors against it (missing, unused, wrong shape, NaN),
+    or read with a preset that does not fit. valid-vit.safetensors and
+    valid-convnext.safetensors are the valid files they are made from (a few KB each)."""
+    from depthlens_ref.interop import import_vision
+    from safetensors.numpy import save
+    _, timm = import_vision()
+
+    def export(name, model, kwargs, timm_class, family, size, state=None, architecture=None, training=None):
+        tensors = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()} if state is None else state
+        arch = {"family": family, "timm_class": timm_class, "timm_kwargs": kwargs, "timm_version": timm.__version__,
+                "input_size": list(size)}
+        record = {"dataset": "random", "input_size": list(size[1:]),
+                  "normalization": {"mean": [0.5] * size[0], "std": [0.25] * size[0]},
+                  "drop_path": {"rate": 0.1, "schedule": "linear-from-zero", "gate_granularity": "sample",
+                                "test_time_rule": "inverted"}, "test_time_rule": "inverted"}
+        metadata = {"format": "pt",
+                    "depthlens_architecture": architecture if architecture is not None else json.dumps(arch, sort_keys=True),
+                    "depthlens_training": training if training is not None else json.dumps(record, sort_keys=True)}
+        open(os.path.join(OUT, name), "wb").write(save(tensors, metadata=metadata))
+        return tensors
+
+    torch.manual_seed(0)
+    vit_kwargs = {"img_size": 8, "patch_size": 4, "in_chans": 1, "num_classes": 3, "embed_dim": 8, "depth": 2,
+                  "num_heads": 2, "mlp_ratio": 2.0, "init_values": 0.1, "drop_path_rate": 0.1}
+    vit_class = "timm.models.vision_transformer.VisionTransformer"
+    vit = timm.models.vision_transformer.VisionTransformer(**vit_kwargs).eval()
+    size = (1, 8, 8)
+    vit_state = export("valid-vit.safetensors", vit, vit_kwargs, vit_class, "vit", size)
+
+    def vit_file(name, kwargs=None, state=None, **extra):
+        export(f"vit-{name}.safetensors", vit, dict(vit_kwargs, **(kwargs or {})), vit_class, "vit", size, state=state, **extra)
+
+    def changed(state, change):
+        state = dict(state)
+        change(state)
+        return state
+
+    vit_file("heads-not-divisor", {"num_heads": 3})
+    vit_file("arch-not-json", architecture='{"timm_class": "timm.models.vision_transformer.VisionTransformer", "timm_kwargs": {')
+    vit_file("unknown-argument", {"mlp_layer": "SwiGLU"})
+    vit_file("unsupported-qk-norm", {"qk_norm": True})
+    vit_file("pooling-map", {"global_pool": "map"})
+    vit_file("depth-beyond-tensors", {"depth": 3})
+    vit_file("training-not-json", training="{'dataset': 'random'}")
+    vit_file("missing-tensor", state=changed(vit_state, lambda s: s.pop("blocks.1.attn.proj.weight")))
+    vit_file("unused-tensor", state=changed(vit_state, lambda s: s.__setitem__("blocks.0.attn.q_norm.weight", np.ones(4, np.float32))))
+    vit_file("qkv-wrong-shape", state=changed(vit_state, lambda s: s.__setitem__("blocks.0.attn.qkv.weight", np.zeros((16, 8), np.float32))))
+    vit_file("pos-embed-wrong-shape", state=changed(vit_state, lambda s: s.__setitem__("pos_embed", np.zeros((1, 4, 8), np.float32))))
+    nan = vit_state["head.weight"].astype(np.float16)
+    nan.flat[4] = np.nan
+    vit_file("nan-weight", state=changed(vit_state, lambda s: s.__setitem__("head.weight", nan)))
+
+    torch.manual_seed(0)
+    cnx_kwargs = {"in_chans": 1, "num_classes": 3, "depths": [1, 1, 1, 1], "dims": [4, 4, 8, 8], "patch_size": 1,
+                  "drop_path_rate": 0.1}
+    cnx_class = "timm.models.convnext.ConvNeXt"
+    cnx = timm.models.convnext.ConvNeXt(**cnx_kwargs).eval()
+    cnx_state = export("valid-convnext.safetensors", cnx, cnx_kwargs, cnx_class, "convnext", size)
+
+    def cnx_file(name, kwargs=None, state=None, **extra):
+        export(f"cnx-{name}.safetensors", cnx, dict(cnx_kwargs, **(kwargs or {})), cnx_class, "convnext", size, state=state, **extra)
+
+    cnx_file("depths-not-a-list", {"depths": "1,1,1,1"})
+    cnx_file("three-stages", {"depths": [1, 1, 1], "dims": [4, 4, 8]})
+    cnx_file("patch-size-8", {"patch_size": 8})
+    cnx_file("dims-unlike-tensors", {"dims": [4, 4, 8, 16]})
+    cnx_file("missing-downsample", state=changed(cnx_state, lambda s: s.pop("stages.2.downsample.1.weight")))
+    cnx_file("grn-tensor", state=changed(cnx_state, lambda s: s.__setitem__("stages.0.blocks.0.mlp.grn.weight", np.ones((1, 1, 1, 16), np.float32))))
+    cnx_file("dw-kernel-wrong-shape", state=changed(cnx_state, lambda s: s.__setitem__("stages.1.blocks.0.conv_dw.weight", np.zeros((4, 1, 5, 5), np.float32))))
+    nan = cnx_state["stages.3.blocks.0.gamma"].copy()
+    nan[2] = np.inf
+    cnx_file("inf-gamma", state=changed(cnx_state, lambda s: s.__setitem__("stages.3.blocks.0.gamma", nan)))
+    blob = open(os.path.join(OUT, "valid-convnext.safetensors"), "rb").read()
+    open(os.path.join(OUT, "cnx-truncated.safetensors"), "wb").write(blob[:-64])
+
+
 def filter_files() -> None:
     """A dataset compressed with h5py's lzf filter, which Debian's libhdf5 lacks: the
-    message must name the missing filter, not call the file damaged. Zero images, so that
-    the chunk compresses (lzf is an optional filter: a chunk it cannot shrink is stored raw)."""
+    message must name the missing filter, not call the file damaged; where a plugin provides
+    the filter, the file reads (MalformedInputTests asks libhdf5 which case holds). Zero
+    images, so that the chunk compresses (lzf is an optional filter: a chunk it cannot shrink
+    is stored raw)."""
     with h5py.File(os.path.join(OUT, "data-images-lzf.h5"), "w") as f:
         f.create_dataset("images", data=np.zeros((64, 1, 8, 8), np.float32), compression="lzf", chunks=(64, 1, 8, 8))
         f.create_dataset("labels", data=np.zeros(64, np.int64))

@@ -31,6 +31,11 @@ test-set predictions to tools/train-state/RECIPE-test-predictions.npy (not commi
     nohup python3 tools/train_timm.py --recipe convnext --threads 1 > train-convnext.log 2>&1 &
     python3 tools/train_timm.py --recipe vit --exported
     python3 tools/train_timm.py --recipe vit --time-steps 100   # time steps, save nothing
+
+`--extend N --extend-lr LR` continues a recipe past its epochs with a warm restart (N
+epochs of cosine decay from LR to min_lr, per mini-batch), from the state it ended in,
+exported or not; the export records the restarts (`warm_restarts`) and the whole
+schedule, and `--exported` with the same flags asks whether the extended run is done.
 """
 from __future__ import annotations
 
@@ -86,6 +91,38 @@ def build(recipe: dict) -> torch.nn.Module:
     return cls(**kwargs)
 
 
+def architecture_record(name: str, recipe: dict, model: torch.nn.Module) -> dict:
+    """The `depthlens_architecture` metadata of `model`, built from `recipe` (RECIPES[name]):
+    timm's class and constructor arguments, from which DepthLens builds the network."""
+    _, timm = import_vision()
+    return {
+        "family": name,
+        "timm_class": recipe["timm_class"],
+        "timm_kwargs": recipe["kwargs"],
+        "timm_version": timm.__version__,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "input_size": [1, 28, 28],
+        "drop_path_rate": recipe["kwargs"]["drop_path_rate"],
+        "drop_path_rates": drop_path_rates(model),
+    }
+
+
+def export(model: torch.nn.Module, out: str, architecture: dict, training: dict | None = None,
+           provenance_record: dict | None = None) -> None:
+    """Writes `model`'s weights (float32, timm key names) to `out` (atomically), with the
+    architecture, and the training and provenance records when given, as JSON metadata.
+    tools/bench/run_bench.py exports its random-weight recipe networks through this too."""
+    from safetensors.torch import save_file
+    tensors = {k: v.detach().to(torch.float32).contiguous().clone() for k, v in model.state_dict().items()}
+    metadata = {"format": "pt", "depthlens_architecture": json.dumps(architecture, sort_keys=True)}
+    if training is not None:
+        metadata["depthlens_training"] = json.dumps(training, sort_keys=True)
+    if provenance_record is not None:
+        metadata["depthlens_provenance"] = json.dumps(provenance_record, sort_keys=True)
+    save_file(tensors, out + ".tmp", metadata=metadata)
+    os.replace(out + ".tmp", out)
+
+
 def drop_path_rates(model: torch.nn.Module) -> list[float]:
     """The drop rate of each residual block in forward order, as built (timm puts an
     Identity where the rate is 0, the first block's)."""
@@ -111,10 +148,20 @@ def augment(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor
     return out.permute(0, 3, 1, 2).contiguous()
 
 
-def learning_rate(recipe: dict, step: int, steps_per_epoch: int) -> float:
+def learning_rate(recipe: dict, step: int, steps_per_epoch: int, extend=()) -> float:
     """Linear warmup from lr/W to lr over the first W steps, then cosine decay to min_lr
-    at the last step; per mini-batch (step 0 is the first)."""
+    at the recipe's last step; per mini-batch (step 0 is the first). Then each warm
+    restart in `extend`, (epochs N, lr LR) in order: cosine decay from LR to min_lr over
+    its N epochs, per mini-batch, from the state the previous phase ended in."""
     total = recipe["epochs"] * steps_per_epoch
+    if step >= total:
+        s = step - total
+        for n, lr in extend:
+            if s < n * steps_per_epoch:
+                t = s / max(1, n * steps_per_epoch - 1)
+                return recipe["min_lr"] + (lr - recipe["min_lr"]) * 0.5 * (1 + math.cos(math.pi * t))
+            s -= n * steps_per_epoch
+        raise ValueError(f"step {step} is past the recipe's {recipe['epochs'] + sum(n for n, _ in extend)} epochs")
     warm = recipe["warmup_epochs"] * steps_per_epoch
     if step < warm:
         return recipe["lr"] * (step + 1) / warm
@@ -122,11 +169,13 @@ def learning_rate(recipe: dict, step: int, steps_per_epoch: int) -> float:
     return recipe["min_lr"] + (recipe["lr"] - recipe["min_lr"]) * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def schedule_summary(recipe: dict, steps_per_epoch: int) -> str:
+def schedule_summary(recipe: dict, steps_per_epoch: int, extend=()) -> str:
+    restarts = "".join(f", then a warm restart: {n} epochs of cosine decay from {lr:g} to {recipe['min_lr']:g} "
+                       f"(per mini-batch, t from 0 at its first step to 1 at its last)" for n, lr in extend)
     return (f"per mini-batch ({steps_per_epoch} a epoch): linear warmup over {recipe['warmup_epochs']} epochs "
             f"(step s: lr = {recipe['lr']:g} (s + 1) / W, W = {recipe['warmup_epochs'] * steps_per_epoch}), then "
             f"cosine decay to {recipe['min_lr']:g} at the end of epoch {recipe['epochs']} "
-            f"(lr = min + (max - min) (1 + cos(pi t)) / 2, t from 0 to 1)")
+            f"(lr = min + (max - min) (1 + cos(pi t)) / 2, t from 0 to 1)" + restarts)
 
 
 def param_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
@@ -177,12 +226,26 @@ def exported_record(path: str) -> dict | None:
         return None
 
 
-def is_exported(name: str, recipe: dict, out: str) -> bool:
-    """Done when the exported file holds this recipe trained for all its epochs: the
-    state file is not needed (it is deleted once the model ships)."""
+def is_exported(name: str, recipe: dict, out: str, extend=()) -> bool:
+    """Done when the exported file holds this recipe trained for all its epochs, warm
+    restarts included: the state file is not needed (it is deleted once the model ships)."""
     rec = exported_record(out)
-    return rec is not None and rec.get("recipe") == name and rec.get("epochs") == recipe["epochs"] \
-        and rec.get("hyperparameters") == recipe
+    return rec is not None and rec.get("recipe") == name and rec.get("hyperparameters") == recipe \
+        and rec.get("epochs") == recipe["epochs"] + sum(n for n, _ in extend) \
+        and [tuple(r) for r in rec.get("warm_restarts", [])] == list(extend)
+
+
+def parse_extend(epochs: str, lrs: str) -> list[tuple[int, float]]:
+    """--extend N[,N...] and --extend-lr LR[,LR...] (one value for all, or one each)."""
+    ns = [int(v) for v in epochs.split(",") if v.strip()] if epochs not in ("", "0") else []
+    rates = [float(v) for v in lrs.split(",") if v.strip()]
+    if len(rates) == 1:
+        rates = rates * len(ns)
+    if ns and len(rates) != len(ns):
+        raise SystemExit(f"--extend-lr: {len(rates)} values for {len(ns)} restarts")
+    if any(n <= 0 for n in ns) or any(not 0 < r < 1 for r in rates):
+        raise SystemExit("--extend: a restart's length must be positive and its lr in (0, 1)")
+    return list(zip(ns, rates))
 
 
 def compact(optimizer_state: dict) -> dict:
@@ -217,12 +280,19 @@ def main() -> None:
                     help="train N steps of a fresh model, print the time per step and exit (saves nothing)")
     ap.add_argument("--state-dir", default=os.path.join(TOOLS, "train-state"))
     ap.add_argument("--out", default=None, help="default data/fmnist-RECIPE.safetensors")
+    ap.add_argument("--extend", default="0", metavar="N[,N...]",
+                    help="after the recipe's epochs, N more epochs of cosine decay from --extend-lr to the "
+                         "recipe's min_lr (a warm restart), from the state the recipe ended in; a list runs "
+                         "one restart after another (0: none)")
+    ap.add_argument("--extend-lr", default="5e-4", metavar="LR[,LR...]",
+                    help="each warm restart's starting learning rate (one value for all, or one each)")
     args = ap.parse_args()
+    extend = parse_extend(args.extend, args.extend_lr)
 
     name = args.recipe
     recipe = copy.deepcopy(RECIPES[name])
     out = args.out or os.path.join(TOOLS, "..", "data", f"fmnist-{name}.safetensors")
-    done = is_exported(name, recipe, out)
+    done = is_exported(name, recipe, out, extend)
     if args.exported:
         print(f"{name}: {'exported' if done else 'still to train'}", flush=True)
         sys.exit(0 if done else 1)
@@ -247,7 +317,7 @@ def main() -> None:
     steps_per_epoch = math.ceil(len(train_x) / bs)
 
     def train_step(idx, step):
-        lr = learning_rate(recipe, step, steps_per_epoch)
+        lr = learning_rate(recipe, step, steps_per_epoch, extend)
         for group in opt.param_groups:
             group["lr"] = lr
         x = augment(train_x[idx], gen)
@@ -298,7 +368,7 @@ def main() -> None:
         print(f"resuming {name} at epoch {start_epoch + 1} ({elapsed:.0f}s trained so far)", flush=True)
 
     command = "python3 tools/train_timm.py " + " ".join(sys.argv[1:])
-    total = recipe["epochs"]
+    total = recipe["epochs"] + sum(n for n, _ in extend)
     if start_epoch < total:
         runs.append({"first_epoch": start_epoch + 1, "command": command, "precision": args.precision,
                      "threads": args.threads})
@@ -319,7 +389,7 @@ def main() -> None:
                       f"mean train loss {total_loss / (i + len(idx)):.4f}", flush=True)
         seconds = time.time() - t0
         elapsed += seconds
-        lr_last = learning_rate(recipe, (epoch + 1) * steps_per_epoch - 1, steps_per_epoch)
+        lr_last = learning_rate(recipe, (epoch + 1) * steps_per_epoch - 1, steps_per_epoch, extend)
         correct, nll, _ = evaluate(model, test_x, test_y)
         history.append({"epoch": epoch + 1, "lr": lr_last, "train_loss": total_loss / len(order),
                         "test_correct": correct, "test_nll": nll, "epoch_seconds": round(seconds, 1),
@@ -339,16 +409,7 @@ def main() -> None:
     np.save(pred_path, preds_u8)
     rates = drop_path_rates(model)
     _, timm = import_vision()
-    architecture = {
-        "family": name,
-        "timm_class": recipe["timm_class"],
-        "timm_kwargs": recipe["kwargs"],
-        "timm_version": timm.__version__,
-        "parameters": n_params,
-        "input_size": [1, 28, 28],
-        "drop_path_rate": recipe["kwargs"]["drop_path_rate"],
-        "drop_path_rates": rates,
-    }
+    architecture = architecture_record(name, recipe, model)
     training = {
         "dataset": "fashion-mnist",
         "recipe": name,
@@ -357,12 +418,13 @@ def main() -> None:
         "normalization": {"mean": [MEAN], "std": [STD]},
         "input_size": [28, 28],
         "epochs": total,
+        "warm_restarts": [list(r) for r in extend],
         "batch_size": bs,
         "steps_per_epoch": steps_per_epoch,
         "optimizer": {"name": "adamw", "lr": recipe["lr"], "betas": recipe["betas"], "eps": recipe["eps"],
                       "weight_decay": recipe["weight_decay"],
                       "weight_decay_exempt": "1-D parameters (biases, norms, layer scale) and no_weight_decay()",
-                      "lr_schedule": schedule_summary(recipe, steps_per_epoch)},
+                      "lr_schedule": schedule_summary(recipe, steps_per_epoch, extend)},
         "label_smoothing": recipe["label_smoothing"],
         "augmentation": AUGMENTATION,
         "seed": recipe["seed"],
@@ -387,15 +449,7 @@ def main() -> None:
     }
     prov = provenance("tools/train_timm.py", timm=timm.__version__)
     training["provenance"] = prov
-    from safetensors.torch import save_file
-    tensors = {k: v.detach().to(torch.float32).contiguous().clone() for k, v in model.state_dict().items()}
-    save_file(tensors, out + ".tmp", metadata={
-        "format": "pt",
-        "depthlens_architecture": json.dumps(architecture, sort_keys=True),
-        "depthlens_training": json.dumps(training, sort_keys=True),
-        "depthlens_provenance": json.dumps(prov, sort_keys=True),
-    })
-    os.replace(out + ".tmp", out)
+    export(model, out, architecture, training=training, provenance_record=prov)
     st = torch.load(state_path, weights_only=False)
     st["exported"] = True
     save_atomic(st, state_path)

@@ -35,6 +35,10 @@ public struct AnalysisContext {
     /// Which part of the work this run does: all of it, a plan, one shard, or a replay of
     /// saved units (``WorkScope``).
     public var scope: WorkScope = .everything
+    /// Put before the name of every journal unit this context saves: several checkpoints
+    /// compared in one run share one journal, and their units would otherwise have the same
+    /// names (a unit is named by its gates, data and metrics, not by the network).
+    public var unitNamespace = ""
 
     public init(checkpoint: Checkpoint, evaluator: Evaluator, source: any ImageSource, batchSize: Int,
                 survival: [Double], scheduleName: String, rule: TrainingMetadata.TestTimeRule,

@@ -48,6 +48,18 @@ public enum PruneError: Error, CustomStringConvertible, Equatable {
     }
 }
 
+/// More trials or groups than have distinct random streams (the random streams of trials are numbered per group and trial).
+public enum TrialCountError: Error, CustomStringConvertible, Equatable {
+    case beyondDistinctStreams(what: String, limit: String)
+
+    public var description: String {
+        switch self {
+        case .beyondDistinctStreams(let what, let limit):
+            return "\(what) asked, but only \(limit) draw from distinct random streams"
+        }
+    }
+}
+
 /// A reordering the network does not allow.
 public enum ReorderError: Error, CustomStringConvertible, Equatable {
     /// No stage has two blocks with identity shortcuts.

@@ -18,7 +18,7 @@ struct JournalUnits {
     init(_ context: AnalysisContext, section: () -> String) {
         journal = context.journal
         scope = context.scope
-        if case .everything = context.scope, context.journal == nil { self.section = "" } else { self.section = section() }
+        if case .everything = context.scope, context.journal == nil { self.section = "" } else { self.section = context.unitNamespace + section() }
         stopRequest = context.stopRequest
     }
 

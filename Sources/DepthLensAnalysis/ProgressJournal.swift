@@ -52,13 +52,15 @@ public final class ProgressJournal: @unchecked Sendable {
                 throw JournalError(path: path, message: "nothing to resume: no progress file (the run finished, or never started)", reason: .nothingToResume)
             }
             var header: [(String, String)] = []
+            var damaged = DamagedRecords()
             keepBytes = try Self.read(data, path: path, expected: configuration, into: &finished, header: &header,
-                                      damaged: &damagedUnits)
+                                      damaged: &damaged)
+            damagedUnits = damaged.count
             resumedUnits = finished.count
         } else if exists, let data = FileManager.default.contents(atPath: path) {
             var units: [String: [String]] = [:]
             var header: [(String, String)] = []
-            var damaged = 0
+            var damaged = DamagedRecords()
             _ = try? Self.read(data, path: path, expected: nil, into: &units, header: &header, damaged: &damaged)
             if !units.isEmpty {
                 throw JournalError(path: path, message: "holds \(units.count) finished unit(s) of an interrupted run", reason: .unfinishedRun)
@@ -133,18 +135,30 @@ public final class ProgressJournal: @unchecked Sendable {
         return finished
     }
 
-    /// Reads a journal without opening it for writing: its configuration and finished
-    /// units (a unit cut short is left out), as a merge of shards needs them.
+    /// Records whose checksum or framing does not match (edited or damaged): their units
+    /// are not used.
+    public struct DamagedRecords: Sendable, Equatable {
+        /// Keys (`SECTION/INDEX`) of damaged records whose unit has no intact record, sorted.
+        public var keys: [String] = []
+        /// Damaged stretches whose key cannot be read.
+        public var unreadable = 0
+        public var count: Int { keys.count + unreadable }
+    }
+
+    /// Reads a journal without opening it for writing: its configuration, its finished
+    /// units (a unit cut short is left out) and its damaged records (left out too), as a
+    /// merge of shards needs them.
     /// - Throws: ``JournalError`` when the file is missing or not a journal.
-    public static func contents(of path: String) throws -> (configuration: [(String, String)], units: [String: [String]]) {
+    public static func contents(of path: String) throws -> (configuration: [(String, String)], units: [String: [String]],
+                                                            damaged: DamagedRecords) {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw JournalError(path: path, message: "cannot read the progress file", reason: .nothingToResume)
         }
         var units: [String: [String]] = [:]
         var configuration: [(String, String)] = []
-        var damaged = 0  // damaged records are left out: a merge then finds their units missing
+        var damaged = DamagedRecords()
         _ = try read(data, path: path, expected: nil, into: &units, header: &configuration, damaged: &damaged)
-        return (configuration, units)
+        return (configuration, units, damaged)
     }
 
     /// Deletes the journal once the results are written.
@@ -174,7 +188,7 @@ public final class ProgressJournal: @unchecked Sendable {
     /// Parses a journal; returns the byte length of its valid part (up to the last `done`).
     private static func read(_ data: Data, path: String, expected: [(String, String)]?,
                              into units: inout [String: [String]], header: inout [(String, String)],
-                             damaged: inout Int) throws -> Int {
+                             damaged: inout DamagedRecords) throws -> Int {
         let bytes = [UInt8](data)
         var lines: [(text: String, end: Int)] = []
         var start = 0
@@ -212,7 +226,7 @@ public final class ProgressJournal: @unchecked Sendable {
         var records = RecordScan(lines: lines.map(\.text), start: index + 1)
         records.scan()
         for (key, payload) in records.intact { units[key] = payload }
-        damaged = records.damagedKeys.subtracting(records.intact.keys).count + records.unreadableRecords
+        damaged = DamagedRecords(keys: records.damagedKeys.subtracting(records.intact.keys).sorted(), unreadable: records.unreadableRecords)
         // Cut off only a torn tail (after the last complete record); damaged records
         // before it stay, skipped on every read.
         return lines[records.lastCompleteLine ?? index].end

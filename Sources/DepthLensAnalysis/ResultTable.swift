@@ -25,6 +25,9 @@ public struct ResultRow: Sendable, Equatable {
     /// The 95% interval of `value`, or the test that gave it, when the row is a statistic
     /// (``TrialStatistics``); nil for a plain measurement.
     public var interval: Interval?
+    /// The checkpoint a paired difference is taken against (``PairedDifferences``: this
+    /// row's checkpoint minus that one); nil for every other row.
+    public var versus: String?
 
     /// How a statistic's row was estimated: its 95% interval (nil for a test's p-value),
     /// the method, and the count it rests on (columns `ci_low`, `ci_high`, `method`, `n`).

@@ -43,6 +43,54 @@ package struct SeededGenerator: RandomNumberGenerator, Sendable {
     }
 }
 
+/// The stream numbers of the draws that are numbered by a group and a trial: trial t of
+/// k random blocks deleted (`lesion`), of depth d (`depth`), of s random swaps (`reorder`).
+///
+/// The first scheme was `base + group * 10_000 + t` (base 1,000,000, 2,000,000, 3,000,000),
+/// which gives trial 10,000 of group g the stream of trial 0 of group g + 1: from 10,000
+/// trials on, draws repeated (and k + 1 random blocks deleted a superset of the k blocks of
+/// another trial). Trials below 10,000 keep those stream numbers, so every result computed
+/// before is unchanged; trials from 10,000 on take numbers with bit 62 set, the kind in
+/// bits 60-61, the group in bits 38-59 and the trial in bits 0-37, which no other draw of
+/// DepthLens uses (all other stream numbers stay far below 2^62). Within one kind, two
+/// different (group, trial) pairs with group < ``groupLimit`` and trial < ``trialLimit``
+/// therefore always get different streams (``SeededGenerator/stream(seed:_:)`` is one to
+/// one in the stream number).
+package enum TrialStreams {
+    package enum Kind: Int, Sendable {
+        case randomLesion = 1, fixedDepth = 2, reordering = 3
+
+        /// The first scheme's base.
+        var base: Int { rawValue * 1_000_000 }
+    }
+
+    /// Trials below this keep the first scheme's stream numbers.
+    package static let firstSchemeTrials = 10_000
+    /// Groups (k, depth, swaps) below 2^22 and trials below 2^38 get distinct streams: far
+    /// beyond any network's blocks, the 1,000,000 swaps the command line allows, and the
+    /// trials half of a machine's memory can hold the results of (4 KB each: 2^38 trials
+    /// need 1 PB).
+    package static let groupLimit = 1 << 22, trialLimit = 1 << 38
+
+    /// The stream number of trial `trial` of `group`.
+    package static func index(_ kind: Kind, group: Int, trial: Int) -> Int {
+        precondition(group >= 0 && trial >= 0, "stream numbers are for non-negative groups and trials")
+        if trial < firstSchemeTrials { return kind.base + group * firstSchemeTrials + trial }
+        precondition(group < groupLimit && trial < trialLimit, "group \(group), trial \(trial) are beyond the distinct streams; checked by TrialStreams.check")
+        return 1 << 62 | kind.rawValue << 60 | group << 38 | trial
+    }
+
+    /// Refuses groups or trial counts beyond those that get distinct streams.
+    package static func check(groups: [Int], trials: Int) throws {
+        if let group = groups.first(where: { $0 >= groupLimit }) {
+            throw TrialCountError.beyondDistinctStreams(what: "group \(group)", limit: "groups (k, depths, swaps) below \(groupLimit)")
+        }
+        if trials > trialLimit {
+            throw TrialCountError.beyondDistinctStreams(what: "\(trials) trials", limit: "at most \(trialLimit) trials per k, depth or number of swaps")
+        }
+    }
+}
+
 /// Drawing gate masks.
 package enum MaskSampling {
     /// Keeps block l with probability p_l.

@@ -72,10 +72,12 @@ public enum LesionAnalysis {
     /// Trials `trials` of deleting `k` blocks drawn uniformly among `candidates` (1-based
     /// block numbers, such as the blocks left by `--exclude`). Trial t of k draws from its
     /// own stream of `seed`, so adding trials keeps the earlier ones, and with every block a
-    /// candidate the draws are those of ``randomBlocks(count:maxK:trials:seed:)``.
+    /// candidate the draws are those of ``randomBlocks(count:maxK:trials:seed:)``. Every
+    /// (k, trial) gets a stream of its own for k below 2^22 and trials below 2^38 (the
+    /// analyses refuse more; ``TrialStreams``).
     public static func randomBlocks(k: Int, among candidates: [Int], trials: Range<Int>, seed: UInt64) -> [Lesion] {
         trials.map { t in
-            var generator = SeededGenerator.stream(seed: seed, 1_000_000 + k * 10_000 + t)
+            var generator = SeededGenerator.stream(seed: seed, TrialStreams.index(.randomLesion, group: k, trial: t))
             let keep = MaskSampling.exactly(candidates.count - k, of: candidates.count, using: &generator)
             let dropped = keep.enumerated().filter { !$0.element }.map { candidates[$0.offset] }
             return Lesion(.randomLesion(k: k, trial: t), dropped: dropped)
@@ -87,11 +89,23 @@ public enum LesionAnalysis {
     /// for the mean and median error with intervals.
     public static func runRandom(_ context: AnalysisContext, candidates: [Int], ks: ClosedRange<Int>, plan: TrialPlan,
                                  recalibration: (any ImageSource)? = nil) throws -> ResultTable {
+        try runRandom([context], candidates: candidates, ks: ks, plan: plan, recalibration: recalibration)[0]
+    }
+
+    /// ``runRandom(_:candidates:ks:plan:recalibration:)`` on several checkpoints, paired
+    /// (a comparison): trial t of k deletes the same blocks on each, and adaptive rounds
+    /// go on while any checkpoint's interval is too wide (``TrialPlan``), so every
+    /// checkpoint gets the same trials. One table per context, in order; the contexts
+    /// share the seed of the first.
+    public static func runRandom(_ contexts: [AnalysisContext], candidates: [Int], ks: ClosedRange<Int>, plan: TrialPlan,
+                                 recalibration: (any ImageSource)? = nil) throws -> [ResultTable] {
         let groups = Array(ks.clamped(to: 0...candidates.count))
-        return try plan.rounds(groups: groups, single: [0, candidates.count], seed: context.seed, stream: TrialStatistics.randomLesionStream,
+        let seed = contexts[0].seed
+        return try plan.pairedRounds(checkpoints: contexts.count, groups: groups, single: [0, candidates.count], seed: seed,
+                                     stream: TrialStatistics.randomLesionStream,
             evaluate: { work in
-                try run(context, lesions: work.flatMap { randomBlocks(k: $0.group, among: candidates, trials: $0.trials, seed: context.seed) },
-                        recalibration: recalibration)
+                let lesions = work.flatMap { randomBlocks(k: $0.group, among: candidates, trials: $0.trials, seed: seed) }
+                return try contexts.map { try run($0, lesions: lesions, recalibration: recalibration) }
             },
             errors: { table, k in
                 table.rows.compactMap { row in
@@ -191,11 +205,26 @@ public enum DepthAnalysis {
     /// ``TrialStatistics/rows(for:images:)`` for the mean and median error with intervals.
     public static func run(_ context: AnalysisContext, depths: [Int], plan: TrialPlan,
                            recalibration: (any ImageSource)? = nil) throws -> ResultTable {
-        for d in depths where !(0...context.blockCount).contains(d) {
-            throw BlockSelectionError.depthOutOfRange(d, blockCount: context.blockCount)
+        try run([context], depths: depths, plan: plan, recalibration: recalibration)[0]
+    }
+
+    /// ``run(_:depths:plan:recalibration:)`` on several checkpoints with the same number
+    /// of blocks, paired (a comparison): trial t of depth d keeps the same blocks on each,
+    /// and adaptive rounds go on while any checkpoint's interval is too wide, so every
+    /// checkpoint gets the same trials. One table per context, in order; the contexts share
+    /// the seed of the first.
+    public static func run(_ contexts: [AnalysisContext], depths: [Int], plan: TrialPlan,
+                           recalibration: (any ImageSource)? = nil) throws -> [ResultTable] {
+        let blockCount = contexts[0].blockCount
+        precondition(contexts.allSatisfy { $0.blockCount == blockCount }, "paired depths need the same number of blocks")
+        for d in depths where !(0...blockCount).contains(d) {
+            throw BlockSelectionError.depthOutOfRange(d, blockCount: blockCount)
         }
-        var table = try plan.rounds(groups: depths, single: [0, context.blockCount], seed: context.seed, stream: TrialStatistics.depthStream,
-            evaluate: { work in try evaluate(context, drawn: work.flatMap { w in w.trials.map { (w.group, $0) } }, recalibration: recalibration) },
+        var tables = try plan.pairedRounds(checkpoints: contexts.count, groups: depths, single: [0, blockCount], seed: contexts[0].seed,
+                                           stream: TrialStatistics.depthStream,
+            evaluate: { work in
+                try contexts.map { try evaluate($0, drawn: work.flatMap { w in w.trials.map { (w.group, $0) } }, recalibration: recalibration) }
+            },
             errors: { table, d in
                 table.rows.compactMap { row in
                     guard case .fixedDepth(d, _) = row.experiment, row.metric == "accuracy", row.value.isFinite else { return nil }
@@ -203,20 +232,22 @@ public enum DepthAnalysis {
                 }
             })
         // The deterministic network under the test-time rule, the plot's reference line.
-        let deterministic = Experiment.deterministic(rule: context.rule)
-        table.recordMask(deterministic.name, gates: context.deterministicGates)
-        for value in try MemberEvaluation.run(context, configurations: [context.deterministicGates])[0] {
-            table.append(ResultRow(analysis: "depth", experiment: deterministic, member: .deterministic, metric: value.name,
-                                   value: value.value, mask: deterministic.name))
+        for (i, context) in contexts.enumerated() {
+            let deterministic = Experiment.deterministic(rule: context.rule)
+            tables[i].recordMask(deterministic.name, gates: context.deterministicGates)
+            for value in try MemberEvaluation.run(context, configurations: [context.deterministicGates])[0] {
+                tables[i].append(ResultRow(analysis: "depth", experiment: deterministic, member: .deterministic, metric: value.name,
+                                           value: value.value, mask: deterministic.name))
+            }
         }
-        return table
+        return tables
     }
 
     static func evaluate(_ context: AnalysisContext, drawn: [(depth: Int, trial: Int)],
                          recalibration: (any ImageSource)?) throws -> ResultTable {
         var table = context.table()
         let configurations = drawn.map { d, t in
-            var generator = SeededGenerator.stream(seed: context.seed, 2_000_000 + d * 10_000 + t)
+            var generator = SeededGenerator.stream(seed: context.seed, TrialStreams.index(.fixedDepth, group: d, trial: t))
             return context.sampledGates(MaskSampling.exactly(d, of: context.blockCount, using: &generator))
         }
         let results = try MemberEvaluation.run(context, configurations: configurations,
@@ -253,13 +284,14 @@ public enum ReorderAnalysis {
         guard !groups.isEmpty else {
             throw ReorderError.nothingToReorder
         }
+        try TrialStreams.check(groups: swaps, trials: trials)
         var networks: [Network] = []
         var configurations: [[Float]] = []
         var described: [(experiment: Experiment, tau: Double, order: [Int])] = []
         let base = context.deterministicGates
         for s in swaps {
             for t in 0..<(s == 0 ? 1 : trials) {
-                var generator = SeededGenerator.stream(seed: context.seed, 3_000_000 + s * 10_000 + t)
+                var generator = SeededGenerator.stream(seed: context.seed, TrialStreams.index(.reordering, group: s, trial: t))
                 var order = Array(1...context.blockCount)
                 for _ in 0..<s {
                     let group = groups[Int(generator.next() % UInt64(groups.count))]

@@ -138,8 +138,21 @@ public struct TrialPlan: Sendable, Equatable {
     func rounds(groups: [Int], single: Set<Int>, seed: UInt64, stream: Int,
                 evaluate: ([(group: Int, trials: Range<Int>)]) throws -> ResultTable,
                 errors: (ResultTable, Int) -> [Double]) throws -> ResultTable {
+        try pairedRounds(checkpoints: 1, groups: groups, single: single, seed: seed, stream: stream,
+                         evaluate: { [try evaluate($0)] }, errors: errors)[0]
+    }
+
+    /// ``rounds(groups:single:seed:stream:evaluate:errors:)`` for several checkpoints at
+    /// once, paired: each round's trials are drawn once and `evaluate` returns one table per
+    /// checkpoint for them; a group gets another round while the interval of ANY
+    /// checkpoint's mean error is wider than ``ciWidth``. So every checkpoint gets the same
+    /// trials of every group, and trial t is the same sub-network on each.
+    func pairedRounds(checkpoints count: Int, groups: [Int], single: Set<Int>, seed: UInt64, stream: Int,
+                      evaluate: ([(group: Int, trials: Range<Int>)]) throws -> [ResultTable],
+                      errors: (ResultTable, Int) -> [Double]) throws -> [ResultTable] {
+        try TrialStreams.check(groups: groups, trials: fixed ?? maximum)
         var done: [Int: Int] = [:]
-        var table: ResultTable?
+        var tables: [ResultTable]?
         var pending = groups
         while !pending.isEmpty {
             let size = fixed ?? step
@@ -150,17 +163,20 @@ public struct TrialPlan: Sendable, Equatable {
             }.filter { !$0.trials.isEmpty }
             if work.isEmpty { break }
             let more = try evaluate(work)
-            if table == nil { table = more } else { table!.merge(more) }
+            precondition(more.count == count, "one table per checkpoint")
+            tables = tables.map { zip($0, more).map { old, new in var merged = old; merged.merge(new); return merged } } ?? more
             for w in work { done[w.group] = w.trials.upperBound }
             guard fixed == nil else { break }
             pending = pending.filter { g in
                 guard !single.contains(g), done[g]! < maximum else { return false }
-                let e = errors(table!, g)
-                // Without accuracy rows there is nothing to narrow: one round only.
-                guard e.count == done[g]! else { return false }
-                return TrialStatistics.meanIntervalWidth(e, seed: seed, stream: stream + g) > ciWidth
+                return tables!.contains { table in
+                    let e = errors(table, g)
+                    // Without accuracy rows there is nothing to narrow: one round only.
+                    guard e.count == done[g]! else { return false }
+                    return TrialStatistics.meanIntervalWidth(e, seed: seed, stream: stream + g) > ciWidth
+                }
             }
         }
-        return table ?? ResultTable(checkpoint: "", schedule: "", seed: seed)
+        return tables ?? (0..<count).map { _ in ResultTable(checkpoint: "", schedule: "", seed: seed) }
     }
 }

@@ -37,7 +37,7 @@ struct Sample: ParsableCommand {
 
     func run() throws {
         let context = try options.context(analysis: "sample")
-        let images = try recalibration.source(for: context.checkpoint)
+        let images = try recalibration.source(for: context.checkpoint, normalization: try options.data.normalization())
         let folder = try options.folder(default: "sample")
         let parameters = [("members", "\(members)"), ("recalibration", recalibration.description(images))]
         try options.journaled(context, folder: folder, analysis: "sample", parameters: parameters,
@@ -118,7 +118,7 @@ struct Lesion: ParsableCommand {
     @Option(help: ArgumentHelp("Prune to this many blocks (with --prune-rule).", valueName: "d"))
     var pruneDepth: [Int] = []
 
-    @Option(help: "Pruning rule for --prune-depth (LayerDrop, Fan et al. 2019): every-other (for the rate p = 1 - d/L, delete blocks l with l mod floor(1/p) = 0), evenly-spaced (keep d blocks spread evenly; the default), or greedy (delete the block that hurts a held-out split least, repeatedly); downsampling blocks are always kept.")
+    @Option(help: "Pruning rule for --prune-depth (LayerDrop, Fan et al. 2019): every-other (for the rate p = 1 - d/L, delete blocks l with l mod floor(1/p) = 0), evenly-spaced (keep d blocks spread evenly; the default), or greedy (delete the block that hurts a held-out split least, repeatedly); ResNet blocks whose shortcut is not the identity (downsampling) are always kept; ConvNeXt's downsampling is the stage's and stays whichever blocks go.")
     var pruneRule: String?
 
     @Option(help: "Images held out (the first ones of the data) to choose greedy deletions on; the lesions are then evaluated on the rest (with --prune-rule greedy; default 500).")
@@ -211,7 +211,7 @@ struct Lesion: ParsableCommand {
         // Identical lesions (the same blocks) are evaluated once.
         var seen = Set<String>()
         lesions = lesions.filter { seen.insert($0.name).inserted }
-        let images = try recalibration.source(for: context.checkpoint)
+        let images = try recalibration.source(for: context.checkpoint, normalization: try options.data.normalization())
         let folder = try options.folder(default: "lesion")
         var parameters = [("lesions", lesions.map(\.name).joined(separator: " ")), ("recalibration", recalibration.description(images))]
         if let maxK {
@@ -266,7 +266,7 @@ struct Depth: ParsableCommand {
         } else {
             chosen = evenlySpacedDepths(count: count, steps: 12)
         }
-        let images = try recalibration.source(for: context.checkpoint)
+        let images = try recalibration.source(for: context.checkpoint, normalization: try options.data.normalization())
         let folder = try options.folder(default: "depth")
         let parameters = [("depths", chosen.map(String.init).joined(separator: ",")), ("trials", trialOptions.description),
                           ("recalibration", recalibration.description(images))]

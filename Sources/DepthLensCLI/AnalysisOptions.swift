@@ -71,10 +71,11 @@ struct AnalysisOptions: ParsableArguments {
     static let memberMetrics = ["accuracy", "nll", "brier", "calibration", "agreement"]
     static let ensembleMetrics = ["gibbs_nll", "member_brier", "entropy", "uncertainty", "diversity"]
 
-    /// Loads the checkpoint and plugins, resolves schedule, rule and data.
-    func context(analysis: String, ensemble: Bool = false, needsData: Bool = true) throws -> AnalysisContext {
+    /// Loads the checkpoint (unless `loaded` is given: it, loaded by ``ArchitectureOption/load(_:)``)
+    /// and plugins, resolves schedule, rule and data.
+    func context(analysis: String, ensemble: Bool = false, needsData: Bool = true, loaded: Checkpoint? = nil) throws -> AnalysisContext {
         try plugins.load()
-        let ckpt = try architecture.load(checkpoint)
+        let ckpt = try loaded ?? architecture.load(checkpoint)
         let registry = PluginRegistry.shared
         let survival: [Double]
         let scheduleName: String
@@ -141,7 +142,9 @@ extension AnalysisOptions {
                    files: [String] = [], _ body: (AnalysisContext) throws -> Void) throws {
         var fields: [(String, String)] = [("analysis", analysis)]
         fields.append(("checkpoint", context.checkpoint.path))
-        fields.append(("data", "\(context.source.name) (\(context.source.count) images, offset \(data.offset), limit \(data.limit.map(String.init) ?? "none"))"))
+        // --mean/--std change every input: a resume with others would mix results.
+        fields.append(("data", "\(context.source.name) (\(context.source.count) images, offset \(data.offset), limit \(data.limit.map(String.init) ?? "none")"
+                       + (data.mean.map { ", --mean \($0) --std \(data.std ?? "")" } ?? "") + ")"))
         // What the files hold, not their size and time: a file replaced or rewritten in
         // place is noticed on --resume (ProgressJournal.checkUnchanged).
         let fingerprints = try RunFingerprints.of([context.checkpoint.path] + data.request(for: context.checkpoint).files() + files)

@@ -36,7 +36,7 @@ struct Bench: ParsableCommand {
 
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive.") }
-        guard threads > 0 else { throw ValidationError("--threads must be positive.") }
+        try RuntimeOptions.checkThreads(threads)
         guard repeats >= 1 else { throw ValidationError("--repeats must be at least 1.") }
         guard images >= 1 else { throw ValidationError("--images must be at least 1.") }
         guard Evaluator.Backend(rawValue: backend) != nil else { throw ValidationError("--backend must be reference or fast.") }

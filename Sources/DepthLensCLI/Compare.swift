@@ -2,17 +2,24 @@ import ArgumentParser
 import DepthLens
 import Foundation
 
-/// `depthlens compare A.h5 B.h5 ...`: the same lesions on every checkpoint, paired (the
-/// same seeded masks), in one tidy CSV with a `checkpoint` column and overlay plots.
+/// `depthlens compare A.h5 B.h5 ...`: the report's parts on every checkpoint, paired (the
+/// same seeded sub-networks on each), in one tidy CSV with a `checkpoint` column, overlay
+/// plots, summary.md and index.html (``Comparison``).
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Checkpoints side by side: the same seeded lesions on each (paired), one CSV, overlay plots.",
+        abstract: "Checkpoints side by side: the same seeded sub-networks on each (paired), one CSV, overlay plots.",
         discussion: """
-            The checkpoints must have the same number of blocks, so that deleting block l, or \
-            trial t of k random blocks, is the same lesion on each (trial t of k is drawn from \
-            the seed alone). Adaptive trials (the default) may give the checkpoints different \
-            trial counts; the first trials are then shared. Unless --limit says otherwise, \
-            the first 2,000 images are used, as in report.
+            Runs report's parts on every checkpoint: single and k-block lesions, a Monte Carlo \
+            ensemble, error against the number of active blocks, and path lengths. Deleting \
+            block l, trial t of k random blocks, trial t of d active blocks and ensemble member \
+            m are the same draw on every checkpoint (drawn from the seed alone); adaptive trials \
+            add a round to a k or depth on every checkpoint while any one's interval is wider \
+            than --ci-width, so all get the same trials. The CSV adds, for each later \
+            checkpoint, the mean paired difference of the error against the first per k and \
+            depth, with a bootstrap interval over the trials. The checkpoints must have the \
+            same number of blocks and classes and read the data alike. Unless --limit says \
+            otherwise, the first 2,000 images are used, as in report. `report A.h5 B.h5 ...` \
+            runs the same comparison with report's file layout.
             """)
 
     @OptionGroup var options: AnalysisOptions
@@ -25,68 +32,22 @@ struct Compare: ParsableCommand {
 
     @OptionGroup var trialOptions: TrialOptions
 
+    @Option(help: "Ensemble members.")
+    var members = 8
+
+    @Option(help: "The y axis of the single-block plot: linear, log, or clip (ends at Q3 + 3 IQR of the errors; higher ones are marked on the top edge).")
+    var yScale: LinePlot.YScale = .linear
+
     func validate() throws {
         guard !others.isEmpty else { throw ValidationError("compare needs at least two checkpoints.") }
         guard maxK >= 0 else { throw ValidationError("--max-k must be zero or more.") }
-        // k stops at the number of blocks (at most 10,000 here, before the networks are known).
-        try SizeBounds.check(flag: "--max-k, --trials", [(min(maxK, 10_000), "values of k"), (trialOptions.mostTrials, "trials")])
-        if options.shard != nil {
-            throw ValidationError("--shard: compare does not shard; shard `lesion` on each checkpoint instead (docs/scale-out.md).")
-        }
+        guard members >= 1 else { throw ValidationError("--members must be at least 1.") }
+        try Comparison.validate(paths: [options.checkpoint] + others, options: options, command: "compare")
+        try SizeBounds.check(flag: "--max-k, --trials", Comparison.sizeFactors(maxK: maxK, trials: trialOptions.mostTrials, checkpoints: 1 + others.count))
     }
 
     func run() throws {
-        var limited = options
-        if limited.data.limit == nil { limited.data.limit = 2000 }
-        let paths = [options.checkpoint] + others
-        var contexts: [AnalysisContext] = []
-        for path in paths {
-            var one = limited
-            one.checkpoint = path
-            var context = try one.context(analysis: "compare")
-            if limited.metrics.isEmpty { context.metrics = AnalysisOptions.memberMetrics }
-            if let first = contexts.first, first.blockCount != context.blockCount {
-                throw CLIError("\(path) has \(context.blockCount) blocks and \(first.checkpoint.path) \(first.blockCount): compare pairs lesions block by block, so it needs the same number of blocks")
-            }
-            contexts.append(context)
-        }
-        let folder = try limited.folder(default: "compare")
-        var tables: [ResultTable] = []
-        for context in contexts {
-            let count = context.blockCount
-            var table = try LesionAnalysis.run(context, lesions: LesionAnalysis.singleBlocks(count: count))
-            if maxK >= 1 {
-                table.merge(try LesionAnalysis.runRandom(context, candidates: Array(1...count), ks: 1...maxK, plan: trialOptions.plan(options)))
-            }
-            table.append(contentsOf: TrialStatistics.rows(for: table, images: context.source.count))
-            tables.append(table)
-        }
-        var files = ["\(folder)/compare-results.csv"]
-        try AtomicFile.write(Data(ResultTable.resultsCSV(of: tables).utf8), to: files[0])
-        for (table, path) in zip(tables, paths) {
-            let name = Self.name(path)
-            try AtomicFile.write(Data(table.masksCSV.utf8), to: "\(folder)/compare-masks-\(name).csv")
-            files.append("\(folder)/compare-masks-\(name).csv")
-        }
-        for (file, plot) in AnalysisPlots.overlays(tables, names: paths.map(Self.name), options: plotOptions(contexts[0])) {
-            try plot.write(to: "\(folder)/\(file)")
-            files.append("\(folder)/\(file)")
-        }
-        if limited.json {
-            printJSON(["checkpoints": zip(paths, tables).map { ["checkpoint": $0, "results": summaryJSON($1)] }])
-        } else {
-            for (path, table) in zip(paths, tables) {
-                let means = table.rows.filter { $0.metric == "mean_error" && $0.member == .overTrials }
-                    .map { "k=\(Int($0.k ?? 0)) \(String(format: "%.2f%%", 100 * $0.value))" }
-                print("\(path): \(means.joined(separator: ", "))")
-            }
-            print("Wrote " + files.joined(separator: ", "))
-        }
-    }
-
-    /// A checkpoint's file name without folder and extension, for file names and legends.
-    static func name(_ path: String) -> String {
-        let file = path.split(separator: "/").last.map(String.init) ?? path
-        return file.hasSuffix(".h5") ? String(file.dropLast(3)) : file
+        try Comparison(layout: .compare, options: options, paths: [options.checkpoint] + others, maxK: maxK,
+                       trialOptions: trialOptions, members: members, yScale: yScale).run()
     }
 }

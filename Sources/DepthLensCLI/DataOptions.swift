@@ -16,10 +16,10 @@ struct DataOptions: ParsableArguments {
     @Option(help: "Labels dataset inside an HDF5 file.")
     var labelsDataset = "labels"
 
-    @Option(help: ArgumentHelp("Normalisation mean per channel, comma-separated (default: the checkpoint's).", valueName: "m1,m2,..."))
+    @Option(help: ArgumentHelp("Normalisation mean per channel, comma-separated (default: the checkpoint's). 8-bit pixels are scaled to 0...1 first; float HDF5 images, read as stored by default, are normalised as (x - mean) / std when given.", valueName: "m1,m2,..."))
     var mean: String?
 
-    @Option(help: ArgumentHelp("Normalisation std per channel, comma-separated (default: the checkpoint's).", valueName: "s1,s2,..."))
+    @Option(help: ArgumentHelp("Normalisation std per channel, comma-separated (default: the checkpoint's); see --mean.", valueName: "s1,s2,..."))
     var std: String?
 
     @Option(help: "Skip this many images first.")
@@ -87,10 +87,15 @@ struct DataOptions: ParsableArguments {
         request.labelsPath = labels
         request.imagesDataset = imagesDataset
         request.labelsDataset = labelsDataset
-        if let mean = try numbers(mean, flag: "--mean"), let std = try numbers(std, flag: "--std") {
-            request.normalization = InputNormalization(mean: mean, std: std)
-        }
+        request.normalization = try normalization()
         return request
+    }
+
+    /// The normalisation `--mean/--std` give (nil: the checkpoint's), for every image set
+    /// the run feeds the network (the data, and batch-norm recalibration's images).
+    func normalization() throws -> InputNormalization? {
+        guard let mean = try numbers(mean, flag: "--mean"), let std = try numbers(std, flag: "--std") else { return nil }
+        return InputNormalization(mean: mean, std: std)
     }
 }
 

@@ -7,7 +7,8 @@ struct Merge: ParsableCommand {
         abstract: "Join the shards of a run (--shard K/N) into its results: the same files, byte for byte, as the run on one machine.",
         discussion: """
             Refuses shards of different configurations (naming the field), a missing, unfinished or \
-            repeated shard, and a unit saved by two shards. The merge replays the analysis from the \
+            repeated shard, a unit saved by two shards, and a shard whose journal holds damaged unit \
+            records (named; rerunning that shard computes them again). The merge replays the analysis from the \
             shards' saved units, computing nothing: it reads the checkpoint and the data's labels again \
             (at the paths the shards were given, from the directory they ran in), so they must be \
             unchanged. See docs/scale-out.md.
@@ -98,14 +99,19 @@ struct ShardFolderContents {
         guard journals.count == 1 else {
             throw CLIError("\(folder): is not a shard folder (it holds \(journals.isEmpty ? "no" : "\(journals.count)") progress journal(s); a shard of --shard K/N holds one)")
         }
+        let damaged: ProgressJournal.DamagedRecords
         do {
-            (configuration, units) = try ProgressJournal.contents(of: "\(folder)/\(journals[0])")
+            (configuration, units, damaged) = try ProgressJournal.contents(of: "\(folder)/\(journals[0])")
         } catch let error as JournalError {
             throw CLIError(error.description)
         }
         let fields = Dictionary(configuration, uniquingKeysWith: { a, _ in a })
         guard let shard = fields["shard"], let expected = fields["shard units"].flatMap({ Int($0) }) else {
             throw CLIError("\(folder)/\(journals[0]): is not a shard's journal (no shard field): an interrupted run of the whole analysis; resume it with --resume instead")
+        }
+        // A damaged record is never merged: the shard's own rerun computes it again.
+        if damaged.count > 0 {
+            throw CLIError("\(folder)/\(journals[0]): shard \(shard) has \(Self.describe(damaged)); run shard \(shard) again (the same command: it keeps its intact units and computes the damaged ones again), then merge")
         }
         guard let finished = try ShardFolder.Finished.read(from: folder) else {
             throw CLIError("\(folder): shard \(shard) is unfinished: \(units.count) of its \(expected) unit(s) saved; run it again (it continues from its journal), then merge")
@@ -115,6 +121,19 @@ struct ShardFolderContents {
             throw CLIError("\(folder): shard \(shard) is missing units: \(units.count) of its \(expected) saved; run it again, then merge")
         }
         self.finished = finished
+    }
+
+    /// "2 damaged unit record(s) (their checksums do not match: edited, or damaged on disk): KEY, KEY".
+    static func describe(_ damaged: ProgressJournal.DamagedRecords) -> String {
+        var parts: [String] = []
+        if !damaged.keys.isEmpty {
+            let shown = damaged.keys.prefix(5).joined(separator: ", ") + (damaged.keys.count > 5 ? " and \(damaged.keys.count - 5) more" : "")
+            parts.append("\(damaged.keys.count) damaged unit record(s) (their checksums do not match: edited, or damaged on disk): \(shown)")
+        }
+        if damaged.unreadable > 0 {
+            parts.append("\(damaged.unreadable) damaged record(s) whose unit cannot be read")
+        }
+        return parts.joined(separator: " and ")
     }
 }
 

@@ -86,8 +86,18 @@ struct RuntimeOptions: ParsableArguments {
 
     func validate() throws {
         guard batchSize > 0 else { throw ValidationError("--batch-size must be positive.") }
-        if let threads, threads <= 0 { throw ValidationError("--threads must be positive.") }
+        if let threads { try Self.checkThreads(threads) }
         _ = try EngineChoice.fromEnvironment()
+    }
+
+    /// Threads must be positive and at most ``Evaluator/maximumThreads``: the batch is split
+    /// among them, so more than the machine's processors only take turns, and an absurd
+    /// count used to overflow that split.
+    static func checkThreads(_ threads: Int) throws {
+        guard threads > 0 else { throw ValidationError("--threads must be positive.") }
+        guard threads <= Evaluator.maximumThreads else {
+            throw ValidationError("--threads: \(threads) worker threads asked; at most \(Evaluator.maximumThreads) (this machine has \(ProcessInfo.processInfo.activeProcessorCount) active processor(s); threads beyond them only take turns).")
+        }
     }
 
     /// An evaluator of `network` on these threads, with the engine `DEPTHLENS_BACKEND`

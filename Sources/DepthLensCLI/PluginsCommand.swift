@@ -92,9 +92,11 @@ struct ScheduleCommand: ParsableCommand {
         print("Schedule    \(spec)")
         print("Checkpoint  \(ckpt.path) (\(blocks.count) blocks)")
         print("")
-        print(pad("block", 7) + pad("stage", 7) + pad("key", 14) + pad("shortcut", 10) + "p_l")
+        // ConvNeXt's keys (stages.3.blocks.11) are wider than the ResNets' (layer3.11).
+        let keyWidth = max(14, (blocks.map(\.keyPrefix.count).max() ?? 0) + 1)
+        print(pad("block", 7) + pad("stage", 7) + pad("key", keyWidth) + pad("shortcut", 10) + "p_l")
         for (block, value) in zip(blocks, p) {
-            print(pad("\(block.index)", 7) + pad("\(block.stage)", 7) + pad(String(block.keyPrefix.dropLast()), 14)
+            print(pad("\(block.index)", 7) + pad("\(block.stage)", 7) + pad(String(block.keyPrefix.dropLast()), keyWidth)
                 + pad(block.shortcut.rawValue, 10) + String(format: "%.6f", value))
         }
         print("")

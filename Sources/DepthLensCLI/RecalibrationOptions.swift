@@ -25,10 +25,12 @@ struct RecalibrationOptions: ParsableArguments {
         images.map { "\($0.count) images of \($0.name)" } ?? "none"
     }
 
-    /// The recalibration images, or nil when `--recalibrate` was not given.
-    func source(for checkpoint: Checkpoint) throws -> (any ImageSource)? {
+    /// The recalibration images, or nil when `--recalibrate` was not given, normalised as
+    /// the data are (`normalization`: `--mean/--std`, nil for the checkpoint's).
+    func source(for checkpoint: Checkpoint, normalization: InputNormalization?) throws -> (any ImageSource)? {
         guard var request = try request(for: checkpoint) else { return nil }
         request.limit = recalibrate
+        request.normalization = normalization
         return try request.open(for: checkpoint)
     }
 

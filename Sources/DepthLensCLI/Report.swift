@@ -20,6 +20,9 @@ struct Report: ParsableCommand {
 
     @OptionGroup var options: AnalysisOptions
 
+    @Argument(help: ArgumentHelp("More checkpoints: the comparison of them all, paired (as `compare`, in report's layout).", valueName: "checkpoint"))
+    var others: [String] = []
+
     @Option(help: "Largest number of random blocks deleted in the k-block lesion.")
     var maxK = 10
 
@@ -34,6 +37,11 @@ struct Report: ParsableCommand {
     func validate() throws {
         guard maxK >= 0 else { throw ValidationError("--max-k must be zero or more.") }
         guard members >= 1 else { throw ValidationError("--members must be at least 1.") }
+        if !others.isEmpty {
+            // Several checkpoints: the comparison in report's layout (Comparison), which does not shard.
+            try Comparison.validate(paths: [options.checkpoint] + others, options: options, command: "report")
+            return try SizeBounds.check(flag: "--max-k, --trials", Comparison.sizeFactors(maxK: maxK, trials: trialOptions.mostTrials, checkpoints: 1 + others.count))
+        }
         try trialOptions.checkShardable(options)
         // k stops at the number of blocks (at most 10,000 here, before the network is known);
         // the depth part evaluates 9 depths.
@@ -41,6 +49,10 @@ struct Report: ParsableCommand {
     }
 
     func run() throws {
+        if !others.isEmpty {
+            return try Comparison(layout: .report, options: options, paths: [options.checkpoint] + others, maxK: maxK,
+                                  trialOptions: trialOptions, members: members, yScale: yScale).run()
+        }
         var limited = options
         if limited.data.limit == nil { limited.data.limit = 2000 }
         let started = Date()

@@ -1,8 +1,8 @@
 /// A vision transformer's own layers on the fused engine's blocked activations: tokens
 /// are C x 1 x T, so channel c of token t of a row sits at `((c / b) T + t) b + c % b`.
-/// Reading patches as tokens changes no memory; attention runs per image on planar
-/// q, k, v with the reference kernel (the 1x1 convolutions around it, `qkv` and `proj`,
-/// are oneDNN's, with the gate fused into `proj`).
+/// Reading patches as tokens changes no memory; attention runs on oneDNN
+/// (AttentionCore.swift), between the 1x1 convolutions `qkv` and `proj`, with the gate
+/// fused into `proj`.
 extension BlockedKernels {
     static func transformer(_ layer: TransformerLayer, input: UnsafePointer<Float>, inShape: BlockedShape,
                             output: UnsafeMutablePointer<Float>, outShape: BlockedShape, rows: Int) {
@@ -35,19 +35,8 @@ extension BlockedKernels {
                     }
                 }
             }
-        case .attention(let heads, let scale):
-            var planar = [Float](repeating: 0, count: inShape.channels * t)
-            var mixed = [Float](repeating: 0, count: outShape.channels * t)
-            for r in 0..<rows {
-                planar.withUnsafeMutableBufferPointer { planar in
-                    unblock(input + r * inShape.rowSize, shape: inShape, into: planar.baseAddress!)
-                    mixed.withUnsafeMutableBufferPointer { mixed in
-                        Kernels.attend(planar.baseAddress!, channels: outShape.channels, heads: heads, scale: scale, tokens: t,
-                                       output: mixed.baseAddress!)
-                        block(planar: mixed.baseAddress!, rows: 1, into: output + r * outShape.rowSize, shape: outShape)
-                    }
-                }
-            }
+        case .attention:
+            preconditionFailure("the fused engine runs attention on AttentionCore")
         case .classTokenPool, .tokenMeanPool:
             let first: Int, inverse: Float
             if case .tokenMeanPool(let prefix) = layer { (first, inverse) = (prefix, 1 / Float(t - prefix)) } else { (first, inverse) = (0, 1) }
@@ -62,15 +51,6 @@ extension BlockedKernels {
                     }
                 }
             }
-        }
-    }
-
-    /// One image from `shape`'s blocked layout to planar C x H x W (padding dropped).
-    static func unblock(_ input: UnsafePointer<Float>, shape: BlockedShape, into output: UnsafeMutablePointer<Float>) {
-        let b = shape.block, plane = shape.plane
-        for c in 0..<shape.channels {
-            let src = input + (c / b) * plane * b + c % b, dst = output + c * plane
-            for p in 0..<plane { dst[p] = src[p * b] }
         }
     }
 }

@@ -23,6 +23,9 @@ public struct Evaluator: Sendable {
     public let network: Network
     /// Threads a batch is computed on.
     public let threads: Int
+    /// The most threads an evaluator uses: far more than any machine's processors (the
+    /// command line refuses more).
+    public static let maximumThreads = 4096
     public let backend: Backend
     /// What a gate vector's entries address: blocks (a transformer block's branches share
     /// one gate) or residual branches. The same for the ResNets.
@@ -31,14 +34,16 @@ public struct Evaluator: Sendable {
     private let gateIndex: [Int]?
 
     /// - Parameters:
-    ///   - threads: defaults to the number of active processors.
+    ///   - threads: defaults to the number of active processors; at most
+    ///     ``maximumThreads`` are used (more only take turns, and an absurd count would
+    ///     overflow the split of a batch).
     ///   - backend: the engine; ``Backend/fast`` unless the caller chooses another (the
     ///     library reads no environment: the `depthlens` command line maps its
     ///     `DEPTHLENS_BACKEND` variable to this argument).
     ///   - unit: what gate vectors address; ``GateUnit/block`` unless the caller chooses.
     public init(network: Network, threads: Int? = nil, backend: Backend = .fast, unit: GateUnit = .block) {
         self.network = network
-        self.threads = max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount)
+        self.threads = min(max(1, threads ?? ProcessInfo.processInfo.activeProcessorCount), Self.maximumThreads)
         self.backend = backend
         self.unit = unit
         gateIndex = network.gateIndex(unit)

@@ -151,6 +151,8 @@ final class FusedPass {
     private var spare: [UnsafeMutablePointer<Float>] = []
     /// Where the stem's input is blocked first, when oneDNN has no JIT kernel for plain input.
     private let blockedImages: (buffer: UnsafeMutablePointer<Float>, shape: BlockedShape)?
+    /// A vision transformer's attention core (oneDNN matmuls and softmax), made on first use.
+    private lazy var attentionCore = AttentionCore(engine: worker.dnnl.engine)
 
     init(worker: DNNL.Worker, network: Network, batch: ImageBatch, plan: ActivationPlan) {
         self.worker = worker
@@ -340,6 +342,9 @@ final class FusedPass {
             case .zeroChannels(let z):
                 BlockedKernels.zeroPaddedShortcut(input: source, inShape: shape, output: target, outShape: outShape, rows: n,
                                                   stride: z.stride, averagePool: z.averagePool, padBefore: z.before)
+            case .transformer(.attention(let heads, let scale)):
+                attentionCore.run(heads: heads, scale: scale, input: source, inShape: shape, output: target,
+                                  outShape: outShape, rows: n)
             case .transformer(let t):
                 BlockedKernels.transformer(t, input: source, inShape: shape, output: target, outShape: outShape, rows: n)
             case .layerNorm(let norm):

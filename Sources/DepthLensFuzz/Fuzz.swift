@@ -4,7 +4,7 @@ import Foundation
 
 /// A libFuzzer target over everything that reads a user's file: the checkpoint loader
 /// (DepthLens checkpoints, safetensors files that record their architecture, and
-/// safetensors files read with a ResNet or ConvNeXt preset),
+/// safetensors files read with a ResNet, ConvNeXt or vision transformer preset),
 /// the three data-set readers (HDF5 images, IDX, CIFAR binary), the format sniffing in
 /// front of them, custom schedule files (CSV and JSON), and progress journals (resumed). Each input is written to a temporary file and opened by each reader;
 /// any error is fine, a crash (or a sanitizer report) is a finding.
@@ -65,6 +65,13 @@ enum FuzzHarness {
             // The ConvNeXt preset reader; the plain "checkpoint" attempt above already reads a
             // safetensors file's recorded architecture (depthlens_architecture metadata).
             let checkpoint = try Checkpoint.load(from: path, preset: try ArchitecturePreset.named("timm/convnext_atto"))
+            _ = Network(checkpoint: checkpoint)
+            return "\(checkpoint.blockCount) blocks"
+        }
+        attempt("safetensors vit") {
+            // The vision transformer preset reader (widths and depth from the tensors, heads
+            // and pooling from the preset).
+            let checkpoint = try Checkpoint.load(from: path, preset: try ArchitecturePreset.named("timm/vit_tiny_patch16_224"))
             _ = Network(checkpoint: checkpoint)
             return "\(checkpoint.blockCount) blocks"
         }

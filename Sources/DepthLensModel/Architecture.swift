@@ -246,12 +246,28 @@ public struct Architecture: Codable, Equatable, Sendable {
     }
 
     /// Every residual block in forward order, numbered globally from 1.
+    ///
+    /// A ResNet block that changes the shape (its stage's first) has a projection or
+    /// zero-padding shortcut. A ConvNeXt block never does: its stage's downsampling (layer
+    /// norm and 2x2/2 convolution, timm's `stages.S.downsample`) belongs to the stage and
+    /// stays when the first block is deleted, so every block is described as timm's
+    /// `stages.S.blocks.B` module is: identity shortcut, stride 1, the stage's width in and
+    /// out. (Reordering still never moves a stage's first block: it is the model
+    /// description's units, which carry the downsampling, that are swapped.) A vision
+    /// transformer's blocks are identity blocks of its width, `blocks.B`.
     public var blocks: [BlockSpec] {
         var result: [BlockSpec] = []
         var channels = stemOutputWidth
         for (s, stage) in stages.enumerated() {
             let out = stage.width * expansion
             for b in 0..<stage.blocks {
+                if isConvNeXt || vit != nil {
+                    let prefix = vit != nil ? "blocks.\(result.count)." : "stages.\(s).blocks.\(b)."
+                    result.append(BlockSpec(index: result.count + 1, stage: s + 1, indexInStage: b, inChannels: out,
+                                            midChannels: stage.width, outChannels: out, stride: 1, shortcut: .identity,
+                                            keyPrefix: prefix))
+                    continue
+                }
                 let stride = b == 0 ? stage.stride : 1
                 let identity = stride == 1 && channels == out
                 let kind: BlockSpec.Shortcut = identity ? .identity : (shortcut == .projection ? .projection : .zeroPadded)

@@ -123,31 +123,6 @@ public enum AnalysisPlots {
         }
     }
 
-    /// Overlay plots of lesion tables of several checkpoints (`compare`): the single-block
-    /// errors, and the mean error of k random blocks with its 95% band, one series each.
-    public static func overlays(_ tables: [ResultTable], names: [String], options: Options = Options()) -> [(file: String, plot: LinePlot)] {
-        let subtitle = names.joined(separator: " vs ") + (options.images.map { ", \($0) images" } ?? "")
-        var single: [LinePlot.Series] = [], random: [LinePlot.Series] = []
-        for (table, name) in zip(tables, names) {
-            let errors = table.rows.filter { $0.metric == "accuracy" && !$0.recalibrated }.compactMap { row in
-                row.experiment.block.map { (x: Double($0), y: 1 - row.value) }
-            }
-            single.append(.init(name: name, points: errors.sorted { $0.x < $1.x }))
-            let means = table.rows.filter { row in
-                if case .randomLesionSummary = row.experiment { row.metric == "mean_error" && !row.recalibrated } else { false }
-            }.sorted { ($0.k ?? 0) < ($1.k ?? 0) }
-            random.append(.init(name: "\(name): mean", points: means.map { ($0.k ?? 0, $0.value) },
-                                band: means.map { ($0.k ?? 0, $0.interval?.low ?? $0.value, $0.interval?.high ?? $0.value) },
-                                bandName: "\(name): 95% CI"))
-        }
-        return [("compare-single-block.svg", LinePlot(title: "Deleting one block", subtitle: subtitle, xLabel: "deleted block l",
-                                                      yLabel: "test error", series: single,
-                                                      marks: options.downsamplingBlocks.isEmpty ? nil : ("downsampling block", options.downsamplingBlocks.map(Double.init)),
-                                                      yScale: options.singleBlockYScale)),
-                ("compare-k-blocks.svg", LinePlot(title: "Deleting k random blocks (the same blocks on each)", subtitle: subtitle,
-                                                  xLabel: "blocks deleted k", yLabel: "test error", series: random))]
-    }
-
     /// Writes the results CSV, the masks CSV and every plot of `table` into `folder`,
     /// named after the analysis. Returns the files written.
     @discardableResult

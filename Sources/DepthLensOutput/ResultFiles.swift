@@ -7,11 +7,11 @@ import Foundation
 extension ResultTable {
     /// Every column, in order; ``optionalColumns`` among them appear only when a row fills them.
     public static let header = ["analysis", "checkpoint", "schedule", "experiment", "configuration", "member", "block", "k",
-                                "metric", "value", "mask", "seed", "trial", "ci_low", "ci_high", "method", "n"]
+                                "metric", "value", "mask", "seed", "trial", "ci_low", "ci_high", "method", "n", "versus"]
 
     /// Columns left out of a file when every row leaves them empty (such as `mask` in
     /// `paths`, `block` outside lesions): no column of a file is all empty.
-    public static let optionalColumns: Set<String> = ["member", "block", "k", "mask", "trial", "ci_low", "ci_high", "method", "n"]
+    public static let optionalColumns: Set<String> = ["member", "block", "k", "mask", "trial", "ci_low", "ci_high", "method", "n", "versus"]
 
     /// The results as CSV text (numbers in shortest round-trip form; NaN as `NaN`).
     public var resultsCSV: String { Self.resultsCSV(of: [self]) }
@@ -25,7 +25,7 @@ extension ResultTable {
                  row.experiment.block.map(String.init) ?? "", row.k.map(Self.format) ?? "",
                  row.metric, Self.format(row.value), row.mask, "\(table.seed)", row.experiment.trial.map(String.init) ?? "",
                  row.interval?.low.map(Self.format) ?? "", row.interval?.high.map(Self.format) ?? "",
-                 row.interval?.method ?? "", row.interval.map { "\($0.n)" } ?? ""]
+                 row.interval?.method ?? "", row.interval.map { "\($0.n)" } ?? "", row.versus ?? ""]
             }
         }
         let kept = Self.header.indices.filter { c in

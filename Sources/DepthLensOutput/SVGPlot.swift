@@ -19,15 +19,19 @@ public struct LinePlot: Sendable {
         public var markersOnly: Bool
         /// Draw the line dashed.
         public var dashed: Bool
+        /// Index into the palette; nil: the series' own position. Series about one
+        /// checkpoint of a comparison share its colour.
+        public var color: Int?
 
         public init(name: String, points: [(x: Double, y: Double)], band: [(x: Double, low: Double, high: Double)]? = nil,
-                    bandName: String? = nil, markersOnly: Bool = false, dashed: Bool = false) {
+                    bandName: String? = nil, markersOnly: Bool = false, dashed: Bool = false, color: Int? = nil) {
             self.name = name
             self.points = points.filter { $0.x.isFinite && $0.y.isFinite }
             self.band = band?.filter { $0.x.isFinite && $0.low.isFinite && $0.high.isFinite }
             self.bandName = bandName
             self.markersOnly = markersOnly
             self.dashed = dashed
+            self.color = color
         }
     }
 
@@ -116,7 +120,7 @@ public struct LinePlot: Sendable {
     private var legendEntries: [(name: String, color: String, dashed: Bool, band: Bool)] {
         var legend: [(String, String, Bool, Bool)] = []
         for (i, s) in series.enumerated() {
-            let color = Self.palette[i % Self.palette.count]
+            let color = Self.palette[(s.color ?? i) % Self.palette.count]
             legend.append((s.name, color, s.dashed, false))
             if let bandName = s.bandName, s.band != nil { legend.append((bandName, color, false, true)) }
         }
@@ -215,7 +219,7 @@ public struct LinePlot: Sendable {
         out += "<text x=\"\(f(left + plotW / 2))\" y=\"\(f(top + plotH + 38))\" text-anchor=\"middle\">\(Self.escape(xLabel))</text>\n"
         out += "<text transform=\"translate(18,\(f(top + plotH / 2))) rotate(-90)\" text-anchor=\"middle\">\(Self.escape(Self.fit(yLabel, width: plotH, fontSize: 12)))</text>\n"
         for (i, s) in series.enumerated() {
-            let color = Self.palette[i % Self.palette.count]
+            let color = Self.palette[(s.color ?? i) % Self.palette.count]
             if let band = s.band, band.count > 1 {
                 let upper = band.map { "\(f(px($0.x))),\(f(py($0.high)))" }
                 let lower = band.reversed().map { "\(f(px($0.x))),\(f(py($0.low)))" }

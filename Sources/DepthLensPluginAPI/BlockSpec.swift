@@ -16,7 +16,7 @@ public struct BlockSpec: Equatable, Sendable {
     public var index: Int
     /// Stage number, from 1.
     public var stage: Int
-    /// Position inside the stage, from 0 (the `b` in `layer{stage}.{b}.`).
+    /// Position inside the stage, from 0 (the `b` in `layer{stage}.{b}.`, `stages.{s}.blocks.{b}.`).
     public var indexInStage: Int
     public var inChannels: Int
     /// Channels inside the residual branch: the stage width (equal to `outChannels` but
@@ -24,15 +24,20 @@ public struct BlockSpec: Equatable, Sendable {
     public var midChannels: Int
     public var outChannels: Int
     public var stride: Int
+    /// Whether deleting the block (gate 0) leaves its input unchanged (identity) or passes
+    /// it through a projection or zero padding. A ConvNeXt block is always identity: the
+    /// stage's downsampling is the stage's, and stays when the block is deleted.
     public var shortcut: Shortcut
+    /// The `state_dict` key prefix of this block in its family: `layer2.0.` (ResNets),
+    /// `stages.1.blocks.0.` (timm's ConvNeXt), `blocks.3.` (timm's vision transformers).
+    public var keyPrefix: String
 
+    /// - Parameter keyPrefix: nil: a ResNet's, `layer{stage}.{indexInStage}.`.
     public init(index: Int, stage: Int, indexInStage: Int, inChannels: Int, midChannels: Int, outChannels: Int,
-                stride: Int, shortcut: Shortcut) {
+                stride: Int, shortcut: Shortcut, keyPrefix: String? = nil) {
         (self.index, self.stage, self.indexInStage) = (index, stage, indexInStage)
         (self.inChannels, self.midChannels, self.outChannels) = (inChannels, midChannels, outChannels)
         (self.stride, self.shortcut) = (stride, shortcut)
+        self.keyPrefix = keyPrefix ?? "layer\(stage).\(indexInStage)."
     }
-
-    /// The `state_dict` key prefix of this block, such as `layer2.0.`.
-    public var keyPrefix: String { "layer\(stage).\(indexInStage)." }
 }

@@ -128,6 +128,56 @@ final class ConvNeXtGoldenTests: XCTestCase {
         XCTAssertNoThrow(try network.reordered([2, 1, 3, 4, 5, 6]))
     }
 
+    /// What schedules, metrics and pruning see of ConvNeXt's blocks (issue 20's known gaps):
+    /// timm's key prefix, and for a stage's first block an identity shortcut, since
+    /// deleting it leaves the stage's downsampling in place. So pruning may delete it (and
+    /// greedy pruning may choose it), while reordering still never moves it.
+    func testBlocksAreDescribedAsTimmsModulesAndAStagesFirstBlockMayBePruned() throws {
+        let checkpoint = try Self.load("patch4_convmlp_nols")
+        let blocks = checkpoint.architecture.blocks
+        let network = Network(checkpoint: checkpoint)
+        XCTAssertEqual(blocks.map(\.keyPrefix), network.model.units.map { $0.name + "." })
+        XCTAssertEqual(blocks.map(\.keyPrefix), ["stages.0.blocks.0.", "stages.0.blocks.1.", "stages.1.blocks.0.",
+                                                 "stages.2.blocks.0.", "stages.3.blocks.0.", "stages.3.blocks.1."])
+        for block in blocks {
+            XCTAssertNotNil(checkpoint.tensors[block.keyPrefix + "conv_dw.weight"], "\(block.keyPrefix) names the block's tensors")
+            XCTAssertEqual(block.shortcut, .identity, "block \(block.index)")
+            XCTAssertEqual(block.stride, 1)
+            XCTAssertEqual(block.inChannels, block.outChannels)
+        }
+        XCTAssertEqual(blocks.map(\.outChannels), checkpoint.architecture.convNeXt!.depths.enumerated().flatMap { s, depth in
+            Array(repeating: checkpoint.architecture.convNeXt!.dims[s], count: depth)
+        })
+        // Pruning to 3 blocks, downsampling blocks "kept": a ConvNeXt has none to keep, so
+        // the stages' first blocks (3, 4, 5) are among those the rule deletes.
+        let pruned = try LesionAnalysis.prune(blocks: blocks, depth: 3, rule: "evenly-spaced", keepDownsampling: true)
+        XCTAssertEqual(pruned.dropped.count, 3)
+        XCTAssertTrue(pruned.dropped.contains { [3, 4, 5].contains($0) }, "\(pruned.dropped)")
+        // Reordering: still only blocks after a stage's first.
+        XCTAssertEqual(network.swappableGroups, [[1, 2], [6]])
+        XCTAssertThrowsError(try network.reordered([1, 2, 4, 3, 5, 6]))
+
+        // Greedy pruning down to one block: it used to refuse any depth below 3 (the three
+        // stage-first blocks were "downsampling blocks" it never deletes).
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("convnext-greedy-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let images = try HDF5ImageSource(path: Fixtures.path("convnext/patch4_convmlp_nols.cases.h5"), labelsDataset: nil)
+        let heldOut = folder.appendingPathComponent("held-out.h5").path
+        do {
+            let root = try HDF5File.create(heldOut).root
+            try root.write(try images.pixels(0..<images.count), shape: [images.count, images.channels, images.height, images.width], as: "images")
+            try root.write((0..<images.count).map { Int64($0 % checkpoint.architecture.numClasses) }, shape: [images.count], as: "labels")
+        }
+        let source = try HDF5ImageSource(path: heldOut)
+        let context = AnalysisContext(checkpoint: checkpoint, evaluator: Evaluator(network: network, threads: 1), source: source,
+                                      batchSize: 6, survival: Array(repeating: 1, count: 6), scheduleName: "none", rule: .inverted,
+                                      metrics: ["accuracy"], registry: PluginRegistry.shared, seed: 0)
+        let deleted = try GreedyPrune.choose(context, heldOut: source, depth: 1)
+        XCTAssertEqual(deleted.count, 5)
+        XCTAssertGreaterThanOrEqual(Set(deleted).intersection([3, 4, 5]).count, 2, "\(deleted)")
+    }
+
     func testPlanningCostCountsDepthwiseAndPointwiseMultiplyAddsOnce() throws {
         // patch1_linear_ls: stage 1 is 8 channels at 28x28 (patch 1), one block of
         // 7x7 depthwise conv, layer norm, fc1 8->32, GELU, fc2 32->8, layer scale.

@@ -100,6 +100,32 @@ final class DataSetReaderTests: XCTestCase {
         XCTAssertEqual(try floats.pixels(0..<1), [-1.5, 2, 0, 1])
     }
 
+    /// `--mean/--std` given for float images are applied, as torchvision's `Normalize`
+    /// applies to a float tensor, not ignored; a checkpoint's recorded normalisation (of
+    /// 8-bit pixels) still is not.
+    func testAnExplicitNormalisationAppliesToFloatImagesAsStored() throws {
+        let path = folder.appendingPathComponent("float-images.h5").path
+        do {
+            let root = try HDF5File.create(path).root
+            try root.write([-1.5, 2, 0, 1, 0.5, 0.25, 4, -2] as [Float], shape: [1, 2, 2, 2], as: "images")
+            try root.write([1] as [Int64], shape: [1], as: "labels")
+        }
+        let explicit = InputNormalization(mean: [0.5, -1], std: [0.5, 2])
+        let source = try HDF5ImageSource(path: path, floatNormalization: explicit)
+        XCTAssertEqual(try source.pixels(0..<1), [-4, 3, -1, 1, 0.75, 0.625, 2.5, -0.5].map { Float($0) },
+                       "channel 0: (x - 0.5) / 0.5; channel 1: (x + 1) / 2")
+        let recordedOnly = try HDF5ImageSource(path: path, normalization: InputNormalization(mean: [0.5, 0.5], std: [0.1, 0.1]))
+        XCTAssertEqual(try recordedOnly.pixels(0..<1), [-1.5, 2, 0, 1, 0.5, 0.25, 4, -2], "the 8-bit normalisation leaves floats alone")
+
+        XCTAssertThrowsError(try HDF5ImageSource(path: path, floatNormalization: InputNormalization(mean: [0.5], std: [0.5]))) { error in
+            XCTAssertEqual("\(error)", "\(path): /images: holds float images, to which the given normalisation applies: mean has 1 and std 1 values, but the images have 2 channel(s)")
+        }
+        let tiny = try HDF5ImageSource(path: path, floatNormalization: InputNormalization(mean: [0, 0], std: [1e-45, 1e-45]))
+        XCTAssertThrowsError(try tiny.pixels(0..<1)) { error in
+            XCTAssertEqual("\(error)", "\(path): /images: image 0: normalising the stored value -1.5 with mean 0.0 and std 1e-45 gives -inf; give a larger std")
+        }
+    }
+
     func testBadDataFilesGetClearMessages() throws {
         func assertError(_ body: @autoclosure () throws -> Any, _ words: [String], line: UInt = #line) {
             XCTAssertThrowsError(try body(), line: line) { error in

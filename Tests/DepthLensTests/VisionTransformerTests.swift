@@ -134,6 +134,13 @@ final class VisionTransformerTests: XCTestCase {
         XCTAssertEqual(network.gateNames(.branch), ["blocks.0 attn", "blocks.0 mlp", "blocks.1 attn", "blocks.1 mlp",
                                                     "blocks.2 attn", "blocks.2 mlp"])
         XCTAssertEqual(network.gateNames(.block), ["blocks.0", "blocks.1", "blocks.2"])
+        // What schedules see: timm's key prefix (it used to read layer1.B.), identity blocks.
+        let blocks = checkpoint.architecture.blocks
+        XCTAssertEqual(blocks.map(\.keyPrefix), ["blocks.0.", "blocks.1.", "blocks.2."])
+        for block in blocks {
+            XCTAssertNotNil(checkpoint.tensors[block.keyPrefix + "attn.qkv.weight"], block.keyPrefix)
+            XCTAssertEqual(block.shortcut, .identity)
+        }
     }
 
     func testPlanningCostCountsAttentionOverEveryPairOfTokens() throws {

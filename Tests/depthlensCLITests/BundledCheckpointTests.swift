@@ -29,7 +29,7 @@ final class BundledCheckpointTests: XCTestCase {
 
     func testPredictionsMatchPyTorchImageByImage() throws {
         for (name, summary) in try shipped().sorted(by: { $0.key < $1.key }) {
-            let path = CLI.packageRoot.appendingPathComponent("data/\(name).h5").path
+            let path = CLI.packageRoot.appendingPathComponent(CLI.shippedFile(name)).path
             let checkpoint = try Checkpoint.load(from: path)
             let source = try DataSetRequest(path: Self.subset).open(for: checkpoint)
             XCTAssertEqual(source.count, summary.subset_images)
@@ -65,7 +65,7 @@ final class BundledCheckpointTests: XCTestCase {
         ]
         let images = 48
         for name in try shipped().keys.sorted() {
-            let eval = try CLI.run(["eval", "data/\(name).h5", "--data", Self.subset, "--limit", "\(images)", "--json", "--quiet"])
+            let eval = try CLI.run(["eval", CLI.shippedFile(name), "--data", Self.subset, "--limit", "\(images)", "--json", "--quiet"])
             XCTAssertEqual(eval.status, 0, eval.stderr)
             let counted = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(eval.stdout.utf8)) as? [String: Any], eval.stdout)
             let correct = try XCTUnwrap(counted["correct"] as? Int, eval.stdout)
@@ -75,7 +75,7 @@ final class BundledCheckpointTests: XCTestCase {
                 folders[arguments[0]] = folders[arguments[0]] ?? out  // the first run of each
                 // paths evaluates no network and refuses data options.
                 let data = arguments == ["paths"] ? [] : ["--data", Self.subset, "--limit", "\(images)"]
-                let result = try CLI.run(arguments + ["data/\(name).h5"] + data + ["-o", out, "--quiet"])
+                let result = try CLI.run(arguments + [CLI.shippedFile(name)] + data + ["-o", out, "--quiet"])
                 XCTAssertEqual(result.status, 0, "\(name) \(arguments): \(result.stderr)")
                 let written = (try? FileManager.default.contentsOfDirectory(atPath: out)) ?? []
                 XCTAssertTrue(written.contains { $0.hasSuffix("-results.csv") }, "\(name) \(arguments[0]) wrote \(written)")
@@ -96,7 +96,7 @@ final class BundledCheckpointTests: XCTestCase {
 
     func testEvalCommandCountsTheSameCorrectPredictions() throws {
         for (name, summary) in try shipped() {
-            let result = try CLI.run(["eval", "data/\(name).h5", "--data", Self.subset, "--json", "--quiet"])
+            let result = try CLI.run(["eval", CLI.shippedFile(name), "--data", Self.subset, "--json", "--quiet"])
             XCTAssertEqual(result.status, 0, result.stderr)
             XCTAssertTrue(result.stdout.contains("\"correct\" : \(summary.subset_correct),"), result.stdout)
         }

@@ -18,9 +18,21 @@ enum CLI {
     }
 
     /// The bundled checkpoints, `data/fmnist-*.h5`, as names without the extension, sorted.
+    /// The names of the checkpoints shipped in data/ (`fmnist-NAME.h5` for the ResNets,
+    /// `fmnist-NAME.safetensors` for the timm ViT and ConvNeXt), without the extension.
     static func shippedCheckpoints() throws -> [String] {
         try FileManager.default.contentsOfDirectory(atPath: packageRoot.appendingPathComponent("data").path)
-            .filter { $0.hasPrefix("fmnist-") && $0.hasSuffix(".h5") }.map { String($0.dropLast(3)) }.sorted()
+            .filter { $0.hasPrefix("fmnist-") }
+            .compactMap { file in shippedExtensions.first { file.hasSuffix($0) }.map { String(file.dropLast($0.count)) } }
+            .sorted()
+    }
+
+    static let shippedExtensions = [".h5", ".safetensors"]
+
+    /// The path, relative to the package root, of the shipped checkpoint `name`.
+    static func shippedFile(_ name: String) -> String {
+        let files = shippedExtensions.map { "data/\(name)\($0)" }
+        return files.first { FileManager.default.fileExists(atPath: packageRoot.appendingPathComponent($0).path) } ?? files[0]
     }
 
     /// The folder holding the test bundle, which also holds the built executable.

@@ -21,6 +21,8 @@ final class FlagValidationTests: XCTestCase {
         (["--batch-size", "99999999999999999999"], "'99999999999999999999' is invalid for '--batch-size"),
         (["--threads", "0"], "--threads must be positive"),
         (["--threads", "two"], "'two' is invalid for '--threads"),
+        (["--threads", "5000"], "--threads: 5000 worker threads asked; at most 4096 (this machine has"),
+        (["--threads", "9223372036854775807"], "--threads: 9223372036854775807 worker threads asked; at most 4096"),
         (["--mean", "0.5", "--std", "0"], "--std: 0.0 is not positive"),
         (["--mean", "0.5", "--std=-1"], "--std: -1.0 is not positive"),
         (["--mean", "0.5", "--std", "1e-45"], "--std: normalising pixels in 0...1 with mean 0.5 and std 1e-45 gives values beyond the largest float"),
@@ -58,7 +60,17 @@ final class FlagValidationTests: XCTestCase {
         "report": [(["--max-k=-1"], "--max-k must be zero or more"), (["--trials", "0"], "--trials must be at least 1"),
                    (["--members", "0"], "--members must be at least 1"),
                    (["--trials", "100000000000000"], "--max-k, --trials: 19 values of k and depths x 100000000000000 trials")],
+        // Given two checkpoints (as report with two below).
+        "compare": [(["--max-k=-1"], "--max-k must be zero or more"), (["--trials", "0"], "--trials must be at least 1"),
+                    (["--members", "0"], "--members must be at least 1"), (["--ci-width", "0"], "--ci-width must be in (0, 1]"),
+                    (["--max-trials", "1"], "--max-trials must be at least 2"), (["--y-scale", "cubic"], "'cubic' is invalid for '--y-scale"),
+                    (["--trials", "100000000000000"], "--max-k, --trials: 19 values of k and depths x 100000000000000 trials x 2 checkpoints"),
+                    (["--max-trials", "100000000000000"], "--max-k, --trials: 19 values of k and depths x 100000000000000 trials x 2 checkpoints"),
+                    (["--shard", "1/2"], "--shard: compare of several checkpoints does not shard")],
     ]
+
+    /// A second checkpoint for the comparisons (compare, report with two).
+    let second = CLI.fixture("golden/preact-avgpool.ckpt.h5")
 
     func testEveryBadFlagValueOfEveryCommandExits64NamingTheFlagBeforeAnyWork() throws {
         let root = CLI.temporaryDirectory()
@@ -79,8 +91,15 @@ final class FlagValidationTests: XCTestCase {
             for bad in flags + dataAndRuntime + analysis {
                 let folder = root.appendingPathComponent("\(command)-\(checked)").path
                 let output = bad.arguments.contains("-o") ? [] : ["-o", folder]
-                try check([command, checkpoint, "--data", data, "--quiet"] + output + bad.arguments, bad.message, folder: folder)
+                try check([command, checkpoint] + (command == "compare" ? [second] : []) + ["--data", data, "--quiet"] + output + bad.arguments,
+                          bad.message, folder: folder)
             }
+        }
+        // report with several checkpoints: the comparison's rules, report's flags.
+        for bad in own["report"]! + [(["--shard", "1/2"], "--shard: report of several checkpoints does not shard"),
+                                     (["--trials", "100000000000000"], "x 100000000000000 trials x 2 checkpoints")] {
+            let folder = root.appendingPathComponent("report-two-\(checked)").path
+            try check(["report", checkpoint, second, "--data", data, "--quiet", "-o", folder] + bad.arguments, bad.message, folder: folder)
         }
         // Commands without an output folder: eval, predict (a file), bench.
         for bad in dataAndRuntime {
@@ -93,7 +112,8 @@ final class FlagValidationTests: XCTestCase {
             try check(["predict", checkpoint, "--data", data] + bad.arguments, bad.message, folder: nil)
         }
         for bad: BadValue in [(["--repeats", "0"], "--repeats must be at least 1"), (["--batch-size", "0"], "--batch-size must be positive"),
-                              (["--threads", "0"], "--threads must be positive"), (["--images=-1"], "--images must be at least 1"), (["--backend", "gpu"], "--backend must be reference or fast")] {
+                              (["--threads", "0"], "--threads must be positive"), (["--threads", "100000"], "--threads: 100000 worker threads asked; at most 4096"),
+                              (["--images=-1"], "--images must be at least 1"), (["--backend", "gpu"], "--backend must be reference or fast")] {
             try check(["bench", checkpoint, "--data", data] + bad.arguments, bad.message, folder: nil)
         }
         // paths evaluates nothing: data and draw flags are refused rather than ignored.

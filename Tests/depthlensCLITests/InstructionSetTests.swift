@@ -35,7 +35,7 @@ final class InstructionSetTests: XCTestCase {
         let shipped = try CLI.shippedCheckpoints()
         XCTAssertFalse(shipped.isEmpty, "no checkpoint in data/")
         for name in shipped {
-            try checkEveryInstructionSet("data/\(name).h5")
+            try checkEveryInstructionSet(CLI.shippedFile(name))
         }
     }
 

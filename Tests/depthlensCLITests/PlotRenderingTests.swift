@@ -87,6 +87,7 @@ final class PlotRenderingTests: XCTestCase {
             ["ensemble", checkpoint, "--data", data, "--quiet", "--members", "2"],
             ["depth"] + common + ["--depths", "0,3,6"],
             ["paths", checkpoint, "--quiet"],
+            ["compare"] + [checkpoint, CLI.fixture("golden/preact-avgpool.ckpt.h5")] + Array(common.dropFirst()) + ["--members", "3", "--max-k", "3", "--y-scale", "clip"],
         ]
         var svgs: [String] = []
         for (i, arguments) in runs.enumerated() {
@@ -95,7 +96,7 @@ final class PlotRenderingTests: XCTestCase {
             XCTAssertEqual(result.status, 0, "\(arguments): \(result.stderr)")
             svgs += try FileManager.default.contentsOfDirectory(atPath: out).filter { $0.hasSuffix(".svg") }.map { "\(out)/\($0)" }
         }
-        XCTAssertGreaterThanOrEqual(svgs.count, 14, "\(svgs)")
+        XCTAssertGreaterThanOrEqual(svgs.count, 23, "\(svgs)")
         for path in svgs {
             let svg = try String(contentsOfFile: path, encoding: .utf8)
             XCTAssertEqual(try Self.textOutsideCanvas(svg), [], path)

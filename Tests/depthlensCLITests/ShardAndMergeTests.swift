@@ -120,6 +120,43 @@ final class ShardAndMergeTests: XCTestCase {
         try refused([path("a", 1, 2), unfinished], "is saved by two shards")
     }
 
+    /// A shard journal whose record no longer matches its checksum (edited, or damaged on
+    /// disk) is not merged as if the unit were missing: the merge names the shard, the
+    /// record and the remedy, and the shard's rerun computes that unit again, after which the
+    /// merge equals the unsharded run byte for byte (issue 23, point 5).
+    func testMergeNamesADamagedRecordAndTheShardsRerunComputesItAgain() throws {
+        let folder = CLI.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let base = ["sample", checkpoint, "--data", data, "--members", "20"]
+        let whole = folder.appendingPathComponent("whole").path, sharded = folder.appendingPathComponent("sharded").path
+        XCTAssertEqual(try CLI.run(base + ["--quiet", "-o", whole]).status, 0)
+        for k in 1...2 { XCTAssertEqual(try CLI.run(base + ["--quiet", "-o", sharded, "--shard", "\(k)/2"]).status, 0) }
+        let shard1 = "\(sharded)/shard-1-of-2", journal = "\(sharded)/shard-1-of-2/sample-progress.journal"
+        // One hex digit of the first payload line of the first unit, changed.
+        var lines = try String(contentsOfFile: journal, encoding: .utf8).components(separatedBy: "\n")
+        let header = try XCTUnwrap(lines.firstIndex { $0.hasPrefix("unit\t") })
+        let key = lines[header].split(separator: "\t")[1]
+        var payload = Array(lines[header + 1])
+        payload[payload.count - 1] = payload.last == "0" ? "1" : "0"
+        lines[header + 1] = String(payload)
+        try lines.joined(separator: "\n").write(toFile: journal, atomically: true, encoding: .utf8)
+
+        let merged = folder.appendingPathComponent("merged").path
+        let shards = [shard1, "\(sharded)/shard-2-of-2"]
+        let refused = try CLI.run(["merge", merged] + shards)
+        XCTAssertEqual(refused.status, 1, refused.stderr)
+        XCTAssertEqual(refused.stderr, "Error: \(journal): shard 1/2 has 1 damaged unit record(s) (their checksums do not match: edited, or damaged on disk): \(key); run shard 1/2 again (the same command: it keeps its intact units and computes the damaged ones again), then merge\n")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: merged), "a refused merge writes nothing")
+
+        let rerun = try CLI.run(base + ["-o", sharded, "--shard", "1/2"])
+        XCTAssertEqual(rerun.status, 0, rerun.stderr)
+        XCTAssertTrue(rerun.stderr.contains("do not match their checksums (edited or damaged); they are computed again"), rerun.stderr)
+        XCTAssertTrue(rerun.stderr.contains("(1 computed now)"), rerun.stderr)
+        let merge = try CLI.run(["merge", merged, "--quiet"] + shards)
+        XCTAssertEqual(merge.status, 0, merge.stderr)
+        XCTAssertEqual(try results(merged), try results(whole), "the merge after the rerun equals the unsharded run")
+    }
+
     func testShardIsValidatedBeforeAnythingRuns() throws {
         for (value, fragment) in [("5/4", "K must be between 1 and N (got 5/4)"), ("0/4", "K must be between 1 and N"),
                                   ("2/0", "the number of shards N must be at least 1"), ("two", "'two' is not K/N")] {

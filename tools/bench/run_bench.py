@@ -18,10 +18,18 @@ peak resident memory of the `depthlens bench` process is reported beside its spe
 
 Networks: `--blocks` names CIFAR ResNets (widths 16/32/64, 1x28x28 inputs, 10 classes,
 option A shortcuts; default 9, 27 and 54 blocks, batches 64 and 256); `--models` names
-ImageNet ResNets of timm or torchvision (random weights and batch-norm statistics, seeded;
-3x224x224 inputs, 1000 classes; default batches 1, 16 and 64), read by DepthLens as a plain
-state_dict dump with `--arch`. FLOPs are counted by hooks on every convolution and linear
-layer (two per multiply-add).
+ImageNet networks of timm or torchvision (ResNets, ViTs, ConvNeXts: random weights and
+batch-norm statistics, seeded; 3x224x224 inputs, 1000 classes; default batches 1, 16 and
+64), read by DepthLens as a plain state_dict dump with `--arch`, or the bundled
+Fashion-MNIST models' architectures as tools/train_timm.py builds them (`recipe/vit`,
+`recipe/convnext`: 1x28x28 inputs, random weights exported by train_timm.export with the
+`depthlens_architecture` metadata, so DepthLens reads them as it reads the shipped files;
+`recipe/vit=data/fmnist-vit.safetensors` benchmarks a trained file instead). FLOPs are
+counted by hooks on every convolution and linear layer and on attention's two products
+(two per multiply-add).
+
+    python3 tools/bench/run_bench.py --models timm/vit_small_patch16_224,timm/convnext_tiny --no-compile
+    python3 tools/bench/run_bench.py --models recipe/vit,recipe/convnext --no-compile
 Needs: torch, h5py, numpy, onnx, onnxruntime; gcc for the peak loop.
 """
 from __future__ import annotations
@@ -39,7 +47,7 @@ import h5py
 import numpy as np
 import torch
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))  # tools/: depthlens_ref, train_timm
 from depthlens_ref.export import write_checkpoint  # noqa: E402
 from depthlens_ref.interop import import_vision  # noqa: E402
 from depthlens_ref.model import CifarResNet, default_architecture, randomize_batchnorm  # noqa: E402
@@ -66,24 +74,49 @@ def make_model(blocks: int, seed: int) -> tuple[dict, torch.nn.Module]:
 
 
 class Network:
-    """One benchmarked network: `spec` is a CIFAR block count ("54") or an ImageNet model
-    ("timm/resnet50", "torchvision/resnet50"). Every process that builds it from the spec
-    gets the same weights (seeded), so engines in processes of their own agree."""
+    """One benchmarked network: `spec` is a CIFAR block count ("54"), an ImageNet model
+    ("timm/resnet50", "torchvision/resnet50", "timm/vit_small_patch16_224",
+    "timm/convnext_tiny"), or a Fashion-MNIST recipe of tools/train_timm.py ("recipe/vit",
+    "recipe/convnext": the bundled models' architectures, 1x28x28 inputs), with random
+    weights unless the recipe names a trained file ("recipe/vit=data/fmnist-vit.safetensors").
+    Every process that builds it from the spec gets the same weights (seeded), so engines
+    in processes of their own agree."""
 
     def __init__(self, spec: str):
         self.spec = spec
-        self.imagenet = "/" in spec
+        self.recipe = spec.startswith("recipe/")
+        self.imagenet = "/" in spec and not self.recipe
         self.input_shape = (3, 224, 224) if self.imagenet else (1, 28, 28)
+        name, _, self.checkpoint = spec.partition("=")
+        self.recipe_name = name.removeprefix("recipe/") if self.recipe else None
+        if self.checkpoint and not self.recipe:
+            raise SystemExit(f"'{spec}': only a recipe network (recipe/NAME=FILE) takes a trained file")
 
     @property
     def label(self) -> str:
+        if self.recipe:
+            return f"{self.spec} ({'trained' if self.checkpoint else 'random weights'})"
         return self.spec if self.imagenet else f"{self.spec} blocks"
 
     @property
     def seed(self) -> int:
-        return sum(map(ord, self.spec)) if self.imagenet else int(self.spec)
+        return int(self.spec) if self.spec.isdigit() else sum(map(ord, self.spec))
+
+    @property
+    def tag(self) -> str:
+        return self.spec.partition("=")[0].replace("/", "-")
 
     def build(self) -> torch.nn.Module:
+        if self.recipe:
+            import train_timm
+            if self.recipe_name not in train_timm.RECIPES:
+                raise SystemExit(f"unknown recipe in '{self.spec}': {', '.join(sorted(train_timm.RECIPES))}")
+            torch.manual_seed(self.seed)
+            model = train_timm.build(train_timm.RECIPES[self.recipe_name])
+            if self.checkpoint:
+                from safetensors.torch import load_file
+                model.load_state_dict(load_file(self.checkpoint))
+            return model.eval()
         if not self.imagenet:
             return make_model(int(self.spec), seed=self.seed)[1]
         library, _, name = self.spec.partition("/")
@@ -94,26 +127,35 @@ class Network:
         elif library == "torchvision":
             model = getattr(torchvision.models, name)(weights=None)
         else:
-            raise SystemExit(f"unknown library in '{self.spec}': timm or torchvision")
+            raise SystemExit(f"unknown library in '{self.spec}': timm, torchvision or recipe")
         randomize_batchnorm(model, torch.Generator().manual_seed(self.seed))
         return model.eval()
 
     def write(self, model: torch.nn.Module, folder: str) -> tuple[str, list[str]]:
         """The file DepthLens reads and the extra arguments it needs."""
-        tag = self.spec.replace("/", "-")
+        if self.recipe:
+            if self.checkpoint:
+                return self.checkpoint, []
+            # Exported as train_timm.py exports the bundled models: the file names its architecture.
+            import train_timm
+            path = os.path.join(folder, f"{self.tag}.safetensors")
+            recipe = train_timm.RECIPES[self.recipe_name]
+            train_timm.export(model, path, train_timm.architecture_record(self.recipe_name, recipe, model))
+            return path, []
         if not self.imagenet:
-            path = os.path.join(folder, f"resnet-{tag}.ckpt.h5")
+            path = os.path.join(folder, f"resnet-{self.tag}.ckpt.h5")
             write_checkpoint(path, architecture(int(self.spec)), model.state_dict())
             return path, []
         from safetensors.torch import save_file
-        path = os.path.join(folder, f"{tag}.safetensors")
+        path = os.path.join(folder, f"{self.tag}.safetensors")
         save_file({k: v.detach().contiguous() for k, v in model.state_dict().items()}, path)
         return path, ["--arch", self.spec]
 
 
 def flops_per_image(model: torch.nn.Module, input_shape: tuple[int, ...]) -> float:
-    """Two FLOPs per multiply-add of every convolution and linear layer, counted by hooks
-    on one forward pass (element-wise work is left out, as is usual)."""
+    """Two FLOPs per multiply-add of every convolution and linear layer, and of attention's
+    two batched products, counted by hooks on one forward pass (element-wise work, softmax
+    included, is left out, as is usual)."""
     macs = 0
 
     def count(module, inputs, output):
@@ -124,7 +166,15 @@ def flops_per_image(model: torch.nn.Module, input_shape: tuple[int, ...]) -> flo
         else:
             macs += output.numel() * module.in_features
 
+    def attention(module, inputs, output):
+        # q kᵀ and p v of every head: tokens x tokens x width multiply-adds each.
+        nonlocal macs
+        _, tokens, width = inputs[0].shape
+        macs += 2 * tokens * tokens * width
+
     hooks = [m.register_forward_hook(count) for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    hooks += [m.register_forward_hook(attention) for m in model.modules()
+              if hasattr(m, "qkv") and hasattr(m, "num_heads")]  # timm's Attention
     with torch.inference_mode():
         model(torch.zeros(1, *input_shape))
     for hook in hooks:
@@ -238,7 +288,7 @@ def build_engine(name: str, spec: str, data: str, images: int, threads: int, fol
         compiled = torch.compile(model, dynamic=False)
         return TorchEngine(name, compiled, inputs, images)
     if name == "onnxruntime":
-        return OnnxEngine(model, inputs, images, threads, folder, spec.replace("/", "-"))
+        return OnnxEngine(model, inputs, images, threads, folder, Network(spec).tag)
     raise ValueError(name)
 
 
@@ -318,14 +368,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--depthlens", default=".build/release/depthlens", help="release build of the CLI")
     parser.add_argument("--blocks", help="CIFAR ResNets by block count (default 9,27,54 when --models is absent)")
-    parser.add_argument("--models", help="ImageNet ResNets, e.g. timm/resnet18,timm/resnet50,torchvision/resnet50")
-    parser.add_argument("--batches", help="batch sizes (default 64,256 for CIFAR, 1,16,64 for ImageNet networks)")
+    parser.add_argument("--models", help="ImageNet networks, e.g. timm/resnet50,torchvision/resnet50,timm/vit_small_patch16_224,"
+                        "timm/convnext_tiny; or the bundled models' recipes (tools/train_timm.py), e.g. recipe/vit,"
+                        "recipe/convnext, random weights, or recipe/vit=data/fmnist-vit.safetensors for a trained file")
+    parser.add_argument("--batches", help="batch sizes (default 64,256 for CIFAR ResNets, else 1,16,64)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians are reported")
     parser.add_argument("--images", type=int, help="images per timed repetition (default 512 CIFAR, 64 ImageNet)")
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile (inductor, frozen weights)")
     parser.add_argument("--no-jit", action="store_true",
-                        help="skip TorchScript too (with --no-compile, eager is the only PyTorch mode: a shorter run)")
+                        help="skip TorchScript (traced, frozen); with --no-compile too, no 'best PyTorch' column")
     parser.add_argument("--lesions", action="store_true",
                         help="also time the L+1 single-block lesions: configurations API against independent passes")
     parser.add_argument("--json", help="write the results here too")
@@ -339,7 +391,8 @@ def main() -> None:
     if len({n.input_shape for n in networks}) > 1:
         raise SystemExit("--blocks and --models need inputs of different sizes: benchmark them in separate runs")
     imagenet = networks[0].imagenet
-    batches = [int(b) for b in (args.batches or ("1,16,64" if imagenet else "64,256")).split(",")]
+    cifar_only = not any(n.imagenet or n.recipe for n in networks)
+    batches = [int(b) for b in (args.batches or ("64,256" if cifar_only else "1,16,64")).split(",")]
     images = args.images or (64 if imagenet else 512)
     folder = tempfile.mkdtemp(prefix="depthlens-bench-")
     peak = Peak(args.threads, folder)
@@ -376,18 +429,20 @@ def main() -> None:
                     runs[engine.name].append(engine.time_once(batch))
                 peak.measure()
             medians = {name: statistics.median(values) for name, values in runs.items()}
-            best_torch = max((v for k, v in medians.items() if k.startswith("torch-") and k != "torch-eager"),
-                             default=medians["torch-eager"])
+            best_torch = max((v for k, v in medians.items() if k.startswith("torch-") and k != "torch-eager"), default=None)
             speed = medians["depthlens"]
             row = {"network": network.spec, "batch": batch, "images_per_second": medians, "runs": runs,
-                   "ratio_vs_eager": speed / medians["torch-eager"], "ratio_vs_best_torch": speed / best_torch,
+                   "ratio_vs_eager": speed / medians["torch-eager"],
                    "max_logit_diff": diff, "same_argmax": same, "depthlens_peak_rss_mib": ours.peak_rss_mib[batch]}
+            if best_torch:
+                row["ratio_vs_best_torch"] = speed / best_torch
             if "onnxruntime" in medians:
                 row["ratio_vs_onnxruntime"] = speed / medians["onnxruntime"]
             row["gflops"] = {name: value * flops / 1e9 for name, value in medians.items()}
             results.append(row)
             print(f"  batch {batch}: " + ", ".join(f"{k} {v:.1f}" for k, v in medians.items()) + " images/s")
-            print(f"    DepthLens / eager {row['ratio_vs_eager']:.2f}x, / best PyTorch {row['ratio_vs_best_torch']:.2f}x"
+            print(f"    DepthLens / eager {row['ratio_vs_eager']:.2f}x"
+                  + (f", / best PyTorch {row['ratio_vs_best_torch']:.2f}x" if "ratio_vs_best_torch" in row else "")
                   + (f", / ONNX Runtime {row['ratio_vs_onnxruntime']:.2f}x" if "ratio_vs_onnxruntime" in row else "")
                   + f", {row['gflops']['depthlens']:.0f} GFLOP/s, peak RSS {row['depthlens_peak_rss_mib']:.0f} MiB")
         for engine in engines:
@@ -411,12 +466,13 @@ def main() -> None:
         if "images_per_second" not in row:
             continue
         m, share = row["images_per_second"], row.get("percent_of_peak", {})
-        best = max(((v, k) for k, v in m.items() if k.startswith("torch-") and k != "torch-eager"),
-                   default=(m["torch-eager"], "torch-eager"))
+        best = max(((v, k) for k, v in m.items() if k.startswith("torch-") and k != "torch-eager"), default=None)
         shares = " / ".join(f"{share[k]:.0f}%" if k in share else "-" for k in ("depthlens", "onnxruntime", "torch-eager"))
+        best_cell = f"{best[0]:.1f} ({best[1][6:]})" if best else "-"
+        best_ratio = f"{row['ratio_vs_best_torch']:.2f}x" if best else "-"
         print(f"| {row['network']} | {row['batch']} | {m['depthlens']:.1f} | {m['torch-eager']:.1f} "
-              f"| {best[0]:.1f} ({best[1][6:]}) | {m.get('onnxruntime', float('nan')):.1f} | {row['ratio_vs_eager']:.2f}x "
-              f"| {row['ratio_vs_best_torch']:.2f}x | {row.get('ratio_vs_onnxruntime', float('nan')):.2f}x "
+              f"| {best_cell} | {m.get('onnxruntime', float('nan')):.1f} | {row['ratio_vs_eager']:.2f}x "
+              f"| {best_ratio} | {row.get('ratio_vs_onnxruntime', float('nan')):.2f}x "
               f"| {shares} | {row['depthlens_peak_rss_mib']:.0f} MiB |")
     if args.json:
         with open(args.json, "w") as f:

@@ -12,7 +12,9 @@ public struct DataSetRequest: Sendable, Equatable {
     /// Dataset names inside an HDF5 file.
     public var imagesDataset = "images"
     public var labelsDataset = "labels"
-    /// Overrides the checkpoint's recorded normalisation.
+    /// Overrides the checkpoint's recorded normalisation of 8-bit pixels; for float HDF5
+    /// images, which are read as stored, it is applied to the stored values as given
+    /// ((x - mean) / std): an explicit request is never ignored.
     public var normalization: InputNormalization?
     public var offset = 0
     public var limit: Int?
@@ -65,7 +67,7 @@ public struct DataSetRequest: Sendable, Equatable {
         switch try Self.format(of: path) {
         case .hdf5:
             source = try HDF5ImageSource(path: path, imagesDataset: imagesDataset, labelsDataset: labelsDataset,
-                                         normalization: norm)
+                                         normalization: norm, floatNormalization: normalization)
         case .idx:
             source = try IDXImageSource(imagesPath: path, labelsPath: try idxLabels(), normalization: norm)
         case .cifar:

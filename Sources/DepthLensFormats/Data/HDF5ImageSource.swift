@@ -3,8 +3,10 @@ import Foundation
 
 /// Images from an HDF5 dataset of shape (N, C, H, W) or (N, H, W), with optional integer
 /// labels of shape (N). Float images are the network's input exactly as stored (already
-/// normalised, as a framework's test loader yields them); integer images are 8-bit
-/// pixels, scaled to [0, 1] and normalised like IDX and CIFAR files.
+/// normalised, as a framework's test loader yields them), unless a normalisation is given
+/// for them explicitly (`floatNormalization`: (x - mean) / std, as torchvision's
+/// `Normalize` does to a float tensor); integer images are 8-bit pixels, scaled to [0, 1]
+/// and normalised like IDX and CIFAR files.
 public struct HDF5ImageSource: ImageSource {
     public let path: String
     public let count: Int
@@ -15,13 +17,21 @@ public struct HDF5ImageSource: ImageSource {
     private let labelData: HDF5Dataset?
     /// Applied to integer images only.
     public let normalization: InputNormalization?
+    /// Applied to float images only: given explicitly, never the checkpoint's default.
+    public let floatNormalization: InputNormalization?
 
     public var name: String { "\(path): \(images.path)" }
 
     /// Opens `imagesDataset` (and `labelsDataset`, when the file has it) in `path`.
+    /// - Parameters:
+    ///   - normalization: for integer (8-bit) images, after scaling by 1/255; nil: none.
+    ///   - floatNormalization: for float images, (x - mean) / std on the stored values;
+    ///     nil: the stored values are the input. Give it only when a user asked for it: a
+    ///     checkpoint's recorded normalisation describes 8-bit pixels, and float images
+    ///     are normally stored already normalised.
     /// - Throws: ``HDF5Error`` or ``DataSetError`` naming the file and dataset.
     public init(path: String, imagesDataset: String = "images", labelsDataset: String? = "labels",
-                normalization: InputNormalization? = nil) throws {
+                normalization: InputNormalization? = nil, floatNormalization: InputNormalization? = nil) throws {
         self.path = path
         let root = try HDF5File.open(path).root
         let images = try root.dataset(atPath: imagesDataset)
@@ -42,8 +52,17 @@ public struct HDF5ImageSource: ImageSource {
             let norm = normalization ?? .identity(channels: dims[1])
             try norm.validate(channels: dims[1])
             self.normalization = norm
+            self.floatNormalization = nil
         default:
             self.normalization = nil
+            if let floatNormalization {
+                do {
+                    try floatNormalization.validate(channels: dims[1])
+                } catch let error as DataSetError {
+                    throw fail("holds float images, to which the given normalisation applies: \(error.message)")
+                }
+            }
+            self.floatNormalization = floatNormalization
         }
         if let labelsDataset, root.contains(path: labelsDataset) {
             let labels = try root.dataset(atPath: labelsDataset)
@@ -71,6 +90,16 @@ public struct HDF5ImageSource: ImageSource {
             for i in 0..<values.count {
                 let c = (i / plane) % channels
                 values[i] = (values[i] / 255 - normalization.mean[c]) / normalization.std[c]
+            }
+        } else if let floatNormalization {
+            let plane = height * width
+            for i in 0..<values.count {
+                let c = (i / plane) % channels
+                let stored = values[i]
+                values[i] = (stored - floatNormalization.mean[c]) / floatNormalization.std[c]
+                if stored.isFinite, !values[i].isFinite {
+                    throw DataSetError(source: name, message: "image \(range.lowerBound + i / (channels * plane)): normalising the stored value \(stored) with mean \(floatNormalization.mean[c]) and std \(floatNormalization.std[c]) gives \(values[i]); give a larger std")
+                }
             }
         }
         if let bad = values.firstIndex(where: { !$0.isFinite }) {

@@ -269,6 +269,18 @@ func readShape(space: hid_t, fail: (String) -> HDF5Error) throws -> [Int] {
     return shape
 }
 
+/// Which HDF5 filters this libhdf5 can decode.
+package enum HDF5Filters {
+    /// h5py's LZF compression: not part of libhdf5 (Debian's lacks it); a plugin found on
+    /// `HDF5_PLUGIN_PATH` provides it.
+    package static let lzf: Int32 = 32000
+
+    /// Whether filter `id` is available: built in, registered, or a plugin libhdf5 finds.
+    package static func isAvailable(_ id: Int32) -> Bool {
+        HDF5Library.locked { H5Zfilter_avail(H5Z_filter_t(id)) > 0 }
+    }
+}
+
 extension HDF5Dataset {
     /// A compression filter of the dataset's pipeline that this libhdf5 cannot decode (h5py's
     /// `lzf`, or a plugin filter such as Blosc), named, so that the user is told the filter

@@ -48,11 +48,10 @@ struct Bench: ParsableCommand {
         }
         let dataset = try HDF5File.open(data).root.dataset("images")
         let shape = dataset.shape
-        let all = try dataset.readFloats()
-        let size = shape[1] * shape[2] * shape[3]
         let count = min(batchSize, shape[0])
+        // Only the rows of the one batch timed: the process's peak memory is the engine's.
         let batch = ImageBatch(count: count, channels: shape[1], height: shape[2], width: shape[3],
-                               pixels: Array(all[0..<(count * size)]))
+                               pixels: try dataset.readFloats(rows: 0..<count))
         let network = Network(checkpoint: try architecture.load(checkpoint))
         let evaluator = Evaluator(network: network, threads: threads, backend: backend)
         let batches = max(1, images / count)
@@ -64,13 +63,16 @@ struct Bench: ParsableCommand {
         func median(_ values: [Double]) -> Double { values.sorted()[values.count / 2] }
         _ = try evaluator.logits(batch)  // warm-up: primitives and weights
         var times: [Double] = []
+        let cpuStart = Self.processCPUSeconds()
         for _ in 0..<repeats {
             times.append(try seconds { for _ in 0..<batches { _ = try evaluator.logits(batch) } })
         }
+        let cpuPerImage = (Self.processCPUSeconds() - cpuStart) / Double(repeats * batches * count)
         var fields: [String] = [
             "\"backend\": \"\(backend.rawValue)\"", "\"batch\": \(count)", "\"threads\": \(threads)",
             "\"blocks\": \(network.blockCount)",
             "\"images_per_second\": \(Double(batches * count) / median(times))",
+            "\"cpu_seconds_per_image\": \(cpuPerImage)",
             "\"runs\": [\(times.map { "\(Double(batches * count) / $0)" }.joined(separator: ", "))]",
         ]
         if lesions {
@@ -98,5 +100,13 @@ struct Bench: ParsableCommand {
             .flatMap { $0.split(separator: " ").dropFirst().first.flatMap { Double($0) } } ?? 0
         fields.append("\"peak_rss_mib\": \(peak / 1024)")
         print("{" + fields.joined(separator: ", ") + "}")
+    }
+
+    /// CPU time of the process (all threads), which another process's load on the shared
+    /// cores changes far less than the wall clock.
+    static func processCPUSeconds() -> Double {
+        var time = timespec()
+        clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &time)
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
     }
 }

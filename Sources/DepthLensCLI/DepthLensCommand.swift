@@ -11,6 +11,15 @@ public enum DepthLensMain {
     public static func run(registering register: (PluginRegistry) -> Void = { _ in }) -> Never {
         let root = command(registering: register)
         HDF5CrashNote.install()
+        // Large buffers (weights, images, activations) straight from and back to the kernel:
+        // glibc otherwise raises its mmap threshold to the size of the first large block
+        // freed (up to 32 MiB), and the checkpoint's tensors, freed once the network is
+        // built, stayed in the heap (ResNet-50 at 224 x 224, batch 16: 303 MiB peak, 275
+        // with a fixed threshold; docs/performance.md).
+        // (malloc.h is not in Swift's Glibc module: mallopt is looked up; M_MMAP_THRESHOLD is -3.)
+        if let symbol = dlsym(nil, "mallopt") {
+            _ = unsafeBitCast(symbol, to: (@convention(c) (Int32, Int32) -> Int32).self)(-3, 128 << 10)
+        }
         OneLineErrors.main(root)
         exit(0)
     }

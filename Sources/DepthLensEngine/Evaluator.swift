@@ -64,6 +64,21 @@ public struct Evaluator: Sendable {
     /// reference kernels).
     public static var isFastEngineAvailable: Bool { DNNL.shared != nil }
 
+    /// Bytes of activation buffers the fast engine plans for one pass over `batchSize`
+    /// images of `height` x `width` on this evaluator's threads (one gate per block; the
+    /// configurations API adds one block output per branching level, per-example gates
+    /// two), computed from the network's shapes, not measured. The chunk of images a
+    /// worker takes shrinks so that this stays within ``activationBudgetBytes`` where one
+    /// image a worker allows.
+    public func plannedActivationBytes(batchSize: Int, height: Int, width: Int) -> Int {
+        ActivationPlan(network: network, count: batchSize, channels: network.architecture.inChannels, height: height,
+                       width: width, threads: threads, widestBlock: DNNL.shared?.widestBlock ?? 8).bytes
+    }
+
+    /// The activation bytes a fast-engine pass plans at most, all workers together, unless
+    /// one image per worker needs more (see ``plannedActivationBytes(batchSize:height:width:)``).
+    public static var activationBudgetBytes: Int { ActivationPlan.budgetBytes }
+
     /// Logits for every image of `batch`: a tensor of shape (N, classes).
     /// - Throws: ``EvaluationError`` when the images or the gates do not fit the network.
     public func logits(_ batch: ImageBatch, gates: Gates = .allOn) throws -> Tensor {

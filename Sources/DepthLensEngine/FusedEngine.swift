@@ -5,7 +5,7 @@ import Foundation
 /// The fast engine: batch norm folded, activations blocked (`nChw16c`, or `nChw8c` when
 /// a width is not a multiple of 16 or the CPU lacks AVX-512), direct convolutions from oneDNN with bias, ReLU and
 /// the residual add fused (the shortcut is written into the destination first, then
-/// conv2 accumulates into it), the batch processed in chunks of ``chunkSize(_:)`` images.
+/// conv2 accumulates into it), the batch processed in chunks sized by ``plan(_:)``.
 ///
 /// Gates: a dropped identity block costs nothing; a scaled gate g scales conv2's weights
 /// and bias (prepared once per block and value); with per-example gates each block runs
@@ -30,24 +30,13 @@ struct FusedEngine: EvaluationEngine {
         return nil
     }
 
-    /// Most images per chunk, the unit a worker thread takes: small enough that two
-    /// workers balance on a batch of 64 and a chunk's activations stay in cache (16 x 16 x
-    /// 28 x 28 floats is 0.8 MiB); convolutions of any size run as pieces of 1, 2, 4, ...
-    /// images, so a bounded set of primitives serves every batch and group size.
-    static let maximumChunk = 16
-    /// Bytes of one activation of a chunk at most, which bounds the chunk for large images.
-    static let chunkActivationBytes = 2 << 20
-
-    /// Images per chunk for `batch`: at most ``maximumChunk``, no more than keeps the
-    /// largest activation of a chunk within ``chunkActivationBytes`` (one image of a
-    /// 224 x 224 ResNet's 64 x 112 x 112 stem output is 3.2 MB: chunks of one), and no more
-    /// than gives every worker a chunk (a batch of 16 on two threads: two chunks of 8,
-    /// where one chunk of 16 left a core idle). Results do not depend on it.
-    func chunkSize(_ batch: ImageBatch) -> Int {
-        let largest = (try? network.largestActivation(height: batch.height, width: batch.width)) ?? 1
-        let byMemory = Self.chunkActivationBytes / max(largest * MemoryLayout<Float>.size, 1)
-        let balanced = (batch.count + threads - 1) / max(threads, 1)
-        return max(1, min(Self.maximumChunk, byMemory, balanced))
+    /// The buffers, chunk and workers of a pass over `batch` (see ``ActivationPlan``):
+    /// chunks of at most 16 images, fewer where one image's activations are large (a
+    /// 224 x 224 ResNet: one image a chunk) or the plan would exceed its budget, and no
+    /// more than gives every worker a chunk. Results do not depend on it.
+    func plan(_ batch: ImageBatch) -> ActivationPlan {
+        ActivationPlan(network: network, count: batch.count, channels: batch.channels, height: batch.height,
+                       width: batch.width, threads: threads, widestBlock: dnnl.widestBlock)
     }
 
     func logits(_ batch: ImageBatch, gates: Gates) -> [Float] {
@@ -57,9 +46,9 @@ struct FusedEngine: EvaluationEngine {
         output.withUnsafeMutableBufferPointer { out in
             batch.pixels.withUnsafeBufferPointer { pixels in
                 let io = ChunkIO(pixels: pixels.baseAddress!, logits: [out.baseAddress!])
-                let chunk = chunkSize(batch)
-                dnnl.forEachChunk(count: batch.count, chunk: chunk, threads: threads,
-                                  start: { FusedPass(worker: $0, network: network, batch: batch, chunk: chunk) }) { pass, range in
+                let plan = plan(batch)
+                dnnl.forEachChunk(count: batch.count, chunk: plan.chunk, threads: threads,
+                                  start: { FusedPass(worker: $0, network: network, batch: batch, plan: plan) }) { pass, range in
                     pass.forward(pixels: io.pixels + range.lowerBound * batch.imageSize, rows: range.count, gates: gates,
                                  firstExample: range.lowerBound, logits: io.logits[0] + range.lowerBound * classes)
                 }
@@ -76,9 +65,9 @@ struct FusedEngine: EvaluationEngine {
         batch.pixels.withUnsafeBufferPointer { pixels in
             let io = ChunkIO(pixels: pixels.baseAddress!, logits: results.map(\.pointer))
             let trie = PrefixTrie(configurations)
-            let chunk = chunkSize(batch)
-            dnnl.forEachChunk(count: batch.count, chunk: chunk, threads: threads,
-                              start: { FusedPass(worker: $0, network: network, batch: batch, chunk: chunk) }) { pass, range in
+            let plan = plan(batch)
+            dnnl.forEachChunk(count: batch.count, chunk: plan.chunk, threads: threads,
+                              start: { FusedPass(worker: $0, network: network, batch: batch, plan: plan) }) { pass, range in
                 pass.evaluate(trie, pixels: io.pixels + range.lowerBound * batch.imageSize, rows: range.count) { c, logits in
                     (io.logits[c] + range.lowerBound * classes).update(from: logits, count: range.count * classes)
                 }
@@ -109,17 +98,22 @@ final class FusedWeightsCache: @unchecked Sendable {
     private struct Key: Hashable {
         var layer: LayerID
         var scale: UInt32
+        /// Which half of the output channels (a convolution split across two threads), or
+        /// 0 for the whole.
+        var part: Int
     }
 
     private var entries: [Key: [PreparedWeights]] = [:]
     private var scaledEntries = 0
     private let lock = NSLock()
 
-    func weights(_ conv: Convolution, layer: LayerID, scale: Float, for primitive: ConvolutionPrimitive,
+    /// `part` 1 or 2: the first or second half of the output channels (see
+    /// ``Convolution/half(_:)``); 0: all of them.
+    func weights(_ conv: Convolution, layer: LayerID, scale: Float, part: Int = 0, for primitive: ConvolutionPrimitive,
                  worker: DNNL.Worker) -> PreparedWeights {
         lock.lock()
         defer { lock.unlock() }
-        let key = Key(layer: layer, scale: scale.bitPattern)
+        let key = Key(layer: layer, scale: scale.bitPattern, part: part)
         if let found = entries[key]?.first(where: { $0.fits(primitive.weightsDescriptor) }) { return found }
         if scale != 1 {
             // Scaled copies (p_l, 1/p_l, ...) are bounded: forget them all past a limit.
@@ -129,7 +123,7 @@ final class FusedWeightsCache: @unchecked Sendable {
             }
             scaledEntries += 1
         }
-        let prepared = worker.prepareWeights(conv, scale: scale, for: primitive)
+        let prepared = worker.prepareWeights(part == 0 ? conv : conv.half(part), scale: scale, for: primitive)
         entries[key, default: []].append(prepared)
         return prepared
     }
@@ -143,39 +137,38 @@ final class FusedPass {
     let shapes: [BlockedShape]
     let inputChannels: Int, inputHeight: Int, inputWidth: Int
     let chunk: Int
-    private let capacity: Int
+    /// Floats of a block-output buffer (`take()`, gathered rows) and of a scratch buffer.
+    private let capacity: Int, scratchCapacity: Int
     private let hidden: UnsafeMutablePointer<Float>
     /// The second scratch activation of a branch, shortcut or stem (after `hidden`).
     private let inner: UnsafeMutablePointer<Float>
-    /// The pre-activated block input.
-    private let activated: UnsafeMutablePointer<Float>
-    private let gathered: UnsafeMutablePointer<Float>
-    private let gatheredOut: UnsafeMutablePointer<Float>
+    /// The pre-activated block input (and a deep stem's or a head's third scratch),
+    /// allocated on first use.
+    private lazy var activated: UnsafeMutablePointer<Float> = worker.buffer(scratchCapacity)
+    /// Rows gathered by gate value (per-example gates only), allocated on first use.
+    private lazy var gathered: UnsafeMutablePointer<Float> = worker.buffer(capacity)
+    private lazy var gatheredOut: UnsafeMutablePointer<Float> = worker.buffer(capacity)
     private var spare: [UnsafeMutablePointer<Float>] = []
     /// Where the stem's input is blocked first, when oneDNN has no JIT kernel for plain input.
     private let blockedImages: (buffer: UnsafeMutablePointer<Float>, shape: BlockedShape)?
     /// A vision transformer's attention core (oneDNN matmuls and softmax), made on first use.
     private lazy var attentionCore = AttentionCore(engine: worker.dnnl.engine)
 
-    init(worker: DNNL.Worker, network: Network, batch: ImageBatch, chunk: Int) {
+    init(worker: DNNL.Worker, network: Network, batch: ImageBatch, plan: ActivationPlan) {
         self.worker = worker
         self.network = network
         let input = ActivationShape(channels: batch.channels, height: batch.height, width: batch.width)
         let stemShapes = Layer.shapes(network.stemLayers, from: input)
-        var blockShapes = [stemShapes.last ?? input], inside: [ActivationShape] = []
-        for b in network.blocks {
-            inside += b.innerShapes(input: blockShapes[blockShapes.count - 1])
-            blockShapes.append(b.outputShape(blockShapes[blockShapes.count - 1]))
-        }
-        let all = stemShapes + blockShapes + inside
-        let block = worker.dnnl.widestBlock == 16 && all.allSatisfy { $0.channels % 16 == 0 } ? 16 : 8
+        var blockShapes = [stemShapes.last ?? input]
+        for b in network.blocks { blockShapes.append(b.outputShape(blockShapes[blockShapes.count - 1])) }
+        let block = plan.block
         shapes = blockShapes.map { BlockedShape($0, block: block) }
-        let largest = all.map { BlockedShape($0, block: block).rowSize }.max() ?? 0
         (inputChannels, inputHeight, inputWidth) = (batch.channels, batch.height, batch.width)
+        let chunk = plan.chunk
         self.chunk = chunk
-        capacity = chunk * largest
-        (hidden, inner, activated, gathered, gatheredOut) = (worker.buffer(capacity), worker.buffer(capacity), worker.buffer(capacity),
-                                                             worker.buffer(capacity), worker.buffer(capacity))
+        capacity = chunk * plan.blockOutputRow
+        scratchCapacity = chunk * plan.scratchRow
+        (hidden, inner) = (worker.buffer(scratchCapacity), worker.buffer(scratchCapacity))
         // oneDNN's SSE4.1 kernels do not read plain NCHW images into blocked outputs (its
         // reference convolution would, 10x slower than the whole rest of the network), so
         // there the images are blocked first and the stem reads blocked input like any layer.
@@ -367,13 +360,37 @@ final class FusedPass {
         return shape
     }
 
-    /// One convolution over `n` rows, as pieces whose sizes are powers of two.
+    /// One convolution over `n` rows, as pieces whose sizes are powers of two; a piece of
+    /// one image is split by output channels between this worker and its helper lane
+    /// when it has one (a batch smaller than the thread count).
     func convolve(_ conv: Convolution, layer: LayerID, scale: Float, postOp: ConvolutionShape.PostOp,
                   input: UnsafePointer<Float>, inputRow: Int, inShape: BlockedShape, plainInput: Bool,
                   output: UnsafeMutablePointer<Float>, outShape: BlockedShape, rows n: Int) {
         var start = 0
         while start < n {
             let piece = 1 << (Int.bitWidth - 1 - (n - start).leadingZeroBitCount)
+            if piece == 1, let lane = worker.helper, conv.groups == 1, conv.outChannels % (2 * outShape.block) == 0,
+               conv.outChannels * conv.inChannels * conv.kernel * conv.kernel * outShape.plane >= Self.splitWork {
+                // Two halves of the output channels: in nChw{8,16}c each half of one image's
+                // channel blocks is one contiguous range of the destination.
+                var half = outShape
+                half.channels = outShape.channels / 2
+                let parts = [1, 2].map { part -> (ConvolutionPrimitive, PreparedWeights) in
+                    let primitive = worker.dnnl.primitive(Self.shape(conv, postOp: postOp, inShape: inShape,
+                                                                     plainInput: plainInput, outShape: half, rows: 1))
+                    return (primitive, network.fusedWeights.weights(conv, layer: layer, scale: scale, part: part,
+                                                                    for: primitive, worker: worker))
+                }
+                let source = input + start * inputRow, destination = output + start * outShape.rowSize
+                let second = Split(source: source, destination: destination + half.rowSize, primitive: parts[1].0,
+                                   weights: parts[1].1)
+                lane.run { $0.execute(second.primitive, weights: second.weights, source: second.source,
+                                      destination: second.destination) }
+                worker.execute(parts[0].0, weights: parts[0].1, source: source, destination: destination)
+                lane.wait()
+                start += 1
+                continue
+            }
             let primitive = worker.dnnl.primitive(Self.shape(conv, postOp: postOp, inShape: inShape, plainInput: plainInput,
                                                              outShape: outShape, rows: piece))
             let weights = network.fusedWeights.weights(conv, layer: layer, scale: scale, for: primitive, worker: worker)
@@ -382,6 +399,12 @@ final class FusedPass {
             start += piece
         }
     }
+
+    /// Multiply-adds of one image's convolution from which it is split between a worker and
+    /// its helper lane (about 80 us at 100 GFLOP/s; every convolution of a 224 x 224
+    /// ResNet-50 has at least 25 M, a CIFAR ResNet's 3x3 ones at most 2 M, where the
+    /// wake-up would cost more than half the layer saves).
+    static let splitWork = 8 << 20
 
     /// The primitive shape of `conv` on `rows` images: channels padded to whole blocks,
     /// except a plain NCHW input's.
@@ -395,6 +418,27 @@ final class FusedPass {
                                 outChannels: outChannels, height: inShape.height, width: inShape.width,
                                 kernel: conv.kernel, stride: conv.stride, padding: conv.padding, block: outShape.block,
                                 plainSource: plainInput, postOp: postOp, groups: conv.groups == 1 ? 1 : outChannels)
+    }
+}
+
+/// The second half of a split convolution, handed to the helper lane.
+private struct Split: @unchecked Sendable {
+    let source: UnsafePointer<Float>
+    let destination: UnsafeMutablePointer<Float>
+    let primitive: ConvolutionPrimitive
+    let weights: PreparedWeights
+}
+
+extension Convolution {
+    /// The first (`part` 1) or second (2) half of the output channels, weights and bias.
+    func half(_ part: Int) -> Convolution {
+        var result = self
+        let count = outChannels / 2, perChannel = inChannelsPerGroup * kernel * kernel
+        let first = (part - 1) * count
+        result.outChannels = count
+        result.weight = Array(weight[(first * perChannel)..<((first + count) * perChannel)])
+        result.bias = Array(bias[first..<(first + count)])
+        return result
     }
 }
 
